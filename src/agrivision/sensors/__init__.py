@@ -1,0 +1,182 @@
+"""Sensor profiles as data: band ids to STAC common names, scale/offset, nodata, mask bands.
+
+Profiles ship as YAML files in ``agrivision/sensors/profiles``. Users add a sensor with a YAML
+file of the same shape, passed by path (``sensor="my-camera.yaml"``) or placed in a folder
+listed in the ``AGRIVISION_SENSOR_PATH`` environment variable (``os.pathsep``-separated).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from agrivision.errors import SensorError
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+
+MaskKind = Literal["scl", "qa_pixel", "fmask", "cloud_probability", "cloud_mask"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BandSpec(_Strict):
+    """One band of a sensor: its STAC common name, centre wavelength (µm), native pixel size (m)."""
+
+    common_name: str
+    center_um: float | None = None
+    resolution_m: float | None = None
+
+
+class MaskSpec(_Strict):
+    """A quality band shipped with the sensor's products (e.g. Sentinel-2 SCL)."""
+
+    kind: MaskKind
+    name: str
+    resolution_m: float | None = None
+
+
+class BaselineOffset(_Strict):
+    """An additive offset that applies from a processing baseline (or acquisition date) on."""
+
+    from_baseline: str
+    offset: float
+    since_date: dt.date
+
+
+class SensorProfile(_Strict):
+    """How to turn a sensor's stored values into reflectance (0..1) with named bands.
+
+    ``reflectance = DN * scale + offset`` for integer data; float data are taken as
+    reflectance already (never scaled twice).
+    """
+
+    name: str
+    description: str = ""
+    platform: str = ""
+    aliases: tuple[str, ...] = ()
+    scale: float = 1.0
+    offset: float = 0.0
+    baseline_offset: BaselineOffset | None = None
+    nodata: float | None = None
+    band_order: tuple[str, ...]
+    bands: dict[str, BandSpec]
+    masks: dict[str, MaskSpec] = {}
+
+    @field_validator("band_order")
+    @classmethod
+    def _order_known(cls, order: tuple[str, ...], info) -> tuple[str, ...]:
+        bands = info.data.get("bands")
+        if bands is not None:
+            unknown = [b for b in order if b not in bands]
+            if unknown:
+                raise ValueError(f"band_order names bands not under 'bands': {unknown}")
+        return order
+
+    def common_name(self, band_id: str) -> str | None:
+        """Common name for a band id, a common name, or a mask band id (case-insensitive)."""
+        key = band_id.strip().upper()
+        for bid, spec in self.bands.items():
+            if bid.upper() == key or spec.common_name.upper() == key:
+                return spec.common_name
+        for mid, spec in self.masks.items():
+            if mid.upper() == key or spec.name.upper() == key:
+                return spec.name
+        return None
+
+    def mask_spec(self, name: str) -> MaskSpec | None:
+        """The mask spec whose output variable is ``name``, if any."""
+        return next((m for m in self.masks.values() if m.name == name), None)
+
+    def offset_for(self, baseline: str | None, date: dt.date | None) -> float:
+        """The additive reflectance offset for a product's processing baseline or date.
+
+        The baseline wins when known; otherwise the acquisition date decides (products made
+        before the baseline change were not reprocessed consistently, so this is a fallback).
+        """
+        rule = self.baseline_offset
+        if rule is None:
+            return self.offset
+        if baseline:
+            applies = _version(baseline) >= _version(rule.from_baseline)
+        elif date is not None:
+            applies = date >= rule.since_date
+        else:
+            applies = False
+        return rule.offset if applies else self.offset
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in str(text).replace("N", "").split(".") if p.isdigit())
+
+
+def _search_dirs() -> list[Path]:
+    extra = os.environ.get("AGRIVISION_SENSOR_PATH", "")
+    return [Path(p) for p in extra.split(os.pathsep) if p] + [PROFILE_DIR]
+
+
+def _parse(path: Path) -> SensorProfile:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SensorError(f"cannot read sensor profile ({exc})", source=path) from exc
+    if not isinstance(data, dict):
+        raise SensorError("a sensor profile must be a YAML mapping", source=path)
+    try:
+        return SensorProfile(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SensorError(
+            f"invalid sensor profile: {where}: {first['msg']}",
+            source=path,
+            fix="see agrivision/sensors/profiles/*.yaml for the expected keys",
+        ) from exc
+
+
+@cache
+def _catalogue(search: tuple[Path, ...]) -> dict[str, SensorProfile]:
+    found: dict[str, SensorProfile] = {}
+    for folder in reversed(search):  # earlier folders override the built-ins
+        for path in sorted(folder.glob("*.y*ml")):
+            prof = _parse(path)
+            for key in (prof.name, *prof.aliases):
+                found[key.lower()] = prof
+    return found
+
+
+def list_profiles() -> list[str]:
+    """Names of all known sensor profiles (built-in and from ``AGRIVISION_SENSOR_PATH``)."""
+    return sorted({p.name for p in _catalogue(tuple(_search_dirs())).values()})
+
+
+def load_profile(sensor: str | os.PathLike | SensorProfile) -> SensorProfile:
+    """Return a sensor profile by name, alias or YAML path.
+
+    Raises
+    ------
+    SensorError
+        If the name is unknown (the message lists the known ones) or the file is invalid.
+    """
+    if isinstance(sensor, SensorProfile):
+        return sensor
+    text = str(sensor)
+    if text.endswith((".yaml", ".yml")) or os.sep in text:
+        path = Path(text)
+        if not path.is_file():
+            raise SensorError("sensor profile file not found", source=path)
+        return _parse(path)
+    prof = _catalogue(tuple(_search_dirs())).get(text.lower())
+    if prof is None:
+        raise SensorError(
+            f"unknown sensor {text!r}",
+            fix=f"use one of {', '.join(list_profiles())} or a profile YAML path",
+        )
+    return prof
