@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from agrivision.errors import SensorError
 
@@ -70,15 +70,12 @@ class SensorProfile(_Strict):
     bands: dict[str, BandSpec]
     masks: dict[str, MaskSpec] = {}
 
-    @field_validator("band_order")
-    @classmethod
-    def _order_known(cls, order: tuple[str, ...], info) -> tuple[str, ...]:
-        bands = info.data.get("bands")
-        if bands is not None:
-            unknown = [b for b in order if b not in bands]
-            if unknown:
-                raise ValueError(f"band_order names bands not under 'bands': {unknown}")
-        return order
+    @model_validator(mode="after")
+    def _order_known(self) -> SensorProfile:
+        unknown = [b for b in self.band_order if b not in self.bands]
+        if unknown:
+            raise ValueError(f"band_order names bands not under 'bands': {unknown}")
+        return self
 
     def common_name(self, band_id: str) -> str | None:
         """Common name for a band id, a common name, or a mask band id (case-insensitive)."""
