@@ -42,10 +42,14 @@ def test_fmask_and_cloud_probability():
     v = valid_mask(scene_with(fmask=fmask)).values
     np.testing.assert_array_equal(v, [[False, True, False, False], [False, False, True, True]])
     prob = np.array([[0.1, 0.39, 0.4, 0.9]], dtype=np.float32)
-    assert valid_mask(scene_with(cloud_probability=prob)).values.tolist() == [[False, True, False, False]]
+    assert valid_mask(scene_with(cloud_probability=prob)).values.tolist() == [
+        [False, True, False, False]
+    ]
     pct = np.array([[10, 39, 40, 90]], dtype=np.uint8)
     cfg = MaskConfig(cloud_probability_threshold=0.5)
-    assert valid_mask(scene_with(cloud_probability=pct), cfg).values.tolist() == [[False, True, True, False]]
+    assert valid_mask(scene_with(cloud_probability=pct), cfg).values.tolist() == [
+        [False, True, True, False]
+    ]
 
 
 def test_apply_mask_keeps_quality_band_and_fractions_match_numpy():

@@ -59,7 +59,9 @@ def test_l2a_offset_by_date_when_no_baseline_and_override(tmp_path):
 def test_nodata_becomes_nan(tmp_path):
     data = dn()
     data[:5, :5] = 0
-    path = write_tif(tmp_path / "b.tif", np.stack([data, data]), nodata=0, descriptions=["red", "nir"])
+    path = write_tif(
+        tmp_path / "b.tif", np.stack([data, data]), nodata=0, descriptions=["red", "nir"]
+    )
     red = open_scene(path, sensor="generic-rgbn")["red"].values
     assert np.isnan(red[:5, :5]).all() and np.isfinite(red[5:, 5:]).all()
 

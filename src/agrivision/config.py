@@ -1,0 +1,184 @@
+"""Run configurations: safe YAML loading and validation with messages that name the key.
+
+YAML is read with a loader that builds only plain data (no Python object tags) and refuses
+alias bombs (more than :data:`MAX_ALIASES` alias uses).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agrivision.errors import ConfigError
+
+MAX_ALIASES = 16
+MAX_CONFIG_BYTES = 1_000_000
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """SafeLoader that counts aliases: a billion-laughs document fails fast."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} YAML aliases")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML mapping safely.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable, too large, not a mapping, Python tags, or too many aliases.
+    """
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError("config file is larger than 1 MB", source=p)
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError("config file not found", source=p, fix="check the path") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config ({exc})", source=p) from exc
+    try:
+        data = yaml.load(text, Loader=_SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"invalid YAML ({str(exc).splitlines()[0]})",
+            source=p,
+            fix="plain YAML only: no Python tags, at most 16 aliases",
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("a config must be a YAML mapping (key: value)", source=p)
+    return data
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SceneConfig(_Section):
+    """How imagery is opened (see :func:`agrivision.open_scene`)."""
+
+    sensor: str | None = None
+    bands: list[str] | None = None
+    resolution: float | None = Field(default=None, gt=0)
+    crs: str | None = None
+    chunks: int = Field(default=1024, ge=64, le=16384)
+    mask: bool = True
+    mask_exclude: list[str] | None = None
+    cloud_probability_threshold: float = Field(default=0.4, ge=0, le=1)
+
+
+class FieldsConfig(_Section):
+    """How field boundaries are read."""
+
+    layer: str | None = None
+    id_column: str | None = None
+
+
+class ZonesConfig(_Section):
+    """Management zones per field."""
+
+    n: int = Field(default=3, ge=2, le=10)
+    method: Literal["quantile", "kmeans"] = "quantile"
+    index: str = "NDVI"
+    smooth: int = Field(default=0, ge=0, le=25)
+
+
+class ProblemsConfig(_Section):
+    """Problem polygons (stressed and pest/disease areas)."""
+
+    min_area_ha: float = Field(default=0.01, ge=0)
+    simplify_m: float | None = Field(default=None, ge=0)
+
+
+class TimeSeriesConfig(_Section):
+    """Trajectories and the ``declining`` flag."""
+
+    index: str = "NDVI"
+    decline_threshold: float = Field(default=0.05, ge=0)
+    min_valid_fraction: float = Field(default=0.5, ge=0, le=1)
+
+
+class OutputConfig(_Section):
+    """What is written and how."""
+
+    precision: int = Field(default=7, ge=0, le=15)
+    max_cards: int = Field(default=60, ge=0)
+    max_field_pixels: int = Field(default=4_000_000, ge=1000)
+
+
+class RuntimeConfig(_Section):
+    """Where the dask graph runs."""
+
+    scheduler: str | None = None
+    workers: int | None = Field(default=None, ge=1)
+
+
+class ReportConfig(_Section):
+    """Everything ``agrivision report`` needs besides sources and fields."""
+
+    indices: list[str] = Field(default_factory=lambda: ["NDVI", "NDRE"])
+    scene: SceneConfig = SceneConfig()
+    fields: FieldsConfig = FieldsConfig()
+    health: dict[str, Any] = Field(default_factory=dict)
+    problems: ProblemsConfig = ProblemsConfig()
+    zones: ZonesConfig = ZonesConfig()
+    timeseries: TimeSeriesConfig = TimeSeriesConfig()
+    output: OutputConfig = OutputConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    model: str | None = None
+
+
+def validate(model: type[BaseModel], data: dict[str, Any], source: str | os.PathLike | None):
+    """Validate ``data`` against ``model``; the error names the key and what is allowed."""
+    try:
+        return model(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parent = model
+            for part in err["loc"][:-1]:
+                field = parent.model_fields.get(str(part))
+                parent = field.annotation if field is not None else parent
+            allowed = ", ".join(getattr(parent, "model_fields", {}))
+            raise ConfigError(
+                f"unknown key {key!r}", source=source, fix=f"allowed: {allowed}"
+            ) from exc
+        raise ConfigError(f"{key}: {err['msg']}", source=source) from exc
+
+
+def load_report_config(
+    path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
+) -> ReportConfig:
+    """Load a report config file (or the defaults) and apply command-line overrides.
+
+    ``overrides`` uses dotted keys (``{"zones.n": 4}``); None values are ignored.
+    """
+    data = load_yaml(path) if path is not None else {}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{part!r} must be a mapping", source=path)
+        node[leaf] = value
+    return validate(ReportConfig, data, path)

@@ -1,0 +1,133 @@
+"""Small matplotlib figures for the HTML report, returned as PNG data URIs (no files, no CDN)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the report is written, never shown
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
+from shapely.geometry.base import BaseGeometry
+
+STATUS_COLOURS = {
+    "good": "#1a9641",
+    "watch": "#fdae61",
+    "problem": "#d7191c",
+    "no data": "#9e9e9e",
+}
+
+
+def data_uri(fig: plt.Figure, dpi: int = 90) -> str:
+    """Render a figure to a ``data:image/png;base64,...`` URI and close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _outline(ax: plt.Axes, geom: BaseGeometry, colour: str = "black", width: float = 1.0) -> None:
+    polys = getattr(geom, "geoms", [geom])
+    for poly in polys:
+        for ring in [poly.exterior, *poly.interiors]:
+            xs, ys = ring.xy
+            ax.plot(xs, ys, color=colour, linewidth=width)
+
+
+def overview_map(
+    geometries: Sequence[BaseGeometry],
+    statuses: Sequence[str],
+    labels: Sequence[str],
+    background: np.ndarray | None = None,
+    extent: tuple[float, float, float, float] | None = None,
+) -> str:
+    """Fields coloured by health status over an optional RGB background (scene CRS, metres)."""
+    fig, ax = plt.subplots(figsize=(8, 8))
+    if background is not None and extent is not None:
+        ax.imshow(background, extent=extent, interpolation="nearest")
+    for geom, status, label in zip(geometries, statuses, labels, strict=True):
+        colour = STATUS_COLOURS.get(status, "#9e9e9e")
+        for poly in getattr(geom, "geoms", [geom]):
+            xs, ys = poly.exterior.xy
+            ax.fill(xs, ys, color=colour, alpha=0.55, linewidth=0)
+            ax.plot(xs, ys, color="black", linewidth=0.5)
+        if len(geometries) <= 60:
+            c = geom.representative_point()
+            ax.annotate(str(label), (c.x, c.y), fontsize=7, ha="center", va="center")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.7) for c in STATUS_COLOURS.values()]
+    ax.legend(handles, list(STATUS_COLOURS), loc="lower right", fontsize=8, framealpha=0.8)
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=7)
+    return data_uri(fig)
+
+
+def index_thumbnail(
+    values: np.ndarray,
+    extent: tuple[float, float, float, float],
+    geom: BaseGeometry,
+    *,
+    title: str,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+) -> str:
+    """An index map clipped to a field (NaN outside), with the field outline."""
+    fig, ax = plt.subplots(figsize=(3.2, 3.2))
+    im = ax.imshow(
+        values, extent=extent, cmap="RdYlGn", vmin=vmin, vmax=vmax, interpolation="nearest"
+    )
+    _outline(ax, geom)
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
+    return data_uri(fig)
+
+
+def class_thumbnail(
+    classes: np.ndarray,
+    extent: tuple[float, float, float, float],
+    geom: BaseGeometry,
+    colours: Mapping[int, str],
+    *,
+    title: str,
+) -> str:
+    """A class map clipped to a field, coloured by the class schema (0 transparent)."""
+    codes = max(colours) + 1
+    table = ["#00000000"] * codes
+    for code, colour in colours.items():
+        table[code] = colour
+    fig, ax = plt.subplots(figsize=(3.2, 3.2))
+    ax.imshow(
+        np.ma.masked_equal(classes, 0), extent=extent, cmap=ListedColormap(table),
+        vmin=-0.5, vmax=codes - 0.5, interpolation="nearest",
+    )  # fmt: skip
+    _outline(ax, geom)
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+    return data_uri(fig)
+
+
+def histogram(values: np.ndarray, *, title: str, bins: int = 40) -> str:
+    """Histogram of a field's finite index values."""
+    fig, ax = plt.subplots(figsize=(3.2, 2.2))
+    finite = values[np.isfinite(values)]
+    ax.hist(finite, bins=bins, color="#4a7c59")
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    return data_uri(fig)
+
+
+def time_series(dates: Sequence[str], means: Sequence[float], *, title: str) -> str:
+    """A field's index trajectory over dates (NaN dates are gaps)."""
+    fig, ax = plt.subplots(figsize=(3.6, 2.2))
+    x = np.arange(len(dates))
+    ax.plot(x, means, marker="o", color="#2b83ba")
+    ax.set_xticks(x, [d[5:] if len(d) >= 10 else d for d in dates], rotation=45, fontsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    return data_uri(fig)

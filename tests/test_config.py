@@ -1,0 +1,56 @@
+"""Run configs: safe YAML, unknown keys and wrong types named, overrides applied."""
+
+from __future__ import annotations
+
+import pytest
+
+from agrivision.config import load_report_config, load_yaml
+from agrivision.errors import ConfigError
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_overrides(tmp_path):
+    cfg = load_report_config(
+        write(tmp_path, "zones:\n  n: 4\nindices: [NDVI, EVI]\n"),
+        {"zones.method": "kmeans", "zones.n": None},
+    )
+    assert cfg.zones.n == 4 and cfg.zones.method == "kmeans"
+    assert cfg.indices == ["NDVI", "EVI"]
+    assert load_report_config().scene.chunks == 1024
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("zones:\n  bogus: 1\n", r"unknown key 'zones.bogus'.*allowed: n, method, index, smooth"),
+        ("colour: red\n", r"unknown key 'colour'.*allowed: indices"),
+        ("zones:\n  n: many\n", r"zones.n: Input should be a valid integer"),
+        ("zones:\n  method: median\n", r"zones.method"),
+        ("scene:\n  chunks: 3\n", r"scene.chunks"),
+        ("- a\n- b\n", "must be a YAML mapping"),
+        ("indices: !!python/object/apply:os.system ['echo pwned']\n", "no Python tags"),
+        ("a: [unclosed\n", "invalid YAML"),
+    ],
+)
+def test_invalid_configs_name_the_key(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match):
+        load_report_config(write(tmp_path, text))
+
+
+def test_alias_bomb_is_refused(tmp_path):
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 10):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 9)}]")
+    with pytest.raises(ConfigError, match="aliases"):
+        load_yaml(write(tmp_path, "\n".join(lines) + "\n"))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_yaml(tmp_path / "nope.yaml")
