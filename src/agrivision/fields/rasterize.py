@@ -1,0 +1,185 @@
+"""A lazy field-id raster: which field each pixel of a grid belongs to.
+
+The raster is built per dask chunk with :func:`rasterio.features.rasterize` on the chunk's
+window transform, from only the fields that intersect the chunk (found once, when the graph is
+built, with the GeoDataFrame's spatial index). Each chunk task therefore carries only its own
+geometries, and memory stays bounded by the chunk size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask.array as da
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio.features
+import rasterio.windows
+import rioxarray  # noqa: F401 - registers the .rio accessor
+import xarray as xr
+from pyproj import CRS
+from shapely import box
+
+from agrivision.errors import FieldsError, GridError, MissingCRSError, NoOverlapError
+
+ID_MAP_ATTR = "field_id_map"
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def field_raster(
+    fields: gpd.GeoDataFrame,
+    like: xr.DataArray | xr.Dataset,
+    *,
+    column: str = "field_id",
+    all_touched: bool = False,
+) -> xr.DataArray:
+    """Rasterise field polygons onto the grid of ``like``, lazily (one task per chunk).
+
+    Parameters
+    ----------
+    fields
+        Polygons with a unique ``column``; any CRS (reprojected to the raster CRS if needed).
+    like
+        Raster (or scene) whose ``y``/``x`` grid, CRS and chunks the result takes; a ``time``
+        or other leading dimension is ignored (the result is 2-D).
+    column
+        Field id column. Positive integers (< 2**31) are burnt as they are; any other ids
+        (strings, zero, negatives, floats) are burnt as ``1..n`` in row order and the ids are
+        kept in ``attrs["field_id_map"]`` (code ``k`` is ``field_id_map[k - 1]``).
+    all_touched
+        Burn every pixel the polygon touches instead of the pixel-centre rule.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``int32`` ``(y, x)`` raster named ``field_id``, dask-backed, ``0`` where no field
+        (also written as the raster's nodata). Where fields overlap, the later row wins.
+
+    Raises
+    ------
+    FieldsError
+        Missing or duplicated id column.
+    MissingCRSError
+        Fields or raster without a CRS.
+    NoOverlapError
+        No field overlaps the raster.
+    GridError
+        A rotated raster transform.
+    """
+    if column not in fields.columns:
+        raise FieldsError(
+            f"no column {column!r} (columns: {', '.join(map(str, fields.columns))})",
+            source="fields", fix="pass column= naming the field id column",
+        )  # fmt: skip
+    ids = fields[column]
+    if ids.isna().any() or ids.duplicated().any():
+        raise FieldsError(
+            f"column {column!r} has missing or duplicate ids",
+            source="fields", fix="give every field a unique id",
+        )  # fmt: skip
+    crs, transform, chunks = _grid(like)
+    if fields.crs is None:
+        raise MissingCRSError(
+            "fields have no CRS", source="fields", fix="set it with fields.set_crs(...)"
+        )
+    if not CRS.from_user_input(fields.crs).equals(CRS.from_user_input(crs)):
+        fields = fields.to_crs(crs)
+
+    codes, id_map = _codes(ids)
+    geoms = fields.geometry.to_numpy()
+
+    # One (geometries, codes, window transform, shape) payload per chunk, in an object array
+    # chunked 1x1 so that each rasterize task receives only its own fields.
+    y_edges = np.cumsum((0, *chunks[0]))
+    x_edges = np.cumsum((0, *chunks[1]))
+    windows = [
+        rasterio.windows.Window(x_edges[j], y_edges[i], chunks[1][j], chunks[0][i])
+        for i in range(len(chunks[0]))
+        for j in range(len(chunks[1]))
+    ]
+    boxes = [box(*rasterio.windows.bounds(w, transform)) for w in windows]
+    hit_box, hit_field = fields.sindex.query(boxes, predicate="intersects")
+    if len(fields) and not len(hit_field):
+        left, top = transform.c, transform.f
+        right, bottom = transform * (sum(chunks[1]), sum(chunks[0]))
+        raise NoOverlapError(
+            f"none of the {len(fields)} fields overlaps the raster (bounds {left:.6g}, "
+            f"{bottom:.6g}, {right:.6g}, {top:.6g} in {crs})",
+            source="fields", fix="check that fields and imagery cover the same area and CRS",
+        )  # fmt: skip
+    payload = np.empty((len(chunks[0]), len(chunks[1])), dtype=object)
+    for k, window in enumerate(windows):
+        rows = np.sort(hit_field[hit_box == k])  # keep row order: later rows win overlaps
+        payload.flat[k] = (
+            geoms[rows],
+            codes[rows],
+            (window.height, window.width),
+            rasterio.windows.transform(window, transform),
+            all_touched,
+        )
+    data = da.map_blocks(
+        _burn,
+        da.from_array(payload, chunks=1, name=False),
+        chunks=chunks,
+        dtype=np.int32,
+        meta=np.empty((0, 0), np.int32),
+    )
+    out = xr.DataArray(data, dims=("y", "x"), coords={"y": like["y"], "x": like["x"]})
+    out.name = "field_id"
+    if id_map is not None:
+        out.attrs[ID_MAP_ATTR] = id_map
+    return out.rio.write_crs(crs).rio.write_transform(transform).rio.write_nodata(0)
+
+
+def codes_to_ids(field_ids: xr.DataArray, codes: np.ndarray) -> np.ndarray:
+    """Field ids of raster codes: the codes themselves, or looked up in ``field_id_map``."""
+    id_map = field_ids.attrs.get(ID_MAP_ATTR)
+    codes = np.asarray(codes)
+    if id_map is None:
+        return codes
+    return np.asarray(id_map, dtype=object)[codes - 1] if len(codes) else np.asarray([], object)
+
+
+def ids_to_codes(field_ids: xr.DataArray, ids: Any) -> np.ndarray:
+    """Raster codes of field ids (inverse of :func:`codes_to_ids`); unknown ids give ``0``."""
+    id_map = field_ids.attrs.get(ID_MAP_ATTR)
+    ids = np.asarray(ids)
+    if id_map is None:
+        return ids.astype(np.int64)
+    lookup = {v: k for k, v in enumerate(id_map, start=1)}
+    return np.array([lookup.get(v, 0) for v in ids.tolist()], dtype=np.int64)
+
+
+def _burn(payload: np.ndarray) -> np.ndarray:
+    geoms, codes, shape, window_transform, all_touched = payload.flat[0]
+    if not len(geoms):
+        return np.zeros(shape, np.int32)
+    return rasterio.features.rasterize(
+        zip(geoms, codes.tolist(), strict=True), out_shape=shape, transform=window_transform,
+        fill=0, all_touched=all_touched, dtype=np.int32,
+    )  # fmt: skip
+
+
+def _codes(ids: pd.Series) -> tuple[np.ndarray, list | None]:
+    if pd.api.types.is_integer_dtype(ids) and ids.min() > 0 and ids.max() <= _INT32_MAX:
+        return ids.to_numpy(np.int32), None
+    return np.arange(1, len(ids) + 1, dtype=np.int32), ids.tolist()
+
+
+def _grid(like: xr.DataArray | xr.Dataset):
+    crs = like.rio.crs
+    if crs is None:
+        raise MissingCRSError(
+            "raster has no CRS", source=getattr(like, "name", None) or "raster",
+            fix="set it with .rio.write_crs(...)",
+        )  # fmt: skip
+    transform = like.rio.transform()
+    if transform.b or transform.d:
+        raise GridError("rotated rasters are not supported", fix="reproject to a north-up grid")
+    sizes = like.chunksizes if like.chunks else {}
+    chunks = (
+        tuple(sizes.get("y", (like.sizes["y"],))),
+        tuple(sizes.get("x", (like.sizes["x"],))),
+    )
+    return crs, transform, chunks

@@ -1,0 +1,69 @@
+"""Real Sentinel-2 NDVI (Slovenia, eo-learn) with real land-use polygons (EPSG:4326)."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio.features
+import rioxarray
+import xarray as xr
+
+from agrivision.fields.rasterize import field_raster
+from agrivision.health import class_areas, classify, field_statistics, zones
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.fixture
+def slovenia(shared_data):
+    folder = shared_data / "s2_slovenia_eolearn"
+    ndvi = rioxarray.open_rasterio(folder / "ndvi_timeseries_68dates.tif", chunks=32)
+    ndvi = ndvi.isel(band=[0, 20, 40]).rename(band="time").astype(np.float32)
+    ndvi.name = "NDVI"
+    fields = gpd.read_file(folder / "raba_landuse_polygons.geojson")
+    fields = fields.rename(columns={"index": "field_id"})
+    return ndvi, fields
+
+
+def test_field_raster_and_statistics_match_numpy(slovenia):
+    ndvi, fields = slovenia
+    fid = field_raster(fields, ndvi)  # string ids, polygons reprojected from EPSG:4326
+    assert fid.attrs["field_id_map"] == fields.field_id.tolist()
+    code = {f: k for k, f in enumerate(fields.field_id, start=1)}
+    reference = rasterio.features.rasterize(
+        zip(fields.to_crs(ndvi.rio.crs).geometry, code.values(), strict=True), out_shape=fid.shape,
+        transform=ndvi.rio.transform(), dtype="int32",
+    )  # fmt: skip
+    np.testing.assert_array_equal(fid.values, reference)
+    stats = field_statistics(ndvi, fid)
+    values = ndvi.values
+    assert len(stats) > 3 * 50
+    for row in stats.itertuples():
+        t = list(ndvi.time.values).index(row.time)
+        v = values[t][reference == code[row.field_id]].astype(np.float64)
+        v = v[np.isfinite(v)]
+        med = np.median(v)
+        assert row.count == v.size
+        assert abs(row.median - med) <= 0.001
+        assert abs(row.p90 - np.quantile(v, 0.9)) <= 0.001
+        assert abs(row.mad - np.median(np.abs(v - med))) <= 0.001
+
+
+def test_classes_and_zones_cover_the_fields(slovenia):
+    ndvi, fields = slovenia
+    latest = ndvi.isel(time=0)
+    classes = classify(xr.Dataset({"NDVI": latest}), fields)
+    fid = field_raster(fields, latest)
+    inside = fid.values > 0
+    v = classes.values
+    assert (v[~inside] == 0).all() and (v[inside] > 0).all()
+    areas = class_areas(classes, fid)
+    pixel_ha = abs(latest.rio.transform().a * latest.rio.transform().e) / 1e4
+    assert areas.area_ha.sum() == pytest.approx(inside.sum() * pixel_ha)
+    zoned = zones(latest, fields, n=3)
+    assert zoned.area_ha.sum() == pytest.approx(inside.sum() * pixel_ha, rel=1e-6)
+    means = zoned.pivot_table(index="field_id", columns="zone", values="mean_NDVI")
+    complete = means.dropna()
+    assert len(complete) > 20
+    assert (complete[1] <= complete[2]).all() and (complete[2] <= complete[3]).all()
