@@ -100,10 +100,13 @@ class ZonesConfig(_Section):
 
 
 class ProblemsConfig(_Section):
-    """Problem polygons (stressed and pest/disease areas)."""
+    """Problem polygons (stressed and pest/disease areas) and the per-field status."""
 
     min_area_ha: float = Field(default=0.01, ge=0)
     simplify_m: float | None = Field(default=None, ge=0)
+    hotspot_pct: float = Field(default=1.0, ge=0, le=100)
+    watch_pct: float = Field(default=10.0, ge=0, le=100)
+    problem_pct: float = Field(default=30.0, ge=0, le=100)
 
 
 class TimeSeriesConfig(_Section):

@@ -1,0 +1,64 @@
+"""The ``agrivision`` command line: a thin layer that parses, calls the API and reports.
+
+Exit codes: 0 success, 2 user error (one line on stderr naming the file and the fix),
+1 a bug (with traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from agrivision import __version__
+from agrivision.cli.calibrate import calibrate
+from agrivision.cli.fields import classify, stats, vectorize, zones
+from agrivision.cli.indices import indices
+from agrivision.cli.info import info, sensors
+from agrivision.cli.report import demo, report
+from agrivision.cli.screen import screen
+from agrivision.errors import AgrivisionError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="agrivision")
+def cli() -> None:
+    """Satellite and drone imagery to field-level crop-health answers."""
+
+
+for command in (
+    info,
+    sensors,
+    indices,
+    stats,
+    classify,
+    vectorize,
+    zones,
+    report,
+    demo,
+    screen,
+    calibrate,
+):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and return 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="agrivision", standalone_mode=False)
+    except AgrivisionError as exc:
+        click.echo(f"agrivision: error: {exc}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("agrivision: aborted", err=True)
+        return 130
+    except click.ClickException as exc:  # usage errors: unknown option, missing argument
+        click.echo(f"agrivision: error: {exc.format_message()}", err=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

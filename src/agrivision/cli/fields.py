@@ -1,0 +1,113 @@
+"""Field analytics commands: ``stats``, ``classify``, ``vectorize``, ``zones``."""
+
+from __future__ import annotations
+
+import click
+import geopandas as gpd
+import rioxarray
+
+from agrivision.cli.options import open_from_options, scene_options
+from agrivision.fields.vectorize import vectorize as vectorize_classes
+from agrivision.fields.zonal import DEFAULT_STATS, zonal_stats
+from agrivision.health import DEFAULT_SCHEMA, HealthRules
+from agrivision.health import classify as classify_health
+from agrivision.health import zones as make_zones
+from agrivision.indices import compute
+from agrivision.io.cog import to_cog
+from agrivision.io.fields import area_ha, read_fields
+from agrivision.io.vector import write_vector
+
+
+def _fields_option(required: bool):
+    return click.option(
+        "--fields", "fields_path", required=required,
+        help="Field boundaries (GeoJSON, GPKG, SHP/zip, Parquet, FlatGeobuf).",
+    )  # fmt: skip
+
+
+@click.command()
+@scene_options
+@_fields_option(required=True)
+@click.option("-i", "--index", "names", multiple=True, default=("NDVI",), show_default=True)
+@click.option("-o", "--output", required=True, help="OUT.geojson | .gpkg | .parquet | .csv")
+def stats(fields_path: str, names: tuple[str, ...], output: str, **opts) -> None:
+    """Exact per-field (and per-date) statistics of indices over --fields."""
+    scene = open_from_options(**opts)
+    fields = read_fields(fields_path, to_crs=scene.rio.crs)
+    indices = compute(scene, list(names))
+    table = zonal_stats(indices, fields, stats=DEFAULT_STATS)
+    table.insert(
+        1, "area_ha", area_ha(fields).set_axis(fields["field_id"]).loc[table["field_id"]].to_numpy()
+    )
+    geometry = fields.set_index("field_id").geometry.loc[table["field_id"]].to_numpy()
+    out = gpd.GeoDataFrame(table, geometry=geometry, crs=fields.crs)
+    write_vector(out, output)
+    click.echo(f"wrote {len(out)} rows to {output}")
+
+
+@click.command()
+@scene_options
+@_fields_option(required=False)
+@click.option("-o", "--output", required=True, help="Class raster (COG .tif).")
+def classify(fields_path: str | None, output: str, **opts) -> None:
+    """Rule-based crop-health classes (last date) as a COG with colour table."""
+    scene = open_from_options(**opts)
+    fields = read_fields(fields_path, to_crs=scene.rio.crs) if fields_path else None
+    indices = compute(
+        scene, ["NDVI", "NDRE"] if "rededge1" in scene or "rededge" in scene else ["NDVI"]
+    )
+    if "time" in indices.dims:
+        indices = indices.isel(time=-1)
+    classes = classify_health(indices, fields, rules=HealthRules())
+    to_cog(
+        classes,
+        output,
+        colormap=DEFAULT_SCHEMA.colormap,
+        class_names=DEFAULT_SCHEMA.names,
+        nodata=0,
+    )
+    click.echo(f"wrote {output}")
+
+
+@click.command()
+@click.argument("classes_path")
+@_fields_option(required=False)
+@click.option("--min-area-ha", type=float, default=0.0, show_default=True)
+@click.option("--simplify", type=float, help="Simplification tolerance in metres.")
+@click.option("--classes", "keep", help="Comma-separated class codes to keep (default: all).")
+@click.option("-o", "--output", required=True, help="OUT.geojson | .gpkg | .parquet | .csv")
+def vectorize(
+    classes_path: str, fields_path: str | None, min_area_ha: float, simplify: float | None,
+    keep: str | None, output: str,
+) -> None:  # fmt: skip
+    """Class raster to polygons (per field with --fields)."""
+    from agrivision.io.sources import file_info
+
+    file_info(classes_path)  # clear errors for missing/corrupt/un-georeferenced rasters
+    raster = rioxarray.open_rasterio(classes_path, chunks=1024).squeeze("band", drop=True)
+    fields = read_fields(fields_path, to_crs=raster.rio.crs) if fields_path else None
+    polys = vectorize_classes(
+        raster, fields, classes_to_keep=[int(c) for c in keep.split(",")] if keep else None,
+        class_names=DEFAULT_SCHEMA.labels, min_area_ha=min_area_ha, simplify=simplify,
+    )  # fmt: skip
+    write_vector(polys, output)
+    click.echo(f"wrote {len(polys)} polygons to {output}")
+
+
+@click.command()
+@scene_options
+@_fields_option(required=True)
+@click.option("-n", "--zones", "n", type=int, default=3, show_default=True)
+@click.option("-i", "--index", "name", default="NDVI", show_default=True)
+@click.option("--method", type=click.Choice(["quantile", "kmeans"]), default="quantile")
+@click.option("-o", "--output", required=True, help="OUT.geojson | .gpkg | .parquet | .csv")
+def zones(fields_path: str, n: int, name: str, method: str, output: str, **opts) -> None:
+    """Management zones per field from an index (last date)."""
+    scene = open_from_options(**opts)
+    fields = read_fields(fields_path, to_crs=scene.rio.crs)
+    index = compute(scene, [name])[name]
+    if "time" in index.dims:
+        index = index.isel(time=-1)
+    out = make_zones(index, fields, n=n, method=method)
+    write_vector(out, output)
+    click.echo(f"wrote {len(out)} zone polygons to {output}")

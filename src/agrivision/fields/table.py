@@ -1,0 +1,148 @@
+"""The field table: one row per field with the answers GIS users see.
+
+Column names are stable and documented in the README (they are the product's interface):
+``field_id, area_ha, coverage, date, valid_fraction, <index>_<stat>...,
+<class>_pct, <class>_ha..., problem_area_ha, hotspot, low_valid_data, outside_scene,
+partly_outside, status`` and, with two or more dates, ``<index>_change, previous_date,
+declining``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from agrivision.config import ReportConfig
+from agrivision.fields.zonal import zonal_stats
+from agrivision.io.fields import area_ha
+
+INDEX_STATS = ("count", "valid_fraction", "mean", "std", "min", "max", "median", "p10", "p90")
+#: Short, stable column prefixes for the health classes (codes of the default schema).
+CLASS_SLUGS: Mapping[int, str] = {1: "healthy", 2: "stressed", 3: "pest", 4: "bare"}
+PROBLEM_CODES = (2, 3)
+
+
+def field_table(
+    fields: gpd.GeoDataFrame,
+    indices: xr.Dataset,
+    classes: xr.DataArray,
+    *,
+    config: ReportConfig | None = None,
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame | None]:
+    """Per-field statistics, class areas, flags and status; and the per-date series.
+
+    Parameters
+    ----------
+    fields
+        Fields with ``field_id``, in the raster's CRS (projected, metres).
+    indices
+        Lazy index variables (e.g. ``NDVI``), dims ``(y, x)`` or ``(time, y, x)``; NaN where
+        masked. Statistics in the table are those of the last date.
+    classes
+        Lazy uint8 health classes of the last date on the same grid (0 = none).
+    config
+        Thresholds (``problems.*``, ``timeseries.*``); defaults when omitted.
+
+    Returns
+    -------
+    (GeoDataFrame, DataFrame or None)
+        The table (one row per field, geometry of the input) and, with a ``time`` dimension,
+        the long per-field, per-date series (``field_id, date, valid_fraction,
+        <index>_mean``).
+    """
+    config = config or ReportConfig()
+    timed = "time" in indices.dims
+    latest = indices.isel(time=-1) if timed else indices
+    lower = latest.rename({v: str(v).lower() for v in latest.data_vars})
+    observed = classes != 0
+    for code, slug in CLASS_SLUGS.items():
+        # A fresh float array: the class raster's nodata (0) must not carry over to it.
+        share = xr.where(observed, (classes == code).astype(np.float32), np.float32(np.nan))
+        lower[f"cls_{slug}"] = share.rename(None).drop_attrs()
+    stats = zonal_stats(lower, fields, stats=INDEX_STATS)
+
+    table = fields[["field_id"]].copy()
+    table["area_ha"] = area_ha(fields).to_numpy()
+    stats = stats.set_index("field_id").loc[table["field_id"]].reset_index()
+    table["coverage"] = stats["coverage"].to_numpy()
+    if timed:
+        table["date"] = str(np.datetime_as_string(indices.time.values[-1], "D"))
+    elif "datetime" in indices.attrs:
+        table["date"] = str(indices.attrs["datetime"])[:10]
+    first = str(next(iter(latest.data_vars))).lower()
+    table["valid_fraction"] = stats[f"{first}_valid_fraction"].fillna(0.0).to_numpy()
+    for var in latest.data_vars:
+        name = str(var).lower()
+        for stat in INDEX_STATS[2:]:
+            table[f"{name}_{stat}"] = stats[f"{name}_{stat}"].to_numpy()
+    observed_ha = table["area_ha"] * table["coverage"] * table["valid_fraction"]
+    for slug in CLASS_SLUGS.values():
+        share = stats[f"cls_{slug}_mean"].fillna(0.0).to_numpy()
+        table[f"{slug}_pct"] = 100.0 * share
+        table[f"{slug}_ha"] = share * observed_ha
+    table["problem_area_ha"] = sum(table[f"{CLASS_SLUGS[c]}_ha"] for c in PROBLEM_CODES)
+    problem_pct = sum(table[f"{CLASS_SLUGS[c]}_pct"] for c in PROBLEM_CODES)
+    p = config.problems
+    # A hotspot needs both a share and an area: one damaged pixel in a tiny field is noise.
+    table["hotspot"] = (table["pest_pct"] >= p.hotspot_pct) & (table["pest_ha"] >= p.min_area_ha)
+    table["low_valid_data"] = table["valid_fraction"] < config.timeseries.min_valid_fraction
+    table["outside_scene"] = table["coverage"] <= 0.0
+    table["partly_outside"] = (table["coverage"] > 0.0) & (table["coverage"] < 0.999)
+
+    series = None
+    if timed:
+        series = _series(fields, indices)
+        table = table.merge(_change(series, config), on="field_id", how="left")
+        table["declining"] = table["declining"].fillna(False).astype(bool)
+
+    table["status"] = np.select(
+        [
+            table["outside_scene"] | table["low_valid_data"],
+            (problem_pct >= p.problem_pct) | table["hotspot"],
+            problem_pct >= p.watch_pct,
+        ],
+        ["no data", "problem", "watch"],
+        default="good",
+    )
+    if timed:
+        table.loc[table["declining"] & (table["status"] == "good"), "status"] = "watch"
+    return gpd.GeoDataFrame(table, geometry=fields.geometry.to_numpy(), crs=fields.crs), series
+
+
+def _series(fields: gpd.GeoDataFrame, indices: xr.Dataset) -> pd.DataFrame:
+    lower = indices.rename({v: str(v).lower() for v in indices.data_vars})
+    stats = zonal_stats(lower, fields, stats=("valid_fraction", "mean"))
+    first = str(next(iter(lower.data_vars)))
+    out = pd.DataFrame(
+        {
+            "field_id": stats["field_id"],
+            "date": pd.to_datetime(stats["time"]).dt.strftime("%Y-%m-%d"),
+            "valid_fraction": stats[f"{first}_valid_fraction"].fillna(0.0),
+        }
+    )
+    for var in lower.data_vars:
+        out[f"{var}_mean"] = stats[f"{var}_mean"]
+    return out
+
+
+def _change(series: pd.DataFrame, config: ReportConfig) -> pd.DataFrame:
+    """Change of the index mean between each field's last two dates with enough valid data."""
+    ts = config.timeseries
+    col = f"{ts.index.lower()}_mean"
+    rows = []
+    usable = series[(series["valid_fraction"] >= ts.min_valid_fraction) & series[col].notna()]
+    for fid, group in usable.groupby("field_id", sort=False):
+        group = group.sort_values("date")
+        if len(group) < 2:
+            rows.append((fid, np.nan, None, False))
+            continue
+        prev, last = group.iloc[-2], group.iloc[-1]
+        change = float(last[col] - prev[col])
+        rows.append((fid, change, prev["date"], change < -ts.decline_threshold))
+    return pd.DataFrame(
+        rows, columns=["field_id", f"{ts.index.lower()}_change", "previous_date", "declining"]
+    )

@@ -1,0 +1,302 @@
+"""``run_report``: imagery + field boundaries -> every output of the per-field report.
+
+Stages (timed, and named in ``summary.json``): open -> indices -> classes -> zonal ->
+problems -> zones -> table -> write rasters -> write vectors -> html. All outputs are written
+into a hidden staging folder beside ``outdir`` and moved into place only when every one of
+them is complete, so a failed or interrupted run leaves nothing partial in ``outdir``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from agrivision import __version__
+from agrivision.config import ReportConfig
+from agrivision.errors import OutputError
+from agrivision.fields.table import PROBLEM_CODES, field_table
+from agrivision.fields.vectorize import vectorize
+from agrivision.health import DEFAULT_SCHEMA, HealthRules, classify, zones
+from agrivision.indices import compute
+from agrivision.io.cog import to_cog
+from agrivision.io.fields import read_fields
+from agrivision.io.scene import open_scene
+from agrivision.io.vector import write_layers, write_vector
+from agrivision.masks import MaskConfig
+from agrivision.report.cards import build_cards, overview
+from agrivision.report.html import render_report, write_report
+from agrivision.runtime import compute_context
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = (
+    "fields.geojson", "problems.geojson", "zones.geojson", "report.gpkg", "fields.csv",
+    "indices.tif", "classes.tif", "report.html", "summary.json",
+)  # fmt: skip
+
+
+@dataclass
+class ReportResult:
+    """Where the outputs are, the field table, the warnings and the stage timings (s)."""
+
+    outdir: Path
+    table: gpd.GeoDataFrame
+    problems: gpd.GeoDataFrame
+    zones: gpd.GeoDataFrame
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def html(self) -> Path:
+        """The report page."""
+        return self.outdir / "report.html"
+
+
+class _Stages:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        log.info("stage %s ...", name)
+        yield
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+def run_report(
+    sources: Sequence[str | os.PathLike],
+    fields_path: str | os.PathLike,
+    outdir: str | os.PathLike,
+    *,
+    config: ReportConfig | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> ReportResult:
+    """Write the per-field crop-health report of ``sources`` over ``fields_path`` to ``outdir``.
+
+    Parameters
+    ----------
+    sources
+        Imagery accepted by :func:`agrivision.open_scene` (one or several dates).
+    fields_path
+        Field boundaries (GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf), any CRS.
+    outdir
+        Output folder; it must not hold report outputs unless ``overwrite``.
+    config
+        Run configuration (:class:`agrivision.config.ReportConfig`); defaults otherwise.
+
+    Returns
+    -------
+    ReportResult
+    """
+    config = config or ReportConfig()
+    out = Path(outdir)
+    _check_outdir(out, overwrite)
+    stage = _Stages()
+    caught: list[str] = []
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        with (
+            warnings.catch_warnings(record=True) as recorded,
+            compute_context(
+                config.runtime.scheduler, workers=config.runtime.workers, progress=progress
+            ),
+        ):
+            warnings.simplefilter("always")
+            result = _run(sources, fields_path, staging, config, stage)
+        caught = _unique(str(w.message) for w in recorded if _worth_reporting(w))
+        result.warnings = caught + result.warnings
+        _write_summary(staging, sources, fields_path, config, result, stage.timings)
+        _publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    result.outdir = out
+    result.timings = stage.timings
+    return result
+
+
+def _run(sources, fields_path, staging: Path, config: ReportConfig, stage: _Stages) -> ReportResult:
+    sc = config.scene
+    with stage("open"):
+        mask = MaskConfig(
+            **({"exclude": tuple(sc.mask_exclude)} if sc.mask_exclude else {}),
+            cloud_probability_threshold=sc.cloud_probability_threshold,
+        )
+        scene = open_scene(
+            list(sources), sensor=sc.sensor, bands=sc.bands, resolution=sc.resolution,
+            crs=sc.crs, chunks=sc.chunks, mask=mask if sc.mask else False,
+        )  # fmt: skip
+        fields = read_fields(
+            fields_path, layer=config.fields.layer, id_column=config.fields.id_column,
+            to_crs=scene.rio.crs,
+        )  # fmt: skip
+    with stage("indices"):
+        indices = compute(scene, config.indices)
+        latest = indices.isel(time=-1) if "time" in indices.dims else indices
+    with stage("classes"):
+        rules = HealthRules(**config.health) if config.health else HealthRules()
+        classes = classify(latest, fields, rules=rules, schema=DEFAULT_SCHEMA)
+    with stage("zonal"):
+        table, series = field_table(fields, indices, classes, config=config)
+    with stage("problems"):
+        problems = vectorize(
+            classes, fields, classes_to_keep=PROBLEM_CODES,
+            class_names=DEFAULT_SCHEMA.labels, min_area_ha=config.problems.min_area_ha,
+            simplify=config.problems.simplify_m,
+        )  # fmt: skip
+    with stage("zones"):
+        zone_index = config.zones.index
+        zoned = zones(
+            latest[zone_index], fields, n=config.zones.n, method=config.zones.method,
+            smooth=config.zones.smooth,
+        )  # fmt: skip
+    with stage("write rasters"):
+        to_cog(latest, staging / "indices.tif", descriptions=list(latest.data_vars))
+        to_cog(
+            classes, staging / "classes.tif", colormap=DEFAULT_SCHEMA.colormap,
+            class_names=DEFAULT_SCHEMA.names, nodata=0,
+        )  # fmt: skip
+    with stage("write vectors"):
+        p = config.output.precision
+        write_vector(table, staging / "fields.geojson", precision=p)
+        write_vector(problems, staging / "problems.geojson", precision=p)
+        write_vector(zoned, staging / "zones.geojson", precision=p)
+        write_layers(
+            {"fields": table, "problems": problems, "zones": zoned}, staging / "report.gpkg"
+        )
+        write_vector(table, staging / "fields.csv")
+        if series is not None:
+            write_vector(series, staging / "fields_timeseries.csv")
+    with stage("html"):
+        cards = build_cards(
+            table, staging / "indices.tif", staging / "classes.tif", series,
+            colours=DEFAULT_SCHEMA.hex_colours, config=config,
+        )  # fmt: skip
+        page = render_report(
+            title="agrivision field report",
+            subtitle=_subtitle(scene, table),
+            overview=overview(table, staging / "indices.tif"),
+            columns=list(_table_columns(table)),
+            rows=_table_rows(table),
+            cards=cards,
+            warnings=[],
+            provenance=json.dumps({"sources": [str(s) for s in sources]}, indent=1),
+        )
+        write_report(staging / "report.html", page)
+    return ReportResult(outdir=staging, table=table, problems=problems, zones=zoned)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_outdir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError("output path exists and is not a folder", source=out)
+    if not out.parent.exists():
+        raise OutputError(f"parent folder {out.parent} does not exist", source=out)
+    if not os.access(out.parent, os.W_OK):
+        raise OutputError(
+            f"folder {out.parent} is not writable", source=out, fix="choose another -o"
+        )
+    existing = [n for n in OUTPUTS if (out / n).exists()]
+    if existing and not overwrite:
+        raise OutputError(
+            f"report outputs exist ({', '.join(existing[:3])}{'...' if len(existing) > 3 else ''})",
+            source=out,
+            fix="pass --overwrite or choose another -o",
+        )
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move finished outputs into ``out``, each by an atomic rename."""
+    out.mkdir(exist_ok=True)
+    for item in sorted(staging.iterdir()):
+        os.replace(item, out / item.name)
+
+
+def _write_summary(staging, sources, fields_path, config, result, timings) -> None:
+    inputs = [*map(str, sources), str(fields_path)]
+    summary = {
+        "agrivision": __version__,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "inputs": [_describe(p) for p in inputs],
+        "config": config.model_dump(mode="json"),
+        "fields": len(result.table),
+        "problem_polygons": len(result.problems),
+        "zones": len(result.zones),
+        "timings_s": timings,
+        "warnings": result.warnings,
+        "versions": _versions(),
+    }
+    path = staging / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=str))
+
+
+def _describe(path: str) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        return {"path": path}
+    digest = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _versions() -> dict[str, str]:
+    import dask
+    import rasterio
+    import shapely
+
+    return {
+        "python": ".".join(map(str, __import__("sys").version_info[:3])),
+        "numpy": np.__version__, "xarray": xr.__version__, "dask": dask.__version__,
+        "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__,
+        "geopandas": gpd.__version__, "shapely": shapely.__version__, "pandas": pd.__version__,
+    }  # fmt: skip
+
+
+def _worth_reporting(w: warnings.WarningMessage) -> bool:
+    return not issubclass(w.category, DeprecationWarning | PendingDeprecationWarning)
+
+
+def _unique(items) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _subtitle(scene: xr.Dataset, table: gpd.GeoDataFrame) -> str:
+    dates = (
+        [str(np.datetime_as_string(t, "D")) for t in scene.time.values]
+        if "time" in scene.dims
+        else [scene.attrs.get("datetime", "undated")]
+    )
+    when = dates[0] if len(dates) == 1 else f"{dates[0]} – {dates[-1]} ({len(dates)} dates)"
+    return f"{scene.attrs.get('sensor', 'unknown sensor')} · {when} · {len(table)} fields"
+
+
+def _table_columns(table: gpd.GeoDataFrame) -> list[str]:
+    return [c for c in table.columns if c != "geometry"]
+
+
+def _table_rows(table: gpd.GeoDataFrame) -> list[list[str]]:
+    from agrivision.report.html import format_cell
+
+    cols = _table_columns(table)
+    return [[format_cell(v) for v in row] for row in table[cols].itertuples(index=False)]

@@ -1,0 +1,74 @@
+"""The CLI answers user errors with one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from rasters import write_tif
+
+from agrivision.cli import main
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("agrivision: error: ")
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0]
+
+
+@pytest.fixture
+def s2_file(tmp_path):
+    data = np.random.default_rng(0).integers(1000, 5000, size=(4, 32, 32), dtype=np.uint16)
+    return write_tif(tmp_path / "s2.tif", data, nodata=0, descriptions=["B02", "B03", "B04", "B08"],
+                     tags={"SENSOR": "sentinel-2-l2a", "DATETIME": "2024-06-12"})  # fmt: skip
+
+
+def test_info_reports_grid_bands_and_valid_fraction(s2_file, capsys):
+    code, out, _ = run(["info", str(s2_file), "--json"], capsys)
+    assert code == 0
+    facts = json.loads(out)
+    assert facts["sensor"] == "sentinel-2-l2a"
+    assert facts["bands"] == ["blue", "green", "red", "nir"]
+    assert facts["shape"] == [32, 32] and facts["resolution"] == [10.0, 10.0]
+    assert facts["crs"] == "EPSG:32633" and facts["dates"] == ["2024-06-12"]
+    assert facts["valid_fraction"] == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        (["info", "{tmp}/missing.tif"], ["missing.tif", "not found"]),
+        (["info", "{tmp}/empty.tif"], ["empty.tif", "empty"]),
+        (["info", "{tmp}/nocrs.tif"], ["nocrs.tif", "no CRS", "EPSG"]),
+        (["info", "{tmp}/s2.tif", "--sensor", "sentinel-3"], ["unknown sensor", "sentinel-2-l2a"]),
+        (["info", "--bogus-option", "{tmp}/s2.tif"], ["--bogus-option"]),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(tmp_path, s2_file, capsys, argv, needles):
+    (tmp_path / "empty.tif").write_bytes(b"")
+    write_tif(tmp_path / "nocrs.tif", np.ones((8, 8), dtype=np.uint16), crs=None)
+    code, _, err = run([a.format(tmp=tmp_path) for a in argv], capsys)
+    assert_user_error(code, err, *needles)
+
+
+def test_console_script_exit_code(tmp_path):
+    """The installed entry point (not just main()) returns 2 without a traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "agrivision", "info", str(tmp_path / "nope.tif")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "nope.tif" in proc.stderr
