@@ -209,8 +209,10 @@ def _run(sources, fields_path, staging: Path, config: ReportConfig, stage: _Stag
 def _check_outdir(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError("output path exists and is not a folder", source=out)
-    if not out.parent.exists():
-        raise OutputError(f"parent folder {out.parent} does not exist", source=out)
+    if not out.parent.is_dir():
+        raise OutputError(
+            f"parent folder {out.parent} does not exist or is not a folder", source=out
+        )
     if not os.access(out.parent, os.W_OK):
         raise OutputError(
             f"folder {out.parent} is not writable", source=out, fix="choose another -o"
