@@ -184,4 +184,12 @@ def load_report_config(
             if not isinstance(node, dict):
                 raise ConfigError(f"{part!r} must be a mapping", source=path)
         node[leaf] = value
-    return validate(ReportConfig, data, path)
+    config = validate(ReportConfig, data, path)
+    if config.health:  # checked now, not mid-run, and named after the file
+        from agrivision.health import HealthRules
+
+        try:
+            HealthRules(**config.health)
+        except ConfigError as exc:
+            raise ConfigError(f"health.{exc.problem}", source=path, fix=exc.fix) from None
+    return config

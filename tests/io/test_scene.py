@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from rasters import write_tif
 from rasterio.transform import from_origin
+from rasters import write_tif
 
 from agrivision.errors import (
     BandNotFoundError,

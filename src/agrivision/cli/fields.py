@@ -6,7 +6,7 @@ import click
 import geopandas as gpd
 import rioxarray
 
-from agrivision.cli.options import open_from_options, scene_options
+from agrivision.cli.options import open_from_options, runtime_options, scene_options
 from agrivision.fields.vectorize import vectorize as vectorize_classes
 from agrivision.fields.zonal import DEFAULT_STATS, zonal_stats
 from agrivision.health import DEFAULT_SCHEMA, HealthRules
@@ -76,6 +76,7 @@ def classify(fields_path: str | None, output: str, **opts) -> None:
 @click.option("--simplify", type=float, help="Simplification tolerance in metres.")
 @click.option("--classes", "keep", help="Comma-separated class codes to keep (default: all).")
 @click.option("-o", "--output", required=True, help="OUT.geojson | .gpkg | .parquet | .csv")
+@runtime_options
 def vectorize(
     classes_path: str, fields_path: str | None, min_area_ha: float, simplify: float | None,
     keep: str | None, output: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agrivision.cli.options import open_from_options
+from agrivision.cli.options import open_from_options, runtime_options
 from agrivision.errors import AgrivisionError
 from agrivision.indices import compute, list_indices
 from agrivision.io.cog import to_cog
@@ -23,6 +23,7 @@ from agrivision.io.cog import to_cog
 @click.option("--chunks", type=int, default=1024, show_default=True, help="Dask chunk edge (px).")
 @click.option("--no-mask", is_flag=True, help="Keep pixels flagged by quality bands.")
 @click.option("--overwrite/--no-overwrite", default=True, show_default=True)
+@runtime_options
 def indices(
     sources: tuple[str, ...],
     names: tuple[str, ...],

@@ -27,9 +27,10 @@ def info(as_json: bool, no_valid: bool, **opts) -> None:
         "shape": [int(scene.sizes["y"]), int(scene.sizes["x"])],
         "resolution": [abs(t.a), abs(t.e)],
         "bounds": list(scene.rio.bounds()),
-        "dates": [str(np.datetime_as_string(d, "s")) for d in scene["time"].values]
+        # acquisitions are grouped by day, so a day is the honest resolution
+        "dates": [str(np.datetime_as_string(d, "D")) for d in scene["time"].values]
         if "time" in scene.dims
-        else ([scene.attrs["datetime"]] if "datetime" in scene.attrs else []),
+        else ([str(scene.attrs["datetime"])[:10]] if "datetime" in scene.attrs else []),
         "chunks": [int(c) for c in next(iter(scene.data_vars.values())).data.chunksize[-2:]],
     }
     if not no_valid:

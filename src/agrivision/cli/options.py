@@ -1,17 +1,42 @@
-"""Options shared by every command that opens imagery."""
+"""Options shared by every command that opens imagery or computes."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import click
 import xarray as xr
 
 from agrivision.io.scene import open_scene
+from agrivision.runtime import compute_context
+
+
+def runtime_options(func: Callable) -> Callable:
+    """Add ``--scheduler``/``--workers`` and run the command inside
+    :func:`agrivision.runtime.compute_context` (``DASK_SCHEDULER_ADDRESS`` is honoured)."""
+
+    @functools.wraps(func)
+    def run(*args, scheduler: str | None, workers: int | None, **kwargs):
+        with compute_context(scheduler, workers=workers):
+            return func(*args, **kwargs)
+
+    run = click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        help="Start a local dask cluster of N worker processes.",
+    )(run)
+    return click.option(
+        "--scheduler",
+        help="dask.distributed scheduler address, e.g. tcp://host:8786 "
+        "(default: $DASK_SCHEDULER_ADDRESS, else this machine's threads).",
+    )(run)
 
 
 def scene_options(func: Callable) -> Callable:
-    """Add SOURCE... and the options of :func:`agrivision.open_scene` to a command."""
+    """Add SOURCE..., the options of :func:`agrivision.open_scene` and
+    :func:`runtime_options` to a command."""
+    func = runtime_options(func)
     decorators = [
         click.argument("sources", nargs=-1, required=True),
         click.option("--sensor", help="Sensor profile name or YAML path (default: detected)."),

@@ -1,14 +1,14 @@
 """Cloud-Optimized GeoTIFF writer: every raster agrivision writes goes through :func:`to_cog`.
 
-How it writes (strategies measured on 10980² float32, numbers below): the lazy data are computed
-chunk by chunk with :func:`dask.array.store` into an *uncompressed* tiled GTiff staging file
-(under ``/vsimem/`` when small, beside the target otherwise), so memory stays bounded by the
-chunk size; GDAL's COG driver then compresses it, builds the overviews and lays out the file
-(IFDs first, overviews before full resolution) with ``NUM_THREADS=ALL_CPUS``. On 10980² float32
-this was 1.4x faster than computing the array in memory and writing it with the COG driver in
-one go (the driver compresses single-threaded unless told otherwise), at a fifth of its peak
-RSS. Compressed staging (ZSTD) and a raw memory-mapped staging file read through a VRT were
-both slower. The final file is renamed into place atomically.
+How it writes: the lazy data are computed chunk by chunk with :func:`dask.array.store` into
+an *uncompressed* tiled GTiff staging file (under ``/vsimem/`` when small, beside the target
+otherwise), so memory stays bounded by the chunk size; GDAL's COG driver then compresses it, builds the overviews and lays out the file
+(IFDs first, overviews before full resolution) with ``NUM_THREADS=ALL_CPUS``. On 10980²
+float32 (deflate, predictor 3, 2 CPUs) this took 0.92x the time of computing the array with
+numpy and writing it with rasterio's COG driver in one go, at a quarter of its peak RSS
+(382 vs 1579 MB). Compressed (ZSTD) staging and a raw memory-mapped staging file read
+through a VRT were slower; pre-building the overviews on the staging file gained nothing
+measurable. The final file is renamed into place atomically.
 
 Band layout
 -----------
@@ -42,6 +42,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import rasterio
+import rasterio.env
 import rasterio.shutil
 import xarray as xr
 from rasterio.io import MemoryFile
@@ -50,8 +51,10 @@ from rasterio.windows import Window
 from agrivision.errors import MissingCRSError, OutputError
 from agrivision.io.atomic import atomic_path, check_writable
 
-#: Staging files up to this size live in memory (``/vsimem/``); larger ones on disk.
+#: Staging files up to this size in all live in memory (``/vsimem/``); the rest on disk.
 MEMORY_STAGING_BYTES = 64 * 2**20
+#: GDAL block cache (MB) during the COG copy when GDAL_CACHEMAX is not set by the user.
+COPY_CACHE_MB = 64
 _RESAMPLING = ("nearest", "average", "bilinear", "cubic", "cubicspline", "lanczos", "mode", "rms")
 _OPTIONS = frozenset(
     ("nodata", "dtype", "compress", "level", "predictor", "blocksize", "overviews", "resampling",
@@ -107,7 +110,8 @@ def to_cog(
     descriptions
         Band descriptions overriding the defaults (one per band).
     colormap
-        ``{value: (r, g, b[, a])}`` colour table (uint8/uint16 output only).
+        ``{value: (r, g, b[, a])}`` colour table (uint8/uint16 output only; GeoTIFF stores
+        it on band 1).
     class_names
         ``{value: name}``, stored as the JSON tag ``CLASS_NAMES``.
     tags
@@ -161,14 +165,19 @@ def to_cogs(
         if unknown:
             raise OutputError(f"unknown COG option(s) {sorted(unknown)}", source=path)
         prepared.append(_prepare(data, path, **opts))
+    budget = MEMORY_STAGING_BYTES  # shared: all staging files exist at the same time
     with contextlib.ExitStack() as stack:
-        targets = [stack.enter_context(_staging(job)) for job in prepared]
+        targets = []
+        for job in prepared:
+            in_memory = job.array.nbytes <= budget
+            budget -= job.array.nbytes if in_memory else 0
+            targets.append(stack.enter_context(_staging(job, in_memory=in_memory)))
         da.store([job.array for job in prepared], targets, lock=False)
         for job, target in zip(prepared, targets, strict=True):
             target.close()
             if job.nodata is not None and not target.any_valid:
                 warnings.warn(f"{job.path}: every pixel is nodata", UserWarning, stacklevel=2)
-            with atomic_path(job.path, overwrite=job.overwrite) as tmp:
+            with _bounded_cache(), atomic_path(job.path, overwrite=job.overwrite) as tmp:
                 rasterio.shutil.copy(target.name, tmp, driver="COG", **job.cog_options)
     return [job.path for job in prepared]
 
@@ -358,7 +367,7 @@ class _StagingTarget:
 
 
 @contextlib.contextmanager
-def _staging(job: _Job) -> Iterator[_StagingTarget]:
+def _staging(job: _Job, *, in_memory: bool) -> Iterator[_StagingTarget]:
     """Open an uncompressed tiled GTiff with the job's metadata; removed on exit."""
     count, height, width = job.array.shape
     profile = {
@@ -368,9 +377,8 @@ def _staging(job: _Job) -> Iterator[_StagingTarget]:
         "blockysize": job.blocksize, "interleave": "band", "photometric": "minisblack",
         "compress": "none", "bigtiff": "if_needed",
     }  # fmt: skip
-    nbytes = job.array.dtype.itemsize * count * height * width
     with contextlib.ExitStack() as cleanup:
-        if nbytes <= MEMORY_STAGING_BYTES:
+        if in_memory:
             memfile = cleanup.enter_context(MemoryFile(ext=".tif"))
             dataset = memfile.open(**profile)
         else:
@@ -386,10 +394,18 @@ def _staging(job: _Job) -> Iterator[_StagingTarget]:
                 dataset.set_band_description(i, text)
         if job.tags:
             dataset.update_tags(**job.tags)
-        if job.colormap is not None:
-            for i in range(1, count + 1):
-                dataset.write_colormap(i, {int(k): tuple(v) for k, v in job.colormap.items()})
+        if job.colormap is not None:  # GeoTIFF holds one colour table, on band 1
+            dataset.write_colormap(1, {int(k): tuple(v) for k, v in job.colormap.items()})
         yield _StagingTarget(dataset, job.nodata)
+
+
+def _bounded_cache() -> contextlib.AbstractContextManager:
+    """Cap GDAL's block cache (default 5 % of RAM) while the COG driver copies, unless the
+    user set GDAL_CACHEMAX: with the default, peak RSS grew by 1.8x the raster size."""
+    configured = "GDAL_CACHEMAX" in os.environ or (
+        rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv()
+    )
+    return contextlib.nullcontext() if configured else rasterio.Env(GDAL_CACHEMAX=COPY_CACHE_MB)
 
 
 def _remove(path: Path) -> None:

@@ -1,0 +1,179 @@
+"""Full Sentinel-2 tile: ``agrivision report`` end to end, local threads vs a 2-worker cluster.
+
+Usage: ``python benchmarks/full_tile.py [--quick] [--size N] [--fields N] [--dates N]
+[--workers N] [--repeats N]``
+
+Makes (once, cached in ``bench-output/full_tile/``) a synthetic 10980 x 10980 scene at 10 m:
+four uint16 Sentinel-2 L2A-like COGs per date (B02, B03, B04, B08, DN = 10000 * reflectance +
+1000) rendered by :func:`agrivision.synthetic.synthetic_scene`, and about 20,000 fields
+(GeoPackage). Then runs ``agrivision report`` on it in a fresh process per contender:
+
+- ``local``: dask's threaded scheduler (the default);
+- ``cluster``: ``--workers 2``, a ``LocalCluster`` of two single-threaded worker processes.
+
+Reported per contender: wall time (median of ``--repeats``), ratio to ``local``, peak RSS of
+the whole process tree (the CLI plus any worker processes; psutil polling every 0.2 s) and the
+time of each report stage from ``summary.json``. Stages are lazy: pixels are read inside the
+stages that first need them (classes, zonal, ...), so ``open`` only reads headers.
+``--quick``: a 2048 x 2048 scene with fields at the same density (~700).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+OUT = Path(__file__).resolve().parents[1] / "bench-output" / "full_tile"
+TILE = 10980
+FIELDS = 20_000
+BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+DATES = ("2024-05-16", "2024-06-05", "2024-06-25", "2024-07-15")
+# Four 10 m bands: NDRE (the default's second index) needs a red-edge band, GNDVI does not.
+# Zones smoothed with a 5-pixel majority filter: unsmoothed quantile zones of noisy 10 m pixels
+# are mostly single pixels (~130 polygons per field), which no farmer can manage.
+CONFIG = "indices: [NDVI, GNDVI]\nscene:\n  chunks: 1024\nzones:\n  smooth: 5\n"
+STAGES = ("open", "indices", "classes", "zonal", "problems", "zones", "write rasters",
+          "write vectors", "html")  # fmt: skip
+
+
+def make_scene(folder: Path, size: int, n_fields: int, n_dates: int, seed: int = 0) -> dict:
+    """Write the synthetic scene (once); return what was made and how long it took."""
+    stamp = folder / "scene.json"
+    if stamp.exists():
+        return json.loads(stamp.read_text())
+    import pyogrio
+
+    from agrivision.io.cog import to_cogs
+    from agrivision.synthetic import synthetic_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    dates = list(DATES[:n_dates]) if n_dates > 1 else None
+    area_ha = (size * 10) ** 2 / 1e4
+    mean_ha = 0.86 * area_ha / n_fields  # synthetic crop fields cover ~86% of the land
+    for _ in range(3):  # the layout decides the count; rescale the field size until close
+        scene, truth = synthetic_scene(
+            seed, shape=(size, size), dates=dates, sensor="generic-rgbn", clouds=False,
+            chunks=1024, mean_field_ha=mean_ha,
+        )  # fmt: skip
+        count = len(truth.fields)
+        if abs(count - n_fields) <= 0.05 * n_fields:
+            break
+        mean_ha *= count / n_fields
+    fields = truth.fields[["field_id", "geometry"]]
+    pyogrio.write_dataframe(fields, folder / "fields.gpkg", layer="fields")
+    jobs = []
+    stamps = [str(d)[:10] for d in scene["time"].values] if dates else ["2024-06-15"]
+    for t, day in enumerate(stamps):
+        tags = {"SENSOR": "sentinel-2-l2a", "PROCESSING_BASELINE": "05.10",
+                "DATETIME": f"{day}T10:30:00Z"}  # fmt: skip
+        for name, band in BANDS.items():
+            refl = scene[name].isel(time=t) if dates else scene[name]
+            dn = ((refl * 10000).round() + 1000).where(refl.notnull(), 0)
+            dn = dn.clip(0, 65535).astype(np.uint16).rio.write_crs(scene.rio.crs)
+            path = folder / f"T33UUU_{day.replace('-', '')}_{band}.tif"
+            jobs.append((dn, path, {"descriptions": [band], "tags": tags, "nodata": 0}))
+    to_cogs(jobs)
+    facts = {
+        "size": size, "dates": len(stamps), "fields": len(fields),
+        "mean_field_ha": round(float(mean_ha), 1), "seconds": round(time.perf_counter() - start),
+        "sources": [str(job[1]) for job in jobs], "fields_path": str(folder / "fields.gpkg"),
+    }  # fmt: skip
+    stamp.write_text(json.dumps(facts, indent=1))
+    return facts
+
+
+def run_report(facts: dict, folder: Path, name: str, extra: list[str]) -> dict:
+    """One ``agrivision report`` in a fresh process; wall time, tree peak RSS, stage times."""
+    config = folder / "config.yaml"
+    config.write_text(CONFIG)
+    out = folder / f"report-{name}"
+    argv = [sys.executable, "-m", "agrivision", "report", *facts["sources"], "--fields",
+            facts["fields_path"], "-o", str(out), "--config", str(config), "--overwrite",
+            "--quiet", *extra]  # fmt: skip
+    peak = [0]
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watcher = threading.Thread(target=_watch_tree, args=(proc, peak), daemon=True)
+    watcher.start()
+    _, err = proc.communicate()
+    wall = time.perf_counter() - start
+    watcher.join()
+    if proc.returncode:
+        raise SystemExit(f"{name} failed:\n{err[-4000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    return {"wall": wall, "rss": peak[0], "stages": summary["timings_s"],
+            "counts": {k: summary[k] for k in ("fields", "problem_polygons", "zones")}}  # fmt: skip
+
+
+def _watch_tree(proc: subprocess.Popen, peak: list[int]) -> None:
+    """Peak of the summed RSS of ``proc`` and all its descendants (LocalCluster workers)."""
+    try:
+        root = psutil.Process(proc.pid)
+    except psutil.NoSuchProcess:
+        return
+    while proc.poll() is None:
+        total = 0
+        try:
+            for p in [root, *root.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+        except psutil.NoSuchProcess:
+            break
+        peak[0] = max(peak[0], total)
+        time.sleep(0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2048 x 2048, ~700 fields")
+    parser.add_argument("--size", type=int, help=f"scene edge in pixels (default {TILE})")
+    parser.add_argument("--fields", type=int, help="fields (default: 20,000 per full tile)")
+    parser.add_argument("--dates", type=int, default=1, choices=range(1, len(DATES) + 1))
+    parser.add_argument("--workers", type=int, default=2, help="cluster worker processes")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    size = args.size or (2048 if args.quick else TILE)
+    n_fields = args.fields or max(50, round(FIELDS * (size / TILE) ** 2))
+    folder = OUT / f"{size}px-{n_fields}f-{args.dates}d"
+    facts = make_scene(folder, size, n_fields, args.dates)
+    contenders = {
+        "local": [],
+        f"cluster ({args.workers} workers)": ["--workers", str(args.workers)],
+    }
+    results = {}
+    for _ in range(args.repeats):  # interleaved, so that machine load hits both alike
+        for name, extra in contenders.items():
+            results.setdefault(name, []).append(run_report(facts, folder, name.split()[0], extra))
+
+    print(f"\n{size} x {size} px ({size * size / 1e6:.0f} Mpx, {len(BANDS)} bands x "
+          f"{facts['dates']} date(s)), {facts['fields']} fields (~{facts['mean_field_ha']} ha), "
+          f"scene written in {facts['seconds']} s; {psutil.cpu_count()} CPUs, "
+          f"{psutil.virtual_memory().total / 2**30:.0f} GiB; repeats: {args.repeats}\n")  # fmt: skip
+    base = statistics.median(r["wall"] for r in results["local"])
+    print("| contender | wall s | ratio | peak RSS (tree) | " + " | ".join(STAGES) + " |")
+    print("|---" * (4 + len(STAGES)) + "|")
+    for name, runs in results.items():
+        wall = statistics.median(r["wall"] for r in runs)
+        rss = max(r["rss"] for r in runs)
+        stages = [statistics.median(r["stages"].get(s, 0.0) for r in runs) for s in STAGES]
+        print(f"| {name} | {wall:.1f} | {wall / base:.2f} | {rss / 2**30:.2f} GiB | "
+              + " | ".join(f"{s:.1f}" for s in stages) + " |")  # fmt: skip
+    counts = results["local"][0]["counts"]
+    print(f"\noutputs: {counts['fields']} fields, {counts['problem_polygons']} problem polygons, "
+          f"{counts['zones']} zone polygons")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""Reading field boundaries into a clean Fields table, and field areas in hectares.
+
+Fields = a GeoDataFrame with a unique ``field_id`` column and valid, non-empty (Multi)Polygons.
+Vector formats are read with pyogrio (GDAL); GeoParquet with geopandas/pyarrow because
+GDAL's Parquet driver is optional and usually absent from wheels.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zipfile
+from os import PathLike
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS
+
+from agrivision.errors import FieldsError, MissingCRSError
+
+_PARQUET = (".parquet", ".geoparquet")
+_POLYGONAL = (3, 6)  # shapely type ids of Polygon, MultiPolygon
+# World-wide equal-area CRS (WGS 84 / NSIDC EASE-Grid 2.0 Global) for areas of unprojected data.
+EQUAL_AREA_CRS = CRS.from_epsg(6933)
+
+
+class FieldsWarning(UserWarning):
+    """Fields were usable only after a change: repaired, dropped, or given generated ids."""
+
+
+def read_fields(
+    path: str | PathLike,
+    *,
+    layer: str | int | None = None,
+    id_column: str | None = None,
+    crs: object = None,
+    to_crs: object = None,
+) -> gpd.GeoDataFrame:
+    """Read field polygons from a vector file into a clean Fields GeoDataFrame.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        GeoJSON, GeoPackage, Shapefile (also zipped: ``.zip`` / ``.shp.zip``), FlatGeobuf,
+        GeoParquet (``.parquet``), or any other vector format GDAL reads.
+    layer : str or int, optional
+        Layer to read from a multi-layer source (GeoPackage). Required when the source has
+        several layers with geometries.
+    id_column : str, optional
+        Column holding the field identifiers (copied to ``field_id``); default ``field_id``.
+    crs : optional
+        CRS (anything pyproj accepts) of files that carry none; it overrides a declared CRS
+        with a warning. GeoJSON without a CRS is EPSG:4326 (RFC 7946); a legacy GeoJSON
+        ``crs`` member is honoured as GDAL reads it.
+    to_crs : optional
+        Reproject the fields to this CRS (e.g. ``scene.rio.crs``).
+
+    Returns
+    -------
+    GeoDataFrame
+        A ``field_id`` column first, the file's attributes, valid (Multi)Polygon geometries,
+        a fresh RangeIndex. Invalid polygons are repaired with ``shapely.make_valid`` (their
+        polygonal parts kept); null, empty and non-polygonal features are dropped; missing,
+        null or duplicate ids are replaced by 1..n (the old column kept as
+        ``original_field_id``). Each kind of change is reported by one :class:`FieldsWarning`.
+
+    Raises
+    ------
+    FieldsError
+        Missing, unreadable or corrupt file, ambiguous layer, unknown ``id_column``, or no
+        polygon features.
+    MissingCRSError
+        The file has no CRS and ``crs`` was not given.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FieldsError("file not found", source=path, fix="check the path")
+    gdf = _read(path, layer)
+    if len(gdf) == 0:
+        raise FieldsError("the file has no features", source=path, fix="check the file/layer")
+    if crs is not None:
+        crs = CRS.from_user_input(crs)
+        if gdf.crs is not None and not gdf.crs.equals(crs):
+            warnings.warn(
+                f"{path}: crs={crs.to_string()} overrides the file's CRS {gdf.crs.to_string()}",
+                FieldsWarning,
+                stacklevel=2,
+            )
+        gdf = gdf.set_crs(crs, allow_override=True)
+    if gdf.crs is None:
+        raise MissingCRSError(
+            "the fields file has no CRS",
+            source=path,
+            fix="pass crs= (e.g. read_fields(path, crs='EPSG:32633')) or add a .prj/CRS to it",
+        )
+    if to_crs is not None:
+        gdf = gdf.to_crs(to_crs)
+    gdf = _clean_geometries(gdf, path)
+    return _with_ids(gdf, id_column, path)
+
+
+def area_ha(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.Series:
+    """Area of each geometry in hectares, never computed in degrees.
+
+    Projected CRSs are used as they are (their linear unit converted to metres); geographic
+    ones go through the equal-area EPSG:6933 first.
+
+    Raises
+    ------
+    MissingCRSError
+        The geometries have no CRS.
+    """
+    if gdf.crs is None:
+        raise MissingCRSError(
+            "cannot compute areas without a CRS", source="fields", fix="set one with set_crs()"
+        )
+    geoms = gdf.geometry
+    if gdf.crs.is_projected:
+        metres = gdf.crs.axis_info[0].unit_conversion_factor
+        area = geoms.area * metres**2
+    else:
+        area = geoms.to_crs(EQUAL_AREA_CRS).area
+    return pd.Series(np.asarray(area) / 1e4, index=gdf.index, name="area_ha")
+
+
+def _read(path: Path, layer: str | int | None) -> gpd.GeoDataFrame:
+    """Read one layer of ``path`` (zipped Shapefiles through GDAL's /vsizip/)."""
+    name = path.name.lower()
+    try:
+        if name.endswith(_PARQUET):
+            return gpd.read_parquet(path)
+        source = _zip_source(path) if name.endswith(".zip") else str(path)
+        if layer is None:
+            layers = [n for n, kind in pyogrio.list_layers(source) if kind is not None]
+            if len(layers) > 1:
+                raise FieldsError(
+                    f"{len(layers)} layers: {', '.join(layers)}",
+                    source=path,
+                    fix="choose one with layer=",
+                )
+            layer = layers[0] if layers else None
+        return pyogrio.read_dataframe(source, layer=layer)
+    except FieldsError:
+        raise
+    except Exception as exc:  # GDAL, pyarrow and geopandas raise many types for bad files
+        raise FieldsError(
+            f"cannot read fields ({type(exc).__name__}: {exc})".replace("\n", " "),
+            source=path,
+            fix="check that it is a valid vector file (and the layer name)",
+        ) from exc
+
+
+def _zip_source(path: Path) -> str:
+    """GDAL path of a zipped vector file: its only Shapefile, wherever it sits in the zip."""
+    with zipfile.ZipFile(path) as zf:
+        shapefiles = [n for n in zf.namelist() if n.lower().endswith(".shp")]
+    return f"/vsizip/{path}/{shapefiles[0]}" if len(shapefiles) == 1 else f"/vsizip/{path}"
+
+
+def _polygonal(geom: shapely.Geometry) -> shapely.Geometry | None:
+    """The polygonal part of a geometry collection (None when it has none)."""
+    parts = shapely.get_parts(shapely.get_parts(geom))  # collections may nest multipolygons
+    polys = parts[np.isin(shapely.get_type_id(parts), _POLYGONAL) & ~shapely.is_empty(parts)]
+    if len(polys) == 0:
+        return None
+    return polys[0] if len(polys) == 1 else shapely.make_valid(shapely.union_all(polys))
+
+
+def _clean_geometries(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
+    """Repair invalid polygons, reduce collections to polygons, drop everything else."""
+    geoms = gdf.geometry.to_numpy().copy()
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    kinds = shapely.get_type_id(geoms)
+    collections = np.flatnonzero(~missing & (kinds == 7))
+    for i in collections:
+        geoms[i] = _polygonal(geoms[i])
+    invalid = np.flatnonzero(~missing & ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms))
+    for i in invalid:
+        fixed = shapely.make_valid(geoms[i])
+        geoms[i] = fixed if shapely.get_type_id(fixed) in _POLYGONAL else _polygonal(fixed)
+    keep = (
+        ~shapely.is_missing(geoms)
+        & ~shapely.is_empty(geoms)
+        & np.isin(shapely.get_type_id(geoms), _POLYGONAL)
+    )
+    if len(invalid) or len(collections):
+        warnings.warn(
+            f"{path}: repaired {len(invalid)} invalid geometries with make_valid and reduced "
+            f"{len(collections)} geometry collections (kept their polygonal parts)",
+            FieldsWarning,
+            stacklevel=3,
+        )
+    dropped = int((~keep).sum())
+    if dropped:
+        n_null = int(missing.sum())
+        warnings.warn(
+            f"{path}: dropped {dropped} features without polygons ({n_null} null or "
+            f"empty, {dropped - n_null} points, lines or degenerate)",
+            FieldsWarning,
+            stacklevel=3,
+        )
+    if not keep.any():
+        raise FieldsError(
+            "no polygon features", source=path, fix="fields must be Polygons or MultiPolygons"
+        )
+    gdf = gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs))
+    return gdf[keep].reset_index(drop=True)
+
+
+def _with_ids(gdf: gpd.GeoDataFrame, id_column: str | None, path: Path) -> gpd.GeoDataFrame:
+    """Put a unique ``field_id`` first: the given/existing ids, or 1..n with a warning."""
+    source = id_column or "field_id"
+    if id_column is not None and id_column not in gdf.columns:
+        columns = [c for c in gdf.columns if c != gdf.geometry.name]
+        raise FieldsError(
+            f"no column {id_column!r} (columns: {columns})",
+            source=path,
+            fix="pass one of the columns as id_column=",
+        )
+    generated = np.arange(1, len(gdf) + 1)
+    replaced = True
+    if source not in gdf.columns:
+        warnings.warn(
+            f"{path}: no {source!r} column; generated field_id 1..{len(gdf)}",
+            FieldsWarning,
+            stacklevel=3,
+        )
+        ids = generated
+    else:
+        ids = gdf[source]
+        dup = ids[ids.duplicated(keep=False) & ids.notna()].unique()
+        if len(dup) or ids.isna().any():
+            warnings.warn(
+                f"{path}: {source!r} has {len(dup)} duplicated ids (e.g. {dup[:5].tolist()}) "
+                f"and {int(ids.isna().sum())} missing ones; generated field_id 1..{len(gdf)} "
+                "(old ids in 'original_field_id')",
+                FieldsWarning,
+                stacklevel=3,
+            )
+            ids = generated
+        else:
+            replaced = source != "field_id"
+    if "field_id" in gdf.columns and replaced:  # keep the file's own ids beside the new ones
+        gdf = gdf.rename(columns={"field_id": "original_field_id"})
+    gdf = gdf.drop(columns=["field_id"], errors="ignore")
+    gdf.insert(0, "field_id", np.asarray(ids))
+    return gdf

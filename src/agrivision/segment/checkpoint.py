@@ -1,0 +1,233 @@
+"""Model checkpoints: ``model.safetensors`` (weights) + ``model.json`` (everything else).
+
+Loading never unpickles: weights are read with ``safetensors`` only, the metadata is plain
+JSON validated against a strict schema (unknown keys are refused), the weights file must have
+the SHA-256 recorded in the metadata, and every tensor's name and shape is checked against the
+network the metadata describes before it is loaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agrivision import __version__
+from agrivision.errors import CheckpointError
+from agrivision.io.atomic import atomic_path
+from agrivision.segment.model import ModelSpec, build_model
+
+WEIGHTS = "model.safetensors"
+METADATA = "model.json"
+MAX_METADATA_BYTES = 1_000_000
+
+Metric = float | int | str | None | dict[str, float | None] | list[list[int]]
+
+
+class Normalisation(BaseModel):
+    """Per-band mean and standard deviation of reflectance on the training split."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @model_validator(mode="after")
+    def _positive(self) -> Normalisation:
+        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
+            raise ValueError("mean and std need one value per band, std > 0")
+        return self
+
+
+class CheckpointMeta(BaseModel):
+    """The JSON metadata of a checkpoint (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["agrivision-unet"] = "agrivision-unet"
+    format_version: Literal[1] = 1
+    agrivision_version: str = __version__
+    torch_version: str = torch.__version__
+    created: str = Field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
+    spec: ModelSpec
+    normalisation: Normalisation
+    metrics: dict[str, Metric] = Field(default_factory=dict)
+    data_fingerprint: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
+    weights_sha256: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
+
+    @model_validator(mode="after")
+    def _bands(self) -> CheckpointMeta:
+        if len(self.normalisation.mean) != len(self.spec.bands):
+            raise ValueError("normalisation needs one mean/std per band of spec.bands")
+        return self
+
+
+@dataclass
+class Segmenter:
+    """A ready-to-run model (in eval mode) with its metadata and, if saved, its directory."""
+
+    model: torch.nn.Module
+    meta: CheckpointMeta
+    path: Path | None = None
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The model's architecture, bands and classes."""
+        return self.meta.spec
+
+
+def save_checkpoint(
+    model: torch.nn.Module,
+    meta: CheckpointMeta,
+    directory: str | os.PathLike,
+    *,
+    overwrite: bool = True,
+) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` into ``directory`` (created if needed).
+
+    Each file is written atomically; the JSON, written last, records the weights' SHA-256 so
+    that a mismatched pair is detected on loading.
+
+    Returns
+    -------
+    Path
+        The checkpoint directory.
+    """
+    from safetensors.torch import save_file
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(out / WEIGHTS, overwrite=overwrite) as tmp:
+        save_file(state, str(tmp))
+    meta = meta.model_copy(update={"weights_sha256": _sha256(out / WEIGHTS)})
+    with atomic_path(out / METADATA, overwrite=overwrite) as tmp:
+        tmp.write_text(meta.model_dump_json(indent=2), encoding="utf-8")
+    return out
+
+
+def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Segmenter:
+    """Load a checkpoint directory (or its ``model.json``) without unpickling anything.
+
+    Raises
+    ------
+    CheckpointError
+        Missing files, invalid or unknown metadata, weights that are not safetensors,
+        truncated, replaced (SHA-256 mismatch), or whose tensor names/shapes do not fit the
+        network described by the metadata.
+    """
+    directory = Path(path)
+    if directory.name == METADATA:
+        directory = directory.parent
+    meta = read_metadata(directory / METADATA)
+    weights = directory / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(
+            "weights file missing", source=weights, fix="copy the whole model directory"
+        )
+    if meta.weights_sha256 and _sha256(weights) != meta.weights_sha256:
+        raise CheckpointError(
+            "weights do not match the SHA-256 in model.json (truncated, corrupted or replaced)",
+            source=weights,
+            fix="copy the checkpoint directory again or retrain",
+        )
+    model = build_model(meta.spec)
+    tensors = read_safetensors(weights)
+    _check_tensors(tensors, model.state_dict(), weights)
+    model.load_state_dict(tensors, strict=True)
+    return Segmenter(model.to(device).eval(), meta, directory)
+
+
+def read_metadata(path: Path) -> CheckpointMeta:
+    """Read and validate ``model.json``.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, too large, not JSON, or not matching :class:`CheckpointMeta`.
+    """
+    if not path.is_file():
+        raise CheckpointError(
+            "checkpoint metadata not found",
+            source=path,
+            fix="pass the directory written by `agrivision train`",
+        )
+    if path.stat().st_size > MAX_METADATA_BYTES:
+        raise CheckpointError("metadata file is larger than 1 MB", source=path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"metadata is not valid JSON ({exc})", source=path) from exc
+    try:
+        return CheckpointMeta.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        problem = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        raise CheckpointError(
+            f"invalid metadata at {key!r}: {problem}",
+            source=path,
+            fix="model.json must be the file written by agrivision with its weights",
+        ) from exc
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read tensors from a safetensors file (the only weights format accepted).
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, not safetensors (e.g. a pickle), or truncated.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except FileNotFoundError as exc:
+        raise CheckpointError("weights file not found", source=path) from exc
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"not a valid safetensors file ({exc})",
+            source=path,
+            fix="weights must be safetensors; pickled .pt/.pth files are never loaded",
+        ) from exc
+
+
+def _check_tensors(
+    tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: Path
+) -> None:
+    missing = sorted(expected.keys() - tensors.keys())
+    extra = sorted(tensors.keys() - expected.keys())
+    if missing or extra:
+        raise CheckpointError(
+            f"tensor names do not fit the model: missing {missing[:3]}, unexpected {extra[:3]}",
+            source=source,
+            fix="the weights belong to another architecture than model.json describes",
+        )
+    for name, want in expected.items():
+        got = tensors[name]
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise CheckpointError(
+                f"tensor {name!r} is {got.dtype} {tuple(got.shape)}, the model needs "
+                f"{want.dtype} {tuple(want.shape)}",
+                source=source,
+                fix="the weights belong to another architecture than model.json describes",
+            )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

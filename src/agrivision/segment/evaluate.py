@@ -1,0 +1,79 @@
+"""Scoring a checkpoint on labelled images with the same blended inference as for scenes."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from agrivision.segment.checkpoint import Segmenter, load_checkpoint
+from agrivision.segment.chips import block_split
+from agrivision.segment.config import SegmentConfig
+from agrivision.segment.data import image_scene, read_image, read_labels, resolve
+from agrivision.segment.metrics import confusion, scores
+from agrivision.segment.predict import segment
+from agrivision.segment.prepare import NODATA
+
+
+def evaluate(
+    model: Segmenter | str | os.PathLike,
+    config: SegmentConfig,
+    *,
+    device: str = "auto",
+    batch_size: int | None = None,
+) -> dict:
+    """Per-class IoU/F1, mIoU, accuracy and confusion matrix on the evaluation split.
+
+    The split is ``data.evaluation``, else ``data.validation``, else the validation blocks of
+    the training images (the same seeded split as in training). Images are segmented whole
+    at their own resolution (the model pools them itself) and scored against their labels at
+    full resolution; label 255 and nodata pixels are not counted.
+
+    Returns
+    -------
+    dict
+        :func:`agrivision.segment.metrics.scores` plus ``split``, ``images`` and ``pixels``.
+    """
+    seg = model if isinstance(model, Segmenter) else load_checkpoint(model)
+    spec, data = seg.spec, config.data
+    source = data.evaluation or data.validation or data.train
+    split_name = (
+        "evaluation"
+        if data.evaluation
+        else "validation"
+        if data.validation
+        else "validation blocks"
+    )
+    pairs = resolve(source, data.root)
+    images, labels = [], []
+    for pair in pairs:
+        image, grid = read_image(
+            pair.image, spec.bands, channels=data.channels, scale=data.scale, offset=data.offset
+        )
+        images.append(image)
+        labels.append(read_labels(pair, grid, source, spec.classes))
+    if split_name == "validation blocks":
+        f = spec.downsample
+        shapes = [(-(-lab.shape[0] // f), -(-lab.shape[1] // f)) for lab in labels]
+        size = config.chips.size  # training padded smaller images to one chip
+        shapes = [(max(h, size), max(w, size)) for h, w in shapes]
+        split = block_split(
+            shapes,
+            block=config.split.block,
+            val_fraction=config.split.val_fraction,
+            buffer=config.split.buffer,
+            seed=config.training.seed,
+        )
+        for lab, boxes in zip(labels, split.val, strict=True):
+            keep = np.zeros(lab.shape, bool)
+            for r0, r1, c0, c1 in boxes:
+                keep[r0 * f : r1 * f, c0 * f : c1 * f] = True
+            lab[~keep] = NODATA
+    cm = np.zeros((len(spec.classes),) * 2, np.int64)
+    for image, label in zip(images, labels, strict=True):
+        scene = image_scene(image, spec.bands)
+        pred = segment(scene, seg, device=device, batch_size=batch_size)["classes"].values
+        cm += confusion(label, pred, len(spec.classes))
+    result = scores(cm, spec.classes)
+    result.update(split=split_name, images=len(pairs), pixels=int(cm.sum()))
+    return result

@@ -1,0 +1,471 @@
+"""Whole-scene inference: blended sliding windows over dask chunks with a halo.
+
+The windows lie on one global grid (model pixel ``k * stride`` from the scene's top-left
+corner), and every chunk, read with a halo, runs exactly the windows that touch its core and
+blends them with the same linear-ramp weights. A pixel's prediction therefore depends only on
+the scene, never on the chunking; memory is bounded by the chunk size.
+
+Nodata: a pixel where any model band is NaN gets class 255 and probabilities 255.
+Probabilities are uint8, ``p = value / 254``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import torch
+import torch.nn.functional as F
+import xarray as xr
+from dask.array.overlap import ensure_minimum_chunksize
+
+from agrivision.errors import BandNotFoundError, ConfigError
+from agrivision.io.atomic import atomic_path
+from agrivision.segment.checkpoint import (
+    METADATA,
+    WEIGHTS,
+    CheckpointMeta,
+    Segmenter,
+    load_checkpoint,
+    read_metadata,
+)
+from agrivision.segment.device import autocast, resolve_device
+from agrivision.segment.prepare import NODATA, normalise, pool
+
+PROBABILITY_SCALE = 254  # probabilities are stored as round(p * 254); 255 stays nodata
+CPU_CHUNK = 2048  # default chunk edge (source pixels); memory per task ~ chunk^2 * bands * 8 B
+GPU_CHUNK = 4096
+
+# One model call at a time per process: dask's threads then overlap reading with compute, and
+# torch's own intra-op threads use the cores (no oversubscription, one GPU stream).
+_RUN_LOCK = threading.Lock()
+_CACHE_LOCK = threading.Lock()
+_MODELS: dict[tuple, torch.nn.Module] = {}
+
+
+def segment(
+    scene: xr.Dataset,
+    model: Segmenter | str | os.PathLike,
+    *,
+    probabilities: bool = False,
+    device: str = "auto",
+    batch_size: int | None = None,
+    chunks: int | None = None,
+    overlap: int | None = None,
+    compile: bool = False,
+) -> xr.Dataset:
+    """Segment a Scene of any size lazily with a U-Net.
+
+    Parameters
+    ----------
+    scene
+        Scene with the model's bands (reflectance 0..1, NaN = nodata), dims ``(y, x)`` or
+        ``(time, y, x)``; any CRS (the output is on the scene's grid).
+    model
+        A loaded :class:`~agrivision.segment.checkpoint.Segmenter` or a checkpoint directory
+        (loaded once per process and reused by every chunk).
+    probabilities
+        Also return class probabilities (uint8, ``value / 254``).
+    device
+        ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    batch_size
+        Windows per model call (default 4 on CPU, 32 on CUDA).
+    chunks
+        Chunk edge in source pixels (default 2048 on CPU, 4096 on CUDA, rounded to whole
+        window strides). Results do not depend on it; peak memory grows with its square.
+    overlap
+        Overlap of neighbouring windows in model pixels (default ``window // 8``); the
+        blending ramp is this wide.
+    compile
+        ``torch.compile`` the model (worth it for large scenes on a GPU).
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazy ``classes`` (uint8, 255 = nodata) and, if asked, ``probabilities`` (uint8,
+        dims ``(class, y, x)``), with the scene's coordinates and CRS.
+
+    Raises
+    ------
+    BandNotFoundError
+        The scene lacks a band the model needs.
+    ConfigError
+        Invalid device, batch size, chunks or overlap.
+    """
+    dev = resolve_device(device)
+    handle = _handle(model, dev, compile)
+    spec = handle.meta.spec
+    missing = [b for b in spec.bands if b not in scene.data_vars]
+    if missing:
+        raise BandNotFoundError(
+            f"scene lacks band(s) {missing} that the model needs (model bands: {list(spec.bands)})",
+            source=handle.path or "model",
+            fix="open the scene with these bands (check the band names with `agrivision info`)",
+        )
+    window = spec.window
+    overlap = window // 8 if overlap is None else overlap
+    if not 0 <= overlap < window:
+        raise ConfigError(f"overlap must be 0..{window - 1} model pixels, got {overlap}")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"batch size must be >= 1, got {batch_size}")
+    if chunks is not None and chunks < 16:
+        raise ConfigError(f"chunks must be >= 16 pixels, got {chunks}")
+    params = _Params(
+        window=window,
+        stride=window - overlap,
+        factor=spec.downsample,
+        batch=batch_size or (32 if dev.type == "cuda" else 4),
+        probabilities=probabilities,
+        mean=tuple(handle.meta.normalisation.mean),
+        std=tuple(handle.meta.normalisation.std),
+    )
+    variables = [scene[b] for b in spec.bands]
+    if "time" in variables[0].dims:
+        parts = [
+            _segment_2d([v.isel(time=i) for v in variables], handle, params, chunks)
+            for i in range(variables[0].sizes["time"])
+        ]
+        out = xr.concat(parts, dim=variables[0]["time"])
+    else:
+        out = _segment_2d(variables, handle, params, chunks)
+    out.attrs.update(
+        classes=list(spec.classes), nodata=NODATA, probability_scale=1 / PROBABILITY_SCALE
+    )
+    if scene.rio.crs is not None:
+        out = out.rio.write_crs(scene.rio.crs)
+    return out
+
+
+@dataclass(frozen=True)
+class _Params:
+    window: int  # model pixels
+    stride: int  # model pixels
+    factor: int  # source pixels per model pixel
+    batch: int
+    probabilities: bool
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class _Handle:
+    """Names the model; chunks fetch it from the process cache instead of carrying it."""
+
+    meta: CheckpointMeta
+    path: Path | None
+    device: torch.device
+    compile: bool
+    local: torch.nn.Module | None = None  # an in-memory model, already prepared
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def model(self) -> torch.nn.Module:
+        if self.local is not None:
+            return self.local
+        assert self.path is not None
+        key = (str(self.path), _stamp(self.path), str(self.device), self.compile)
+        with _CACHE_LOCK:
+            if key not in _MODELS:
+                model = load_checkpoint(self.path).model
+                _MODELS[key] = _prepare(model, self.device, self.compile)
+            return _MODELS[key]
+
+    def __dask_tokenize__(self) -> tuple:
+        # Cheap and stable: never hash (pickle) the model itself.
+        if self.local is not None:
+            return ("memory", self.token)
+        return (str(self.path), _stamp(self.path), str(self.device), self.compile)
+
+    def __reduce__(self):
+        # dask.distributed workers load the checkpoint from its path, once per process.
+        if self.path is None:
+            raise ConfigError(
+                "an in-memory model cannot be sent to dask workers",
+                fix="save it with save_checkpoint and pass the checkpoint directory",
+            )
+        return (_Handle, (self.meta, self.path, self.device, self.compile))
+
+
+def _handle(model: Segmenter | str | os.PathLike, device: torch.device, compile: bool) -> _Handle:
+    if isinstance(model, Segmenter):
+        local = _prepare(model.model, device, compile)
+        return _Handle(model.meta, model.path, device, compile, local)
+    path = Path(model).resolve()
+    if path.name == METADATA:
+        path = path.parent
+    return _Handle(read_metadata(path / METADATA), path, device, compile)
+
+
+def _prepare(model: torch.nn.Module, device: torch.device, compile: bool) -> torch.nn.Module:
+    model = model.to(device).eval().to(memory_format=torch.channels_last)
+    return torch.compile(model) if compile else model
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    return tuple(p.stat().st_mtime_ns for p in (path / METADATA, path / WEIGHTS) if p.exists())
+
+
+def _segment_2d(
+    variables: list[xr.DataArray], handle: _Handle, params: _Params, chunks: int | None
+) -> xr.Dataset:
+    arr = da.stack([da.asarray(v.data).astype(np.float32, copy=False) for v in variables])
+    _, height, width = arr.shape
+    f, window, stride = params.factor, params.window, params.stride
+    if chunks is None:
+        # Whole strides per chunk: chunk edges then fall on window starts, and each chunk runs
+        # only about one extra column and row of windows.
+        target = GPU_CHUNK if handle.device.type == "cuda" else CPU_CHUNK
+        edge = max(1, round(target / (stride * f))) * stride * f
+    else:
+        edge = -(-chunks // f) * f
+    # The first window touching a chunk's core starts less than a window before it.
+    # (dask wants a halo no deeper than the array: then one chunk holds the whole axis).
+    depth = (min(window * f, height), min(window * f, width))
+    ychunks = ensure_minimum_chunksize(depth[0], _regular(height, edge))
+    xchunks = ensure_minimum_chunksize(depth[1], _regular(width, edge))
+    arr = arr.rechunk((arr.shape[0], ychunks, xchunks))
+    layers = 1 + (len(handle.meta.spec.classes) if params.probabilities else 0)
+    out = da.map_overlap(
+        _predict_block,
+        arr,
+        depth={0: 0, 1: depth[0], 2: depth[1]},
+        boundary="none",
+        trim=False,
+        dtype=np.uint8,
+        chunks=((layers,), ychunks, xchunks),
+        meta=np.empty((0, 0, 0), np.uint8),
+        handle=handle,
+        params=params,
+        shape=(height, width),
+        depth_px=depth,
+    )
+    dims = variables[0].dims
+    coords = {k: c for k, c in variables[0].coords.items() if set(c.dims) <= set(dims)}
+    result = xr.Dataset({"classes": xr.DataArray(out[0], dims=dims, coords=coords)})
+    if params.probabilities:
+        names = list(handle.meta.spec.classes)
+        result["probabilities"] = xr.DataArray(
+            out[1:], dims=("class", *dims), coords={**coords, "class": names}
+        )
+    return result
+
+
+def _regular(size: int, edge: int) -> tuple[int, ...]:
+    return (edge,) * (size // edge) + ((size % edge,) if size % edge else ())
+
+
+def _predict_block(
+    block: np.ndarray,
+    *,
+    handle: _Handle,
+    params: _Params,
+    shape: tuple[int, int],
+    depth_px: tuple[int, int],
+    block_info: dict | None = None,
+) -> np.ndarray:
+    """Blend the windows that touch this chunk's core; return the core only."""
+    assert block_info is not None
+    _, (cy0, cy1), (cx0, cx1) = block_info[None]["array-location"]
+    origin = (cy0 - min(depth_px[0], cy0), cx0 - min(depth_px[1], cx0))
+    model = handle.model()
+    with _RUN_LOCK, torch.inference_mode():
+        x = torch.from_numpy(np.ascontiguousarray(block))
+        if handle.device.type == "cuda":
+            x = x.pin_memory().to(handle.device, non_blocking=True)
+        probs, valid = _blend(model, x, origin, ((cy0, cy1), (cx0, cx1)), shape, params, handle)
+        classes = probs.argmax(dim=0).to(torch.uint8)
+        classes[~valid] = NODATA
+        layers = [classes[None]]
+        if params.probabilities:
+            quantised = (probs * PROBABILITY_SCALE).round_().to(torch.uint8)
+            quantised[:, ~valid] = NODATA
+            layers.append(quantised)
+        return torch.cat(layers).cpu().numpy()
+
+
+def _blend(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    origin: tuple[int, int],
+    core: tuple[tuple[int, int], tuple[int, int]],
+    shape: tuple[int, int],
+    p: _Params,
+    handle: _Handle,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blended class probabilities ``(K, h, w)`` and validity ``(h, w)`` of the core."""
+    f = p.factor
+    (cy0, cy1), (cx0, cx1) = core
+    oy, ox = origin
+    valid = torch.isfinite(x[:, cy0 - oy : cy1 - oy, cx0 - ox : cx1 - ox]).all(dim=0)
+    xm = normalise(pool(x, f), p.mean, p.std)  # model grid; origin // f is a whole pixel
+    # Model-pixel rows/cols whose blended value is needed: the core, plus one pixel each side
+    # for the bilinear upsampling when the model runs at a coarser resolution.
+    margin = 1 if f > 1 else 0
+    scene_m = (-(-shape[0] // f), -(-shape[1] // f))
+    need = [
+        (max(c0 // f - margin, 0), min(-(-c1 // f) + margin, n))
+        for (c0, c1), n in zip(core, scene_m, strict=True)
+    ]
+    starts = [
+        [s for s in _starts(n, p.window, p.stride) if s < b and s + p.window > a]
+        for (a, b), n in zip(need, scene_m, strict=True)
+    ]
+    lo = [s[0] for s in starts]
+    hi = [s[-1] + p.window for s in starts]
+    om = (oy // f, ox // f)
+    # Only a scene smaller than a window has windows reaching past its edge: they see zeros
+    # (the training mean).
+    pad = [max(0, hi[i] - om[i] - xm.shape[i + 1]) for i in range(2)]
+    inside = [pad[i] == 0 or om[i] + xm.shape[i + 1] == scene_m[i] for i in range(2)]
+    if lo[0] < om[0] or lo[1] < om[1] or not all(inside):
+        raise RuntimeError("halo smaller than the windows need")  # a bug, not a user error
+    if any(pad):
+        xm = F.pad(xm, (0, pad[1], 0, pad[0]))
+    weight = _ramp(p.window, p.window - p.stride, x.device)
+    n_classes = None
+    acc = wsum = None
+    corners = [(y, x_) for y in starts[0] for x_ in starts[1]]
+    for i in range(0, len(corners), p.batch):
+        group = corners[i : i + p.batch]
+        batch = torch.stack(
+            [
+                xm[:, y - om[0] : y - om[0] + p.window, x_ - om[1] : x_ - om[1] + p.window]
+                for y, x_ in group
+            ]
+        ).contiguous(memory_format=torch.channels_last)
+        real = len(group)
+        if handle.compile and real < p.batch:  # static shapes: no recompilation for the tail
+            batch = F.pad(batch, (0, 0, 0, 0, 0, 0, 0, p.batch - real))
+        with autocast(x.device):
+            logits = model(batch)[:real]
+        prob = torch.softmax(logits.float(), dim=1) * weight
+        if acc is None:
+            n_classes = prob.shape[1]
+            acc = torch.zeros((n_classes, hi[0] - lo[0], hi[1] - lo[1]), device=x.device)
+            wsum = torch.zeros((1, hi[0] - lo[0], hi[1] - lo[1]), device=x.device)
+        for (y, x_), pr in zip(group, prob, strict=True):
+            acc[:, y - lo[0] : y - lo[0] + p.window, x_ - lo[1] : x_ - lo[1] + p.window] += pr
+            wsum[:, y - lo[0] : y - lo[0] + p.window, x_ - lo[1] : x_ - lo[1] + p.window] += weight
+    (ya, yb), (xa, xb) = need
+    probs = (acc / wsum)[:, ya - lo[0] : yb - lo[0], xa - lo[1] : xb - lo[1]]
+    if f > 1:
+        probs = F.interpolate(probs[None], scale_factor=f, mode="bilinear", align_corners=False)[0]
+        probs = probs[:, cy0 - ya * f : cy1 - ya * f, cx0 - xa * f : cx1 - xa * f]
+    return probs, valid
+
+
+def _starts(n: int, window: int, stride: int) -> list[int]:
+    """Window starts along an axis of ``n`` model pixels: every ``stride``, the last one moved
+    back to end on the scene's edge (no padding), one window at 0 if the scene is smaller."""
+    if n <= window:
+        return [0]
+    count = -(-(n - window) // stride) + 1
+    return [k * stride for k in range(count - 1)] + [n - window]
+
+
+def _ramp(window: int, overlap: int, device: torch.device) -> torch.Tensor:
+    """2-D weights: 1 inside, a linear ramp over ``overlap`` pixels at each edge (never 0).
+
+    Neighbouring ramps cross over the overlap, so weights of adjacent windows sum to ~1 there
+    and seams fade out instead of jumping.
+    """
+    if overlap == 0:
+        return torch.ones((window, window), device=device)
+    i = torch.arange(window, dtype=torch.float32, device=device) + 0.5
+    r = torch.clamp(torch.minimum(i, window - i) / overlap, max=1.0)
+    return r[:, None] * r[None, :]
+
+
+def write_predictions(
+    result: xr.Dataset,
+    classes_path: str | os.PathLike,
+    probabilities_path: str | os.PathLike | None = None,
+    *,
+    overwrite: bool = True,
+) -> list[Path]:
+    """Write the output of :func:`segment` (one date) as tiled, deflate GeoTIFFs.
+
+    Both files are computed in one pass (each chunk runs the model once) and written
+    atomically, one row of chunks at a time: dask's local scheduler would otherwise read
+    input chunks far ahead of the model and hold them, so memory stays bounded by one row of
+    chunks (plus halos) instead of growing with the scene.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    import rasterio
+
+    if probabilities_path is not None and "probabilities" not in result:
+        raise ConfigError(
+            "the result has no probabilities", fix="call segment(..., probabilities=True)"
+        )
+    if "time" in result.dims:
+        raise ConfigError(
+            "one GeoTIFF holds one date", fix="write result.isel(time=i) for each date"
+        )
+    jobs = [(result["classes"], Path(classes_path))]
+    if probabilities_path is not None:
+        jobs.append((result["probabilities"], Path(probabilities_path)))
+    with contextlib.ExitStack() as stack:
+        if result.rio.crs is None:  # plain images: a pixel grid is all there is
+            stack.enter_context(warnings.catch_warnings())
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        sources, targets = [], []
+        for arr, path in jobs:
+            tmp = stack.enter_context(atomic_path(path, overwrite=overwrite))
+            dst = stack.enter_context(rasterio.open(tmp, "w", **_profile(result, arr)))
+            if arr.ndim == 3:
+                for i, name in enumerate(arr["class"].values, start=1):
+                    dst.set_band_description(i, str(name))
+                dst.update_tags(scale=1 / PROBABILITY_SCALE)
+            else:
+                dst.set_band_description(1, "class")
+            dst.update_tags(classes=",".join(result.attrs["classes"]), nodata=NODATA)
+            sources.append(arr.data if arr.ndim == 3 else arr.data[None])
+            targets.append(_Target(dst))
+        start = 0
+        for height in sources[0].chunks[1]:
+            rows = slice(start, start + height)
+            strip = [src[:, rows] for src in sources]
+            da.store(strip, targets, lock=False, regions=[(slice(None), rows)] * len(strip))
+            start += height
+    return [p for _, p in jobs]
+
+
+def _profile(result: xr.Dataset, arr: xr.DataArray) -> dict:
+    height, width = arr.shape[-2:]
+    profile = dict(
+        driver="GTiff", width=width, height=height, count=1 if arr.ndim == 2 else arr.shape[0],
+        dtype="uint8", nodata=NODATA, compress="deflate",
+    )  # fmt: skip
+    if height >= 512 and width >= 512:
+        profile.update(tiled=True, blockxsize=512, blockysize=512)
+    if result.rio.crs is not None:
+        profile.update(crs=result.rio.crs, transform=result.rio.transform())
+    return profile
+
+
+class _Target:
+    """A ``da.store`` target that writes each chunk into an open rasterio dataset."""
+
+    def __init__(self, dst) -> None:
+        self.dst = dst
+        self.lock = threading.Lock()
+
+    def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
+        from rasterio.windows import Window
+
+        bands, rows, cols = key
+        window = Window.from_slices(rows, cols, height=self.dst.height, width=self.dst.width)
+        indexes = list(range(bands.start or 0, bands.stop or value.shape[0]))
+        with self.lock:
+            self.dst.write(value, indexes=[i + 1 for i in indexes], window=window)

@@ -1,0 +1,332 @@
+"""Training: AdamW with a schedule, class-weighted cross-entropy plus Dice, early stopping on
+validation mIoU, bf16 autocast on a GPU, reproducible on the CPU for a given seed.
+
+Every epoch appends a row (losses, learning rate, mIoU, per-class IoU and F1) to
+``metrics.csv`` and ``metrics.json`` in the model directory; the best epoch's weights are
+saved as the checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from agrivision.errors import ConfigError
+from agrivision.io.atomic import atomic_path
+from agrivision.segment.checkpoint import CheckpointMeta, Normalisation, save_checkpoint
+from agrivision.segment.chips import ChipSampler, Split, augment, block_split
+from agrivision.segment.config import SegmentConfig
+from agrivision.segment.data import Sample, fingerprint, load_samples, resolve
+from agrivision.segment.device import autocast, resolve_device
+from agrivision.segment.metrics import confusion, scores
+from agrivision.segment.model import build_model
+from agrivision.segment.prepare import NODATA, normalise
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced."""
+
+    path: Path  # checkpoint directory
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    metrics: dict  # validation scores of the best epoch
+
+
+def train(
+    config: SegmentConfig,
+    output: str | os.PathLike | None = None,
+    *,
+    device: str | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a U-Net as ``config`` says and save the best epoch as a checkpoint.
+
+    Parameters
+    ----------
+    config
+        A loaded config (:func:`agrivision.segment.config.load_config`).
+    output
+        Checkpoint directory (default ``config.output``); also receives ``metrics.csv`` and
+        ``metrics.json``.
+    device
+        ``auto``, ``cpu`` or ``cuda`` (default: ``config.training.device``).
+    progress
+        Show a progress bar per epoch on stderr.
+
+    Raises
+    ------
+    ConfigError, SourceError, BandNotFoundError
+        Invalid config or data.
+    """
+    start = time.monotonic()
+    cfg, opt_cfg = config, config.training
+    out = Path(output if output is not None else cfg.output)
+    dev = resolve_device(device or opt_cfg.device)
+    torch.manual_seed(opt_cfg.seed)
+    if opt_cfg.threads:
+        torch.set_num_threads(opt_cfg.threads)
+    spec = cfg.model.spec()
+    n_classes = len(spec.classes)
+    size = cfg.chips.size
+
+    train_set = [_pad(s, size) for s in load_samples(cfg.data.train, cfg.data, spec)]
+    if cfg.data.validation is not None:
+        val_set = load_samples(cfg.data.validation, cfg.data, spec)
+        split = Split(
+            train=[np.ones(s.label.shape, bool) for s in train_set],
+            val=[[(0, s.label.shape[0], 0, s.label.shape[1])] for s in val_set],
+        )
+    else:
+        val_set = train_set
+        split = block_split(
+            [s.label.shape for s in train_set],
+            block=cfg.split.block,
+            val_fraction=cfg.split.val_fraction,
+            buffer=cfg.split.buffer,
+            seed=opt_cfg.seed,
+        )
+    if not any(split.val):
+        raise ConfigError(
+            "no validation pixels", fix="raise split.val_fraction or give data.validation"
+        )
+
+    norm = _normalisation(train_set, split.train)
+    weights = _class_weights(train_set, split.train, n_classes, opt_cfg.class_weights)
+    images = [normalise(torch.from_numpy(s.image), norm.mean, norm.std) for s in train_set]
+    val_images = [normalise(torch.from_numpy(s.image), norm.mean, norm.std) for s in val_set]
+    sampler = ChipSampler(
+        [s.label for s in train_set], split.train, size, n_classes, seed=opt_cfg.seed
+    )
+    # Training chips only ever see training labels: mask the rest out.
+    labels = [
+        np.where(a, s.label, NODATA).astype(np.uint8)
+        for s, a in zip(train_set, split.train, strict=True)
+    ]
+
+    model = (
+        build_model(spec, cfg.model.encoder_weights).to(dev).to(memory_format=torch.channels_last)
+    )
+    grid = sampler.grid() if cfg.chips.sampling == "grid" else None
+    per_epoch = len(grid) if grid is not None else cfg.chips.per_epoch
+    steps = max(1, per_epoch // opt_cfg.batch_size)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay
+    )
+    scheduler = _scheduler(optimiser, opt_cfg.schedule, opt_cfg.lr, steps * opt_cfg.epochs)
+    import segmentation_models_pytorch as smp
+
+    dice = smp.losses.DiceLoss("multiclass", from_logits=True, ignore_index=NODATA)
+    class_weight = torch.tensor(weights, dtype=torch.float32, device=dev)
+    generator = torch.Generator().manual_seed(opt_cfg.seed)
+
+    history: list[dict] = []
+    best: tuple[float, int, dict, dict] | None = None  # (mIoU, epoch, state, scores)
+    stale = 0
+    for epoch in range(1, opt_cfg.epochs + 1):
+        model.train()
+        if grid is not None:
+            order = np.random.default_rng([opt_cfg.seed, epoch]).permutation(len(grid))
+            chips = [grid[i] for i in order]
+        else:
+            chips = sampler.random(epoch, per_epoch, balance=cfg.chips.balance)
+        losses = []
+        bar = tqdm(
+            total=steps, desc=f"epoch {epoch}/{opt_cfg.epochs}", disable=not progress, leave=False
+        )
+        for step in range(steps):
+            batch = chips[step * opt_cfg.batch_size : (step + 1) * opt_cfg.batch_size]
+            x, y = _batch(images, labels, batch, size)
+            x, y = augment(x, y, cfg.augment, generator)
+            x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            y = y.to(dev, non_blocking=True).long()
+            with autocast(dev):
+                logits = model(x)
+            logits = logits.float()
+            loss = F.cross_entropy(logits, y, weight=class_weight, ignore_index=NODATA)
+            if opt_cfg.dice_weight:
+                loss = loss + opt_cfg.dice_weight * dice(logits, y)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            if scheduler is not None:
+                scheduler.step()
+            losses.append(loss.item())
+            bar.update()
+            bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+        bar.close()
+        val_scores = validate(
+            model, val_images, [s.label for s in val_set], split.val, n_classes, spec.classes, dev
+        )
+        row = _row(epoch, losses, optimiser, val_scores, spec.classes, time.monotonic() - start)
+        history.append(row)
+        _write_log(out, history)
+        if progress:
+            tqdm.write(
+                f"epoch {epoch}: loss {row['train_loss']:.4f}  val mIoU {row['val_miou']:.4f}  "
+                + "  ".join(f"{k} {v:.3f}" for k, v in val_scores["iou"].items() if v is not None)
+            )
+        miou = val_scores["miou"] or 0.0
+        if best is None or miou > best[0]:
+            best = (miou, epoch, copy.deepcopy(model.state_dict()), val_scores)
+            stale = 0
+        else:
+            stale += 1
+        limit = opt_cfg.time_limit_min
+        if stale >= opt_cfg.patience or (limit and time.monotonic() - start > limit * 60):
+            break
+
+    assert best is not None
+    model.load_state_dict(best[2])
+    seconds = time.monotonic() - start
+    metrics = {"epoch": best[1], "epochs_run": len(history), "train_seconds": round(seconds, 1)}
+    metrics.update({f"val_{k}": v for k, v in best[3].items()})
+    pairs = resolve(cfg.data.train, cfg.data.root)
+    if cfg.data.validation is not None:
+        pairs += resolve(cfg.data.validation, cfg.data.root)
+    settings = cfg.data.model_dump(exclude={"root"}) | {
+        "split": cfg.split.model_dump(),
+        "seed": opt_cfg.seed,
+    }
+    meta = CheckpointMeta(
+        spec=spec,
+        normalisation=norm,
+        metrics=metrics,
+        data_fingerprint=fingerprint(pairs, settings),
+    )
+    save_checkpoint(model, meta, out)
+    return TrainResult(out, best[1], len(history), seconds, best[3])
+
+
+def validate(
+    model: torch.nn.Module,
+    images: list[torch.Tensor],
+    labels: list[np.ndarray],
+    boxes: list[list[tuple[int, int, int, int]]],
+    n_classes: int,
+    names: tuple[str, ...],
+    device: torch.device,
+) -> dict:
+    """Scores of ``model`` on the validation boxes of normalised ``images`` (model pixels).
+
+    Each box is predicted on its own (no context from training pixels), padded to a multiple
+    of the encoder's output stride.
+    """
+    model.eval()
+    cm = np.zeros((n_classes, n_classes), np.int64)
+    step = 32
+    with torch.inference_mode():
+        for image, label, image_boxes in zip(images, labels, boxes, strict=True):
+            for r0, r1, c0, c1 in image_boxes:
+                x = image[:, r0:r1, c0:c1]
+                h, w = x.shape[1:]
+                x = F.pad(x, (0, -w % step, 0, -h % step))[None].to(device)
+                with autocast(device):
+                    logits = model(x.contiguous(memory_format=torch.channels_last))
+                pred = logits[0, :, :h, :w].argmax(0).cpu().numpy().astype(np.uint8)
+                cm += confusion(label[r0:r1, c0:c1], pred, n_classes)
+    return scores(cm, names)
+
+
+def _pad(sample: Sample, size: int) -> Sample:
+    """Pad an image smaller than a chip (NaN, label 255) so that one chip fits."""
+    _, h, w = sample.image.shape
+    ph, pw = max(0, size - h), max(0, size - w)
+    if not (ph or pw):
+        return sample
+    image = np.pad(sample.image, ((0, 0), (0, ph), (0, pw)), constant_values=np.nan)
+    label = np.pad(sample.label, ((0, ph), (0, pw)), constant_values=NODATA)
+    return Sample(sample.name, image, label)
+
+
+def _batch(images, labels, chips, size) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.stack([images[i][:, r : r + size, c : c + size] for i, r, c in chips])
+    y = torch.stack([torch.from_numpy(labels[i][r : r + size, c : c + size]) for i, r, c in chips])
+    return x, y
+
+
+def _normalisation(samples: list[Sample], allowed: list[np.ndarray]) -> Normalisation:
+    """Per-band mean/std of valid training pixels (float64 accumulation)."""
+    n_bands = samples[0].image.shape[0]
+    total = np.zeros(n_bands)
+    square = np.zeros(n_bands)
+    count = np.zeros(n_bands)
+    for s, a in zip(samples, allowed, strict=True):
+        v = s.image[:, a].astype(np.float64)
+        ok = np.isfinite(v)
+        total += np.where(ok, v, 0).sum(axis=1)
+        square += np.where(ok, v * v, 0).sum(axis=1)
+        count += ok.sum(axis=1)
+    if (count == 0).any():
+        raise ConfigError("a band has no valid training pixel", fix="check the images' nodata")
+    mean = total / count
+    std = np.sqrt(np.maximum(square / count - mean**2, 0))
+    return Normalisation(mean=tuple(mean.tolist()), std=tuple(np.maximum(std, 1e-6).tolist()))
+
+
+def _class_weights(samples, allowed, n_classes: int, setting) -> list[float]:
+    """``auto``: inverse square root of class frequency, mean 1 over present classes."""
+    if isinstance(setting, list):
+        return [float(w) for w in setting]
+    if setting == "none":
+        return [1.0] * n_classes
+    counts = np.zeros(n_classes)
+    for s, a in zip(samples, allowed, strict=True):
+        lab = s.label[a]
+        counts += np.bincount(lab[lab != NODATA], minlength=n_classes)[:n_classes]
+    if counts.sum() == 0:
+        raise ConfigError("no labelled training pixel", fix="check the label files and classes")
+    present = counts > 0
+    w = np.zeros(n_classes)
+    w[present] = 1 / np.sqrt(counts[present] / counts.sum())
+    w[present] /= w[present].mean()
+    return w.tolist()
+
+
+def _scheduler(optimiser, kind: str, lr: float, total: int):
+    if kind == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimiser, max_lr=lr, total_steps=total, pct_start=0.1
+        )
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total)
+    return None
+
+
+def _row(epoch, losses, optimiser, val: dict, names, elapsed: float) -> dict:
+    row = {
+        "epoch": epoch,
+        "train_loss": float(np.mean(losses)),
+        "lr": optimiser.param_groups[0]["lr"],
+        "val_miou": val["miou"] if val["miou"] is not None else float("nan"),
+        "val_accuracy": val["accuracy"],
+        "seconds": round(elapsed, 1),
+    }
+    for n in names:
+        row[f"iou_{n}"] = val["iou"][n]
+        row[f"f1_{n}"] = val["f1"][n]
+    return row
+
+
+def _write_log(out: Path, history: list[dict]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(history, indent=1), encoding="utf-8")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    with atomic_path(out / "metrics.csv") as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")

@@ -1,0 +1,115 @@
+"""Training: learning, reproducibility, logs and what the checkpoint records."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from safetensors.torch import load_file
+
+from agrivision.errors import ConfigError
+from agrivision.segment.checkpoint import load_checkpoint
+from agrivision.segment.config import load_config
+from agrivision.segment.train import train
+
+
+def _two_class_tiles(root, n=4, size=64, seed=0):
+    """Vegetation (nir >> red) blobs on soil: learnable from each pixel's spectrum."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        blob = ndimage.gaussian_filter(rng.standard_normal((size, size)), 4)
+        label = (blob > 0).astype(np.uint8)
+        red = np.where(label == 1, 0.05, 0.2) + 0.02 * rng.standard_normal((size, size))
+        nir = np.where(label == 1, 0.5, 0.25) + 0.02 * rng.standard_normal((size, size))
+        profile = dict(driver="GTiff", width=size, height=size, crs="EPSG:32633",
+                       transform=rasterio.transform.from_origin(0, 0, 10, 10))  # fmt: skip
+        with rasterio.open(root / f"t{i}.tif", "w", count=2, dtype="float32", **profile) as dst:
+            dst.write(np.stack([red, nir]).astype(np.float32))
+            dst.descriptions = ("red", "nir")
+        with rasterio.open(root / f"t{i}_label.tif", "w", count=1, dtype="uint8", **profile) as dst:
+            dst.write(label[None])
+
+
+@pytest.fixture(scope="module")
+def easy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("easy")
+    _two_class_tiles(root)
+    return root
+
+
+def _easy_config(tmp_path, easy, config_file, **overrides):
+    settings = {
+        "model.bands": ["red", "nir"],
+        "model.classes": ["soil", "plant"],
+        "data.train": {"images": "t[0-2].tif", "labels": "{stem}_label.tif"},
+        "data.validation": {"images": "t3.tif", "labels": "{stem}_label.tif"},
+        "data.evaluation": None,
+        "training.epochs": 4,
+        "training.batch_size": 4,
+        "chips.per_epoch": 24,
+        **overrides,
+    }
+    return load_config(config_file(tmp_path / "c.yaml", easy, **settings))
+
+
+def test_a_trivial_task_is_learnt_and_logged(tmp_path, easy, config_file):
+    cfg = _easy_config(tmp_path, easy, config_file)
+    result = train(cfg, tmp_path / "m", progress=False)
+    assert result.metrics["miou"] > 0.9
+    log = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert [row["epoch"] for row in log] == [1, 2, 3, 4]
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    with open(tmp_path / "m" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4 and {"iou_soil", "f1_plant", "val_miou", "lr"} <= set(rows[0])
+    assert float(rows[result.best_epoch - 1]["val_miou"]) == pytest.approx(result.metrics["miou"])
+    meta = load_checkpoint(tmp_path / "m").meta
+    assert meta.metrics["epoch"] == result.best_epoch
+    assert len(meta.data_fingerprint) == 64
+    # normalisation: mean/std of the training images' pixels, computed independently
+    pixels = []
+    for i in range(3):
+        with rasterio.open(easy / f"t{i}.tif") as src:
+            pixels.append(src.read().reshape(2, -1).astype(np.float64))
+    pixels = np.concatenate(pixels, axis=1)
+    np.testing.assert_allclose(meta.normalisation.mean, pixels.mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(meta.normalisation.std, pixels.std(axis=1), rtol=1e-5)
+
+
+def test_training_is_reproducible_with_a_seed(tmp_path, easy, config_file):
+    cfg = _easy_config(tmp_path, easy, config_file, **{"training.epochs": 1, "chips.per_epoch": 8})
+    weights = []
+    for name in ("a", "b"):
+        train(cfg, tmp_path / name, progress=False)
+        weights.append(load_file(tmp_path / name / "model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]), k
+
+
+def test_block_split_validation_and_grid_chips(trained):
+    model_dir, cfg_path = trained
+    log = json.loads((model_dir / "metrics.json").read_text())
+    assert len(log) == 2 and all(0 <= row["val_miou"] <= 1 for row in log)
+    cfg = load_config(cfg_path)
+    result = train(
+        cfg.model_copy(update={"chips": cfg.chips.model_copy(update={"sampling": "grid"})}),
+        model_dir.parent / "grid",
+        progress=False,
+    )
+    assert result.epochs_run == 2
+
+
+def test_unknown_config_keys_name_the_key(tmp_path, tiles, config_file):
+    path = config_file(tmp_path / "c.yaml", tiles, **{"training.learning_rate": 0.1})
+    with pytest.raises(ConfigError, match=r"unknown key 'training\.learning_rate'.*allowed: epochs"):
+        load_config(path)
+    path = config_file(tmp_path / "c.yaml", tiles, **{"chips.size": 60})
+    with pytest.raises(ConfigError, match="multiple of 2"):
+        load_config(path)
