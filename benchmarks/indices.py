@@ -30,14 +30,12 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
+from harness import run_measured
 
 OUT = Path(__file__).resolve().parents[1] / "bench-output"
 STRIP = 512
@@ -183,32 +181,10 @@ def worker(contender: str, src: Path, dst: Path, result: Path, chunk: int) -> No
 def run_contender(
     contender: str, src: Path, dst: Path, chunk: int, env: dict[str, str] | None = None
 ) -> dict:
-    """Run one contender in a fresh subprocess, polling its RSS with psutil."""
+    """Run one contender in a fresh subprocess; peak RSS of its process tree."""
     result = OUT / f"indices_result_{contender}.json"
     cmd = [sys.executable, __file__, "--chunk", str(chunk), "--worker", contender]
-    proc = subprocess.Popen(
-        [*cmd, str(src), str(dst), str(result)], env={**os.environ, **(env or {})}
-    )
-    polled = 0
-    ps = psutil.Process(proc.pid)
-    stop = threading.Event()
-
-    def poll() -> None:
-        nonlocal polled
-        while not stop.is_set():
-            try:
-                polled = max(polled, ps.memory_info().rss)
-            except psutil.Error:
-                return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    code = proc.wait()
-    stop.set()
-    thread.join()
-    if code != 0:
-        raise SystemExit(f"{contender} failed (exit {code})")
+    polled = run_measured([*cmd, str(src), str(dst), str(result)], env)
     out = json.loads(result.read_text())
     out["peak"] = max(out["peak"], polled)
     return out
@@ -291,7 +267,7 @@ def main() -> None:
     }
     lines = [
         f"NDVI of a {size} x {size} red/nir uint16 DEFLATE COG -> float32 DEFLATE COG; "
-        f"agrivision chunks {args.chunk}; {psutil.cpu_count()} CPUs; median of "
+        f"agrivision chunks {args.chunk}; {os.cpu_count()} CPUs; median of "
         f"{args.repeats} fresh runs; outputs differ by at most {diff:.1e} "
         f"({nan_mismatch} NaN mismatches)",
         "",

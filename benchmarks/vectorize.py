@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
+from harness import run_measured
 
 OUT = Path(__file__).resolve().parents[1] / "bench-output"
 PIXEL = 10.0
@@ -116,29 +115,10 @@ def worker(contender: str, raster: Path, chunk: int, result: Path) -> None:
 
 
 def run_contender(contender: str, raster: Path, chunk: int) -> dict:
-    """Run a contender in a fresh subprocess; poll its RSS with psutil."""
+    """Run a contender in a fresh subprocess; peak RSS of its process tree."""
     result = OUT / f"vectorize_result_{contender}.json"
     cmd = [sys.executable, __file__, "--worker", contender, str(raster), str(chunk), str(result)]
-    proc = subprocess.Popen(cmd)
-    polled = 0
-    ps = psutil.Process(proc.pid)
-    stop = threading.Event()
-
-    def poll() -> None:
-        nonlocal polled
-        while not stop.is_set():
-            try:
-                polled = max(polled, ps.memory_info().rss)
-            except psutil.Error:
-                return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    if proc.wait() != 0:
-        raise SystemExit(f"{contender} failed")
-    stop.set()
-    thread.join()
+    polled = run_measured(cmd)
     out = json.loads(result.read_text())
     out["peak"] = max(out["peak"], polled)
     return out
@@ -173,7 +153,7 @@ def main() -> None:
     ref_time = statistics.median(r["seconds"] for r in runs["rasterio-whole"])
     lines = [
         f"Class raster {size} x {size} uint8 (classes 0-4, tiled 512, DEFLATE), agrivision "
-        f"chunks {chunk}, {psutil.cpu_count()} CPUs; median of {repeats} fresh runs",
+        f"chunks {chunk}, {os.cpu_count()} CPUs; median of {repeats} fresh runs",
         "",
         "| contender | time (s) | vs anchor | polygons | peak RSS (MB) "
         "| total area diff vs anchor (ha) | max class area diff (ha) |",

@@ -20,15 +20,13 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
+from harness import run_measured
 
 OUT = Path(__file__).resolve().parents[1] / "bench-output"
 STATS = ("count", "mean", "std", "min", "max", "median", "p10", "p90")
@@ -152,29 +150,10 @@ def _cpu_seconds() -> float:
 
 
 def run_contender(contender: str, raster: Path, fields_path: Path, chunk: int) -> dict:
-    """Run a contender in a fresh subprocess; poll its RSS with psutil."""
+    """Run a contender in a fresh subprocess; peak RSS of its process tree."""
     result = OUT / f"result_{fields_path.stem}_{contender}.json"
     cmd = [sys.executable, __file__, "--chunk", str(chunk), "--worker", contender]
-    proc = subprocess.Popen([*cmd, str(raster), str(fields_path), str(result)])
-    polled = 0
-    ps = psutil.Process(proc.pid)
-    stop = threading.Event()
-
-    def poll() -> None:
-        nonlocal polled
-        while not stop.is_set():
-            try:
-                polled = max(polled, ps.memory_info().rss)
-            except psutil.Error:
-                return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    if proc.wait() != 0:
-        raise SystemExit(f"{contender} failed")
-    stop.set()
-    thread.join()
+    polled = run_measured([*cmd, str(raster), str(fields_path), str(result)])
     out = json.loads(result.read_text())
     out["peak"] = max(out["peak"], polled)
     out["means"] = np.load(result.with_suffix(".npy"))
@@ -210,7 +189,7 @@ def main() -> None:
 
     lines = [
         f"Raster {size} x {size} float32 (tiled 512, DEFLATE); agrivision dask chunks "
-        f"{args.chunk}; {psutil.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f} at "
+        f"{args.chunk}; {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f} at "
         f"start); median of {args.repeats} fresh runs "
         f"(rasterstats: 1); stats: {', '.join(STATS)}",
         "",
