@@ -135,7 +135,8 @@ class RuntimeConfig(_Section):
 class ReportConfig(_Section):
     """Everything ``agrivision report`` needs besides sources and fields."""
 
-    indices: list[str] = Field(default_factory=lambda: ["NDVI", "NDRE"])
+    # None: NDVI, plus NDRE when the scene has a red-edge band; named indices are required.
+    indices: list[str] | None = None
     scene: SceneConfig = SceneConfig()
     fields: FieldsConfig = FieldsConfig()
     health: dict[str, Any] = Field(default_factory=dict)

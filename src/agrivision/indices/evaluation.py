@@ -31,6 +31,7 @@ class _Job:
     formula: Formula
     bands: dict[str, str]  # band symbol -> scene variable
     missing: list[str]  # band symbols the scene cannot supply
+    name: str  # the output variable's name
 
 
 def compute(
@@ -90,10 +91,9 @@ def compute(
         raise _missing_bands(scene, failed)
     _check_unused(overrides, jobs)
     out = {}
-    for name, job in zip(order, jobs, strict=True):
+    for job in jobs:
         values = _constant_values(scene, job, overrides)
-        key = _output_name(name, job.info.name)
-        out[key] = _evaluate(scene, job, values).rename(key)
+        out[job.name] = _evaluate(scene, job, values).rename(job.name)
     return scene[[]].assign(out)
 
 
@@ -117,7 +117,7 @@ def _job(scene: xr.Dataset, name: str, formulas: dict[str, str], overrides: dict
             missing.append(sym)
         else:
             bands[sym] = var
-    return _Job(info, formula, bands, missing)
+    return _Job(info, formula, bands, missing, _output_name(name, info.name))
 
 
 def _check_constants(given: Mapping[str, Any]) -> dict[str, float]:
@@ -199,7 +199,7 @@ def _missing_bands(scene: xr.Dataset, failed: list[_Job]) -> BandNotFoundError:
     parts = []
     for job in failed:
         needs = [f"{s} ({' or '.join(band_symbols()[s].candidates)})" for s in job.missing]
-        parts.append(f"{job.info.name} needs {', '.join(needs)}")
+        parts.append(f"{job.name} needs {', '.join(needs)}")
     have = ", ".join(map(str, scene.data_vars)) or "none"
     return BandNotFoundError(
         f"{'; '.join(parts)}; the scene has bands: {have}",

@@ -61,6 +61,7 @@ class ReportResult:
     zones: gpd.GeoDataFrame
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    scene: dict = field(default_factory=dict)  # sensor, dates, CRS, shape, resolution
 
     @property
     def html(self) -> Path:
@@ -110,7 +111,6 @@ def run_report(
     out = Path(outdir)
     _check_outdir(out, overwrite)
     stage = _Stages()
-    caught: list[str] = []
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         with (
@@ -120,9 +120,7 @@ def run_report(
             ),
         ):
             warnings.simplefilter("always")
-            result = _run(sources, fields_path, staging, config, stage)
-        caught = _unique(str(w.message) for w in recorded if _worth_reporting(w))
-        result.warnings = caught + result.warnings
+            result = _run(sources, fields_path, staging, config, stage, recorded)
         _write_summary(staging, sources, fields_path, config, result, stage.timings)
         _publish(staging, out)
     finally:
@@ -132,7 +130,9 @@ def run_report(
     return result
 
 
-def _run(sources, fields_path, staging: Path, config: ReportConfig, stage: _Stages) -> ReportResult:
+def _run(
+    sources, fields_path, staging: Path, config: ReportConfig, stage: _Stages, recorded: list
+) -> ReportResult:
     sc = config.scene
     with stage("open"):
         mask = MaskConfig(
@@ -148,7 +148,7 @@ def _run(sources, fields_path, staging: Path, config: ReportConfig, stage: _Stag
             to_crs=scene.rio.crs,
         )  # fmt: skip
     with stage("indices"):
-        indices = compute(scene, config.indices)
+        indices = compute(scene, config.indices or _default_indices(scene))
         latest = indices.isel(time=-1) if "time" in indices.dims else indices
     with stage("classes"):
         rules = HealthRules(**config.health) if config.health else HealthRules()
@@ -196,11 +196,14 @@ def _run(sources, fields_path, staging: Path, config: ReportConfig, stage: _Stag
             columns=list(_table_columns(table)),
             rows=_table_rows(table),
             cards=cards,
-            warnings=[],
+            warnings=_caught(recorded),
             provenance=json.dumps({"sources": [str(s) for s in sources]}, indent=1),
         )
         write_report(staging / "report.html", page)
-    return ReportResult(outdir=staging, table=table, problems=problems, zones=zoned)
+    return ReportResult(
+        outdir=staging, table=table, problems=problems, zones=zoned,
+        warnings=_caught(recorded), scene=_scene_facts(scene),
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- helpers
@@ -240,6 +243,7 @@ def _write_summary(staging, sources, fields_path, config, result, timings) -> No
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "inputs": [_describe(p) for p in inputs],
         "config": config.model_dump(mode="json"),
+        **result.scene,
         "fields": len(result.table),
         "problem_polygons": len(result.problems),
         "zones": len(result.zones),
@@ -283,12 +287,37 @@ def _unique(items) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def _default_indices(scene: xr.Dataset) -> list[str]:
+    if any(band in scene.data_vars for band in ("rededge", "rededge1")):
+        return ["NDVI", "NDRE"]
+    warnings.warn(
+        "indices: the scene has no red-edge band, so NDRE is left out (NDVI only)",
+        UserWarning, stacklevel=3,
+    )  # fmt: skip
+    return ["NDVI"]
+
+
+def _caught(recorded: list) -> list[str]:
+    return _unique(str(w.message) for w in recorded if _worth_reporting(w))
+
+
+def _dates(scene: xr.Dataset) -> list[str]:
+    if "time" in scene.dims:
+        return [str(np.datetime_as_string(t, "D")) for t in scene.time.values]
+    return [str(scene.attrs["datetime"])[:10]] if "datetime" in scene.attrs else []
+
+
+def _scene_facts(scene: xr.Dataset) -> dict:
+    t = scene.rio.transform()
+    return {
+        "sensor": scene.attrs.get("sensor"), "dates": _dates(scene),
+        "crs": scene.rio.crs.to_string(), "shape": [scene.sizes["y"], scene.sizes["x"]],
+        "resolution_m": [abs(t.a), abs(t.e)], "bands": [str(v) for v in scene.data_vars],
+    }  # fmt: skip
+
+
 def _subtitle(scene: xr.Dataset, table: gpd.GeoDataFrame) -> str:
-    dates = (
-        [str(np.datetime_as_string(t, "D")) for t in scene.time.values]
-        if "time" in scene.dims
-        else [scene.attrs.get("datetime", "undated")]
-    )
+    dates = _dates(scene) or ["undated"]
     when = dates[0] if len(dates) == 1 else f"{dates[0]} – {dates[-1]} ({len(dates)} dates)"
     return f"{scene.attrs.get('sensor', 'unknown sensor')} · {when} · {len(table)} fields"
 
