@@ -57,3 +57,17 @@ def test_report_html_in_browser(report_inputs, tmp_path):
     assert result["rows"] == 3
     assert result["sorted"]
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_demo_report_in_browser(tmp_path):
+    """What `make demo` runs, at a smaller size: its report.html passes the same check."""
+    import geopandas as gpd
+
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--size", "256"]) == 0
+    fields = gpd.read_file(out / "report" / "fields.geojson")
+    result = check_report_in_browser(out / "report" / "report.html", tmp_path / "demo.png")
+    assert result["errors"] == []
+    assert result["images"] and all(result["images"])
+    assert result["rows"] == len(fields) > 3
+    assert result["sorted"]

@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: the report is written, never shown
 
+import geopandas as gpd
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
@@ -50,18 +51,19 @@ def overview_map(
     fig, ax = plt.subplots(figsize=(8, 8))
     if background is not None and extent is not None:
         ax.imshow(background, extent=extent, interpolation="nearest")
-    for geom, status, label in zip(geometries, statuses, labels, strict=True):
-        colour = STATUS_COLOURS.get(status, "#9e9e9e")
-        for poly in getattr(geom, "geoms", [geom]):
-            xs, ys = poly.exterior.xy
-            ax.fill(xs, ys, color=colour, alpha=0.55, linewidth=0)
-            ax.plot(xs, ys, color="black", linewidth=0.5)
-        if len(geometries) <= 60:
+    # one PatchCollection for all fields: a Python loop of fill() calls took minutes at 20,000
+    shapes = gpd.GeoSeries(list(geometries))
+    colours = [STATUS_COLOURS.get(status, "#9e9e9e") for status in statuses]
+    shapes.plot(ax=ax, color=colours, alpha=0.55, linewidth=0)
+    shapes.boundary.plot(ax=ax, color="black", linewidth=0.5 if len(shapes) <= 2000 else 0.1)
+    if len(geometries) <= 60:
+        for geom, label in zip(geometries, labels, strict=True):
             c = geom.representative_point()
             ax.annotate(str(label), (c.x, c.y), fontsize=7, ha="center", va="center")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.7) for c in STATUS_COLOURS.values()]
     ax.legend(handles, list(STATUS_COLOURS), loc="lower right", fontsize=8, framealpha=0.8)
     ax.set_aspect("equal")
+    ax.ticklabel_format(style="plain", useOffset=False)  # map coordinates in metres
     ax.tick_params(labelsize=7)
     return data_uri(fig)
 
