@@ -35,6 +35,7 @@ from agrivision.drone.micasense import (
     write_reflectance,
 )
 from agrivision.errors import MissingCRSError, SensorError, SourceError
+from agrivision.indices import compute
 from agrivision.io.scene import open_scene
 
 NAMES = dict(enumerate(PROFILE_ORDER[:3], start=1)) | {4: "nir", 5: "rededge"}
@@ -159,12 +160,24 @@ def test_written_geotiff_is_float32_profile_order_and_says_not_georeferenced(cal
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
-@pytest.mark.xfail(
-    raises=MissingCRSError,
-    strict=True,
-    reason="open_scene requires a CRS; a single drone frame has none (reported to the lead)",
-)
 def test_open_scene_reads_the_output_with_the_profile(calibrated, tmp_path):
     out = write_reflectance(calibrated, tmp_path / "refl.tif")
     scene = open_scene(out, sensor="micasense-rededge")
     assert list(scene.data_vars) == ["blue", "green", "red", "rededge", "nir"]
+    assert scene.attrs["georeferenced"] is False and scene.rio.crs is None
+    # pixel grid: row 0 stays on top, values unscaled reflectance as written
+    np.testing.assert_array_equal(
+        scene["red"].values, calibrated.reflectance["red"].values.astype(np.float32)
+    )
+    ndvi = compute(scene, "NDVI")["NDVI"]
+    assert ndvi.shape == scene["red"].shape and float(ndvi.max()) <= 1.0
+
+
+def test_a_raster_without_crs_and_without_the_tag_is_still_refused(tmp_path):
+    path = tmp_path / "plain.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32"
+    ) as dst:
+        dst.write(np.ones((1, 4, 4), np.float32))
+    with pytest.raises(MissingCRSError):
+        open_scene(path, sensor="micasense-rededge")

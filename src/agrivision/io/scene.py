@@ -29,6 +29,7 @@ from rasterio.warp import transform_bounds
 
 from agrivision.errors import BandNotFoundError, GridError, SensorError, SourceError
 from agrivision.io.sources import (
+    PIXEL_GRID_CRS,
     BandAsset,
     FileInfo,
     band_token,
@@ -162,6 +163,11 @@ def open_scene(
     )
     if mask and any(v in scene for v in MASK_VARIABLES):
         scene = apply_mask(scene, mask if isinstance(mask, MaskConfig) else None)
+    if all(a.file.crs == PIXEL_GRID_CRS for a in assets):  # drone frames without position
+        scene = scene.drop_vars("spatial_ref")
+        scene.attrs["georeferenced"] = False
+        for var in scene.data_vars.values():
+            var.encoding.pop("grid_mapping", None)
     return scene
 
 

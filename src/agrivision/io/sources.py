@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rasterio
+import rasterio.crs
 from rasterio.errors import RasterioIOError
 
 from agrivision.errors import GridError, MissingCRSError, SourceError
@@ -60,6 +61,10 @@ class BandAsset:
     properties: dict = field(default_factory=dict)
 
 
+#: Stand-in CRS of rasters tagged ``GEOREFERENCED=no`` while their grid is worked out.
+PIXEL_GRID_CRS = rasterio.crs.CRS.from_proj4("+proj=eqc +lat_ts=0 +lon_0=0 +R=6371000 +units=m +no_defs")
+
+
 def file_info(path: str | os.PathLike) -> FileInfo:
     """Read a raster header and check that the file is usable (georeferenced, not empty).
 
@@ -68,7 +73,7 @@ def file_info(path: str | os.PathLike) -> FileInfo:
     SourceError
         Missing, empty, corrupt or unsupported file.
     MissingCRSError
-        The raster has no CRS.
+        The raster has no CRS (and is not tagged ``GEOREFERENCED=no``).
     GridError
         The geotransform is rotated or sheared.
     """
@@ -104,6 +109,12 @@ def file_info(path: str | os.PathLike) -> FileInfo:
         ) from exc
     if info.count == 0 or 0 in info.shape:
         raise SourceError("raster has no bands or no pixels", source=p)
+    if info.crs is None and info.tags.get("GEOREFERENCED") == "no":
+        # A single drone frame from `agrivision calibrate` says it has no map position: it
+        # opens on its pixel grid (x = column, y = -row, 1 unit per pixel), so that row 0
+        # stays on top; open_scene removes the stand-in CRS again.
+        info.crs = PIXEL_GRID_CRS
+        info.transform = rasterio.Affine(1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
     if info.crs is None:
         raise MissingCRSError(
             "raster has no CRS",
