@@ -129,3 +129,23 @@ def test_broken_or_missing_metadata(tmp_path, tiny):
         load_checkpoint(directory)
     with pytest.raises(CheckpointError, match="not found"):
         read_safetensors(tmp_path / "none.safetensors")
+
+
+def test_a_checkpoint_is_loaded_once_per_process(tmp_path, tiny, scene_of, monkeypatch):
+    import importlib
+
+    predict = importlib.import_module("agrivision.segment.predict")
+    _, directory = _saved(tmp_path, tiny)
+    calls = []
+    real = predict.load_checkpoint
+    monkeypatch.setattr(predict, "load_checkpoint", lambda p: calls.append(p) or real(p))
+    scene = scene_of(np.random.default_rng(0).random((2, 150, 150)), ("red", "nir"))
+    first = segment(scene, directory, chunks=48).compute()  # 4 x 4 chunks
+    again = segment(scene, directory, chunks=64).compute()
+    np.testing.assert_array_equal(first["classes"].values, again["classes"].values)
+    assert len(calls) == 1
+    keys = [k for k in predict.loaded_models() if k[0] == str(directory.resolve())]
+    assert len(keys) == 1
+    save_checkpoint(tiny(seed=1).model, tiny().meta, directory)  # rewritten: reloaded
+    segment(scene, directory).compute()
+    assert len(calls) == 2

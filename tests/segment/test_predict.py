@@ -198,3 +198,16 @@ def test_a_scene_larger_than_the_memory_budget_is_processed(tmp_path):
     with rasterio.open(tmp_path / "c.tif") as src:
         assert src.shape == (2048, 512)
         assert set(np.unique(src.read(1))) <= {0, 1, 2}
+
+
+def test_bf16_on_the_cpu_is_opt_in_and_close_to_fp32(tiny, scene_of):
+    seg = tiny()
+    scene = scene_of(RNG.random((2, 64, 64)).astype(np.float32), ("red", "nir"))
+    fp32 = segment(scene, seg, probabilities=True, device="cpu").compute()
+    auto = segment(scene, seg, probabilities=True, device="cpu", precision="auto").compute()
+    bf16 = segment(scene, seg, probabilities=True, device="cpu", precision="bf16").compute()
+    np.testing.assert_array_equal(auto["probabilities"].values, fp32["probabilities"].values)
+    diff = np.abs(bf16["probabilities"].values.astype(int) - fp32["probabilities"].values)
+    assert 0 < diff.max() <= 25  # bf16 keeps 8 bits of mantissa: a few percent at most
+    with pytest.raises(ConfigError, match="precision"):
+        segment(scene, seg, precision="fp16")

@@ -108,8 +108,49 @@ def test_block_split_validation_and_grid_chips(trained):
 
 def test_unknown_config_keys_name_the_key(tmp_path, tiles, config_file):
     path = config_file(tmp_path / "c.yaml", tiles, **{"training.learning_rate": 0.1})
-    with pytest.raises(ConfigError, match=r"unknown key 'training\.learning_rate'.*allowed: epochs"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'training\.learning_rate'.*allowed: epochs"
+    ):
         load_config(path)
     path = config_file(tmp_path / "c.yaml", tiles, **{"chips.size": 60})
     with pytest.raises(ConfigError, match="multiple of 2"):
+        load_config(path)
+
+
+def test_schedules_follow_steps_or_the_time_limit(monkeypatch):
+    import importlib
+
+    train_module = importlib.import_module("agrivision.segment.train")  # not the function
+
+    def lrs(kind, total, limit=None, clock=None):
+        opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        if clock is not None:
+            monkeypatch.setattr(train_module.time, "monotonic", lambda: clock[0])
+        sched = train_module._scheduler(opt, kind, total, limit, 0.0)
+        out = [opt.param_groups[0]["lr"]]
+        for _ in range(total):
+            if clock is not None:
+                clock[0] += 1.0
+            opt.step()
+            sched.step()
+            out.append(opt.param_groups[0]["lr"])
+        return np.array(out)
+
+    one = lrs("onecycle", 100)
+    assert one[0] == pytest.approx(0.04) and one[10] == pytest.approx(1.0)
+    assert one[55] == pytest.approx(0.5) and one[100] == pytest.approx(0.0, abs=1e-12)
+    cos = lrs("cosine", 100)
+    assert cos[0] == 1.0 and cos[50] == pytest.approx(0.5) and cos[100] == pytest.approx(0.0)
+    # 1 s per step and a 20 s limit: the schedule ends after 20 of 100 planned steps
+    timed = lrs("onecycle", 100, limit=20.0, clock=[0.0])
+    assert timed[2] == pytest.approx(1.0) and timed[20] == pytest.approx(0.0, abs=1e-12)
+    assert train_module._scheduler(None, "constant", 10, None, 0.0) is None
+
+
+def test_chips_and_train_are_exclusive(tmp_path, tiles, config_file):
+    path = config_file(tmp_path / "c.yaml", tiles, **{"data.chips": "somewhere"})
+    with pytest.raises(ConfigError, match="either chips or train"):
+        load_config(path)
+    path = config_file(tmp_path / "c.yaml", tiles, **{"data.train": None})
+    with pytest.raises(ConfigError, match="give train"):
         load_config(path)

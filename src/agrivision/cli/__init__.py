@@ -17,6 +17,7 @@ from agrivision.cli.indices import indices
 from agrivision.cli.info import info, sensors
 from agrivision.cli.report import demo, report
 from agrivision.cli.screen import screen
+from agrivision.cli.segment import chips, evaluate, segment, train
 from agrivision.errors import AgrivisionError
 
 
@@ -38,6 +39,10 @@ for command in (
     demo,
     screen,
     calibrate,
+    chips,
+    train,
+    evaluate,
+    segment,
 ):
     cli.add_command(command)
 

@@ -1,4 +1,5 @@
-"""``agrivision train``, ``evaluate`` and ``segment``: the U-Net segmenter from the command line."""
+"""``agrivision chips``, ``train``, ``evaluate`` and ``segment``: the U-Net segmenter from the
+command line."""
 
 from __future__ import annotations
 
@@ -82,6 +83,8 @@ def _num(value: float | None) -> str:
 @click.option("--batch-size", type=int, help="Windows per model call (default 4 CPU, 32 GPU).")
 @click.option("--overlap", type=int, help="Window overlap in model pixels (default window/8).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (GPU).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True, help="auto: bf16 on a GPU, fp32 on a CPU.")  # fmt: skip
 @click.option(
     "--channels",
     help="Read SOURCE as a plain image (PNG, JPEG) with these 1-based channels, e.g. red=1,nir=2.",
@@ -96,6 +99,7 @@ def segment(
     batch_size: int | None,
     overlap: int | None,
     compile_: bool,
+    precision: str,
     channels: str | None,
     overwrite: bool,
     **opts,
@@ -124,6 +128,7 @@ def segment(
         batch_size=batch_size,
         overlap=overlap,
         compile=compile_,
+        precision=precision,
     )
     written = write_predictions(result, output, probabilities, overwrite=overwrite)
     click.echo("wrote " + ", ".join(str(p) for p in written))
@@ -142,3 +147,50 @@ def _plain_scene(sources: tuple[str, ...], bands: list[str], channels: str, chun
         ) from exc
     image, _ = read_image(sources[0], tuple(bands), channels=mapping)
     return image_scene(image, tuple(bands), chunks=chunks)
+
+
+@click.command()
+@click.option("--image", "images", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Image (raster or plain PNG/JPEG); repeat for several.")  # fmt: skip
+@click.option("--labels", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Label raster per image (same order), or one vector file for all.")  # fmt: skip
+@click.option("--class-column", help="Vector labels: column with integer class codes.")
+@click.option("--layer", help="Vector labels: layer of a multi-layer file (GPKG).")
+@click.option("--size", type=int, default=256, show_default=True, help="Chip edge, pixels.")
+@click.option("--overlap", type=int, default=0, show_default=True, help="Pixels shared by chips.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split.")
+@click.option("--val-fraction", type=float, default=0.2, show_default=True,
+              help="Share of blocks used for validation.")  # fmt: skip
+@click.option("--block", type=int, help="Split block edge, pixels (default 2 x size).")
+@click.option("--buffer", type=int, help="Gap between the splits, pixels (default size / 8).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="CHIPDIR.")
+@click.option("--overwrite/--no-overwrite", default=True, show_default=True)
+def chips(
+    images: tuple[str, ...],
+    labels: tuple[str, ...],
+    class_column: str | None,
+    layer: str | None,
+    size: int,
+    overlap: int,
+    seed: int,
+    val_fraction: float,
+    block: int | None,
+    buffer: int | None,
+    output: str,
+    overwrite: bool,
+) -> None:
+    """Cut labelled images into image/label GeoTIFF chips with a spatial train/validation split.
+
+    Writes OUTPUT/images/*.tif, OUTPUT/labels/*.tif and OUTPUT/index.json (chip, label,
+    split, window, class counts). Train with `data: {chips: OUTPUT}` in a config.
+    """
+    from agrivision.segment.chipdir import read_index, write_chips
+
+    path = write_chips(
+        images, labels, output, size=size, overlap=overlap, seed=seed,
+        val_fraction=val_fraction, block=block, buffer=buffer, class_column=class_column,
+        layer=layer, overwrite=overwrite,
+    )  # fmt: skip
+    records = read_index(output)["chips"]
+    n_val = sum(r["split"] == "validation" for r in records)
+    click.echo(f"wrote {len(records) - n_val} train and {n_val} validation chips; index {path}")

@@ -45,6 +45,25 @@ def block_split(
     seed
         The same seed and shapes always give the same split.
     """
+    val: list[list[Box]] = [[] for _ in shapes]
+    train = [np.ones(s, bool) for s in shapes]
+    for i, r, c in validation_blocks(shapes, block=block, val_fraction=val_fraction, seed=seed):
+        h, w = shapes[i]
+        box = (r, min(r + block, h), c, min(c + block, w))
+        val[i].append(box)
+        train[i][max(0, r - buffer) : box[1] + buffer, max(0, c - buffer) : box[3] + buffer] = False
+    return Split(train, val)
+
+
+def validation_blocks(
+    shapes: list[tuple[int, int]], *, block: int, val_fraction: float, seed: int
+) -> list[tuple[int, int, int]]:
+    """``(image, row, col)`` of the top-left pixel of each validation block, sorted.
+
+    The blocks of a regular ``block``-pixel grid over all images are numbered image by image,
+    row by row; a generator seeded with ``seed`` permutes them and the first
+    ``round(val_fraction * n_blocks)`` are validation blocks.
+    """
     blocks = [
         (i, r, c)
         for i, (h, w) in enumerate(shapes)
@@ -53,15 +72,7 @@ def block_split(
     ]
     n_val = round(val_fraction * len(blocks))
     chosen = np.random.default_rng(seed).permutation(len(blocks))[:n_val]
-    val: list[list[Box]] = [[] for _ in shapes]
-    train = [np.ones(s, bool) for s in shapes]
-    for k in sorted(chosen):
-        i, r, c = blocks[k]
-        h, w = shapes[i]
-        box = (r, min(r + block, h), c, min(c + block, w))
-        val[i].append(box)
-        train[i][max(0, r - buffer) : box[1] + buffer, max(0, c - buffer) : box[3] + buffer] = False
-    return Split(train, val)
+    return [blocks[k] for k in sorted(chosen)]
 
 
 def corners(allowed: np.ndarray, size: int) -> np.ndarray:

@@ -68,16 +68,28 @@ class DataConfig(_Section):
     descriptions, else file order). Integer pixels become ``DN * scale + offset`` (default
     scale 1/255 for 8-bit, 1/10000 for other integers); float pixels are taken as reflectance.
     Without ``validation`` the training images are split by blocks (see ``split``); without
-    ``evaluation`` ``agrivision evaluate`` scores the validation part.
+    ``evaluation`` ``agrivision evaluate`` scores the validation part. Instead of ``train``
+    and ``validation``, ``chips`` names a directory written by ``agrivision chips``: its
+    train chips are trained on, its validation chips validate (and are evaluated on when
+    there is no ``evaluation``).
     """
 
     root: str = "."
     channels: dict[str, int] | None = None
     scale: float | None = Field(default=None, gt=0)
     offset: float = 0.0
-    train: DataSource
+    chips: str | None = None
+    train: DataSource | None = None
     validation: DataSource | None = None
     evaluation: DataSource | None = None
+
+    @model_validator(mode="after")
+    def _one_training_source(self) -> DataConfig:
+        if self.chips is not None and (self.train is not None or self.validation is not None):
+            raise ValueError("give either chips or train (and validation), not both")
+        if self.chips is None and self.train is None:
+            raise ValueError("give train (labelled images) or chips (a chip directory)")
+        return self
 
 
 class SplitConfig(_Section):
@@ -122,7 +134,7 @@ class TrainingConfig(_Section):
     class_weights: Literal["auto", "none"] | list[float] = "auto"
     patience: int = Field(default=10, ge=1)
     seed: int = 0
-    time_limit_min: float | None = Field(default=None, gt=0)
+    time_limit_min: float | None = Field(default=None, gt=0)  # the schedule ends by then
     threads: int | None = Field(default=None, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -136,7 +148,7 @@ class SegmentConfig(_Section):
     chips: ChipsConfig = ChipsConfig()
     augment: AugmentConfig = AugmentConfig()
     training: TrainingConfig = TrainingConfig()
-    output: str = "model"
+    output: str = "model"  # the model directory, unless `agrivision train -o` says otherwise
 
     @model_validator(mode="after")
     def _consistent(self) -> SegmentConfig:
@@ -155,7 +167,8 @@ class SegmentConfig(_Section):
 
 
 def load_config(path: str | os.PathLike) -> SegmentConfig:
-    """Read a segmentation config; ``data.root`` becomes absolute (relative to the file).
+    """Read a segmentation config; ``data.root`` and ``output`` become absolute (relative to
+    the file).
 
     Raises
     ------
@@ -166,4 +179,9 @@ def load_config(path: str | os.PathLike) -> SegmentConfig:
     data = load_yaml(p)
     cfg = validate(SegmentConfig, data, p)
     root = (p.parent / cfg.data.root).resolve()
-    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": str(root)})})
+    return cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(update={"root": str(root)}),
+            "output": str((p.parent / cfg.output).resolve()),
+        }
+    )

@@ -160,8 +160,12 @@ def _band_indexes(src, bands, channels, path) -> list[int]:
     )
 
 
-def read_labels(pair: Pair, grid: dict, source: DataSource, classes: tuple[str, ...]) -> np.ndarray:
+def read_labels(
+    pair: Pair, grid: dict, source: DataSource | None, classes: tuple[str, ...]
+) -> np.ndarray:
     """The ``(H, W)`` uint8 labels of ``pair`` on the image's grid (255 = ignored).
+
+    ``source`` gives the class column, layer and fill for vector labels.
 
     Raises
     ------
@@ -169,6 +173,7 @@ def read_labels(pair: Pair, grid: dict, source: DataSource, classes: tuple[str, 
         Label raster of another size, or codes that are not classes of the model.
     """
     if pair.vector:
+        source = source or DataSource(images="", vector=str(pair.labels))
         label = _rasterise(pair.labels, grid, source, classes)
     else:
         with warnings.catch_warnings():
@@ -194,10 +199,23 @@ def read_labels(pair: Pair, grid: dict, source: DataSource, classes: tuple[str, 
 
 
 def _rasterise(path: Path, grid: dict, source: DataSource, classes: tuple[str, ...]) -> np.ndarray:
-    import geopandas as gpd
-    from rasterio.features import rasterize
+    shapes = vector_labels(path, grid["crs"], source, classes)
+    return rasterise(shapes, grid, source.unlabelled)
 
-    if grid["crs"] is None:
+
+def vector_labels(
+    path: Path, crs, source: DataSource, classes: tuple[str, ...]
+) -> list[tuple[object, int]]:
+    """``(geometry, class code)`` of the polygons in ``path``, reprojected to ``crs``.
+
+    Raises
+    ------
+    SourceError
+        No CRS to rasterise onto, missing class column, unknown class values.
+    """
+    import geopandas as gpd
+
+    if crs is None:
         raise SourceError(
             "vector labels need georeferenced images", source=path, fix="use label rasters"
         )
@@ -206,9 +224,9 @@ def _rasterise(path: Path, grid: dict, source: DataSource, classes: tuple[str, .
         raise SourceError(
             f"no column {source.class_column!r} (columns: {list(frame.columns)})",
             source=path,
-            fix="set data.*.class_column",
+            fix="set the class column (data.*.class_column, --class-column)",
         )
-    frame = frame.to_crs(grid["crs"])
+    frame = frame.to_crs(crs)
     codes = {name: i for i, name in enumerate(classes)}
     values = [_code(v, codes) for v in frame[source.class_column]]
     bad = sorted(
@@ -216,17 +234,21 @@ def _rasterise(path: Path, grid: dict, source: DataSource, classes: tuple[str, .
     )
     if bad:
         raise SourceError(
-            f"class values {bad[:5]} are neither class codes nor names {list(classes)}",
+            f"class values {bad[:5]} are neither class codes nor names {list(classes)[:10]}",
             source=path,
-            fix="fix the class column or model.classes",
+            fix="fix the class column or the class names",
         )
-    shapes = [(g, v) for g, v in zip(frame.geometry, values, strict=True) if g is not None]
+    return [(g, v) for g, v in zip(frame.geometry, values, strict=True) if g is not None]
+
+
+def rasterise(shapes: list[tuple[object, int]], grid: dict, fill: int = NODATA) -> np.ndarray:
+    """Burn ``(geometry, code)`` pairs onto ``grid`` (``transform``, ``shape``) as uint8."""
+    from rasterio.features import rasterize
+
+    if not shapes:
+        return np.full(grid["shape"], fill, np.uint8)
     return rasterize(
-        shapes,
-        out_shape=grid["shape"],
-        transform=grid["transform"],
-        fill=source.unlabelled,
-        dtype=np.uint8,
+        shapes, out_shape=grid["shape"], transform=grid["transform"], fill=fill, dtype=np.uint8
     )
 
 
@@ -244,14 +266,22 @@ def _code(value, codes: dict[str, int]) -> int | None:
 
 
 def load_samples(source: DataSource, data: DataConfig, spec: ModelSpec) -> list[Sample]:
-    """Read every labelled image of ``source`` at the model's resolution.
+    """Read every labelled image of ``source`` at the model's resolution (see
+    :func:`load_pairs`)."""
+    return load_pairs(resolve(source, data.root), data, spec, source)
+
+
+def load_pairs(
+    pairs: list[Pair], data: DataConfig, spec: ModelSpec, source: DataSource | None = None
+) -> list[Sample]:
+    """Read labelled images at the model's resolution.
 
     Pixels where any band is nodata are not labelled (255). With ``spec.downsample > 1``
     images are block-averaged and labels take the block's majority, exactly as inference
-    pools its input.
+    pools its input. ``source`` says how to rasterise vector labels (raster labels need none).
     """
     samples = []
-    for pair in resolve(source, data.root):
+    for pair in pairs:
         image, grid = read_image(
             pair.image, spec.bands, channels=data.channels, scale=data.scale, offset=data.offset
         )

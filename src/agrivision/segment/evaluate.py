@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from agrivision.segment.checkpoint import Segmenter, load_checkpoint
+from agrivision.segment.chipdir import chip_pairs
 from agrivision.segment.chips import block_split
 from agrivision.segment.config import SegmentConfig
 from agrivision.segment.data import image_scene, read_image, read_labels, resolve
@@ -24,8 +25,9 @@ def evaluate(
 ) -> dict:
     """Per-class IoU/F1, mIoU, accuracy and confusion matrix on the evaluation split.
 
-    The split is ``data.evaluation``, else ``data.validation``, else the validation blocks of
-    the training images (the same seeded split as in training). Images are segmented whole
+    The split is ``data.evaluation``, else the validation chips of ``data.chips``, else
+    ``data.validation``, else the validation blocks of the training images (the same seeded
+    split as in training). Images are segmented whole
     at their own resolution (the model pools them itself) and scored against their labels at
     full resolution; label 255 and nodata pixels are not counted.
 
@@ -37,14 +39,15 @@ def evaluate(
     seg = model if isinstance(model, Segmenter) else load_checkpoint(model)
     spec, data = seg.spec, config.data
     source = data.evaluation or data.validation or data.train
-    split_name = (
-        "evaluation"
-        if data.evaluation
-        else "validation"
-        if data.validation
-        else "validation blocks"
-    )
-    pairs = resolve(source, data.root)
+    if data.evaluation is not None:
+        split_name, pairs = "evaluation", resolve(data.evaluation, data.root)
+    elif data.chips is not None:
+        split_name, pairs = "validation chips", chip_pairs(config.path(data.chips), "validation")
+    elif data.validation is not None:
+        split_name, pairs = "validation", resolve(data.validation, data.root)
+    else:
+        assert data.train is not None
+        split_name, pairs = "validation blocks", resolve(data.train, data.root)
     images, labels = [], []
     for pair in pairs:
         image, grid = read_image(

@@ -7,6 +7,13 @@ the scene, never on the chunking; memory is bounded by the chunk size.
 
 Nodata: a pixel where any model band is NaN gets class 255 and probabilities 255.
 Probabilities are uint8, ``p = value / 254``.
+
+Models are loaded once per process: a checkpoint directory given to :func:`segment` is kept
+in a module-level cache keyed by (resolved path, modification times of ``model.json`` and
+``model.safetensors``, device, compile). Dask tasks carry only that key (it pickles to the
+path), never the model, so each ``dask.distributed`` worker process loads a checkpoint once
+and reuses it for every chunk; rewriting the checkpoint changes the key.
+:func:`loaded_models` lists the cache.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from dask.array.overlap import ensure_minimum_chunksize
 
 from agrivision.errors import BandNotFoundError, ConfigError
 from agrivision.io.atomic import atomic_path
+from agrivision.io.blocks import store_blocks
 from agrivision.segment.checkpoint import (
     METADATA,
     WEIGHTS,
@@ -37,7 +45,7 @@ from agrivision.segment.checkpoint import (
     load_checkpoint,
     read_metadata,
 )
-from agrivision.segment.device import autocast, resolve_device
+from agrivision.segment.device import autocast, resolve_device, use_bf16
 from agrivision.segment.prepare import NODATA, normalise, pool
 
 PROBABILITY_SCALE = 254  # probabilities are stored as round(p * 254); 255 stays nodata
@@ -61,6 +69,7 @@ def segment(
     chunks: int | None = None,
     overlap: int | None = None,
     compile: bool = False,
+    precision: str = "auto",
 ) -> xr.Dataset:
     """Segment a Scene of any size lazily with a U-Net.
 
@@ -86,6 +95,9 @@ def segment(
         blending ramp is this wide.
     compile
         ``torch.compile`` the model (worth it for large scenes on a GPU).
+    precision
+        ``auto`` (bf16 autocast on a GPU, fp32 on a CPU), ``fp32`` or ``bf16`` (on a CPU with
+        native bf16 several times faster than fp32; probabilities change slightly).
 
     Returns
     -------
@@ -98,7 +110,7 @@ def segment(
     BandNotFoundError
         The scene lacks a band the model needs.
     ConfigError
-        Invalid device, batch size, chunks or overlap.
+        Invalid device, precision, batch size, chunks or overlap.
     """
     dev = resolve_device(device)
     handle = _handle(model, dev, compile)
@@ -124,6 +136,7 @@ def segment(
         factor=spec.downsample,
         batch=batch_size or (32 if dev.type == "cuda" else 4),
         probabilities=probabilities,
+        bf16=use_bf16(dev, precision),
         mean=tuple(handle.meta.normalisation.mean),
         std=tuple(handle.meta.normalisation.std),
     )
@@ -144,6 +157,12 @@ def segment(
     return out
 
 
+def loaded_models() -> list[tuple]:
+    """Keys ``(path, mtimes_ns, device, compile)`` of the models cached in this process."""
+    with _CACHE_LOCK:
+        return list(_MODELS)
+
+
 @dataclass(frozen=True)
 class _Params:
     window: int  # model pixels
@@ -151,6 +170,7 @@ class _Params:
     factor: int  # source pixels per model pixel
     batch: int
     probabilities: bool
+    bf16: bool
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
@@ -343,7 +363,7 @@ def _blend(
         real = len(group)
         if handle.compile and real < p.batch:  # static shapes: no recompilation for the tail
             batch = F.pad(batch, (0, 0, 0, 0, 0, 0, 0, p.batch - real))
-        with autocast(x.device):
+        with autocast(x.device, p.bf16):
             logits = model(batch)[:real]
         prob = torch.softmax(logits.float(), dim=1) * weight
         if acc is None:
@@ -436,7 +456,8 @@ def write_predictions(
         for height in sources[0].chunks[1]:
             rows = slice(start, start + height)
             strip = [src[:, rows] for src in sources]
-            da.store(strip, targets, lock=False, regions=[(slice(None), rows)] * len(strip))
+            # Workers of a dask.distributed cluster compute the chunks; this process writes them.
+            store_blocks(strip, targets, regions=[(slice(None), rows)] * len(strip))
             start += height
     return [p for _, p in jobs]
 

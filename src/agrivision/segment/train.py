@@ -12,6 +12,7 @@ import copy
 import csv
 import io
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ from tqdm.auto import tqdm
 from agrivision.errors import ConfigError
 from agrivision.io.atomic import atomic_path
 from agrivision.segment.checkpoint import CheckpointMeta, Normalisation, save_checkpoint
+from agrivision.segment.chipdir import chip_pairs
 from agrivision.segment.chips import ChipSampler, Split, augment, block_split
 from agrivision.segment.config import SegmentConfig
-from agrivision.segment.data import Sample, fingerprint, load_samples, resolve
+from agrivision.segment.data import Pair, Sample, fingerprint, load_pairs, resolve
 from agrivision.segment.device import autocast, resolve_device
 from agrivision.segment.metrics import confusion, scores
 from agrivision.segment.model import build_model
@@ -82,9 +84,10 @@ def train(
     n_classes = len(spec.classes)
     size = cfg.chips.size
 
-    train_set = [_pad(s, size) for s in load_samples(cfg.data.train, cfg.data, spec)]
-    if cfg.data.validation is not None:
-        val_set = load_samples(cfg.data.validation, cfg.data, spec)
+    train_pairs, val_pairs = training_pairs(cfg)
+    train_set = [_pad(s, size) for s in load_pairs(train_pairs, cfg.data, spec, cfg.data.train)]
+    if val_pairs is not None:
+        val_set = load_pairs(val_pairs, cfg.data, spec, cfg.data.validation)
         split = Split(
             train=[np.ones(s.label.shape, bool) for s in train_set],
             val=[[(0, s.label.shape[0], 0, s.label.shape[1])] for s in val_set],
@@ -125,7 +128,8 @@ def train(
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay
     )
-    scheduler = _scheduler(optimiser, opt_cfg.schedule, opt_cfg.lr, steps * opt_cfg.epochs)
+    limit_s = opt_cfg.time_limit_min * 60 if opt_cfg.time_limit_min else None
+    scheduler = _scheduler(optimiser, opt_cfg.schedule, steps * opt_cfg.epochs, limit_s, start)
     import segmentation_models_pytorch as smp
 
     dice = smp.losses.DiceLoss("multiclass", from_logits=True, ignore_index=NODATA)
@@ -184,8 +188,7 @@ def train(
             stale = 0
         else:
             stale += 1
-        limit = opt_cfg.time_limit_min
-        if stale >= opt_cfg.patience or (limit and time.monotonic() - start > limit * 60):
+        if stale >= opt_cfg.patience or (limit_s and time.monotonic() - start > limit_s):
             break
 
     assert best is not None
@@ -193,9 +196,7 @@ def train(
     seconds = time.monotonic() - start
     metrics = {"epoch": best[1], "epochs_run": len(history), "train_seconds": round(seconds, 1)}
     metrics.update({f"val_{k}": v for k, v in best[3].items()})
-    pairs = resolve(cfg.data.train, cfg.data.root)
-    if cfg.data.validation is not None:
-        pairs += resolve(cfg.data.validation, cfg.data.root)
+    pairs = train_pairs + (val_pairs or [])
     settings = cfg.data.model_dump(exclude={"root"}) | {
         "split": cfg.split.model_dump(),
         "seed": opt_cfg.seed,
@@ -208,6 +209,17 @@ def train(
     )
     save_checkpoint(model, meta, out)
     return TrainResult(out, best[1], len(history), seconds, best[3])
+
+
+def training_pairs(config: SegmentConfig) -> tuple[list[Pair], list[Pair] | None]:
+    """Training and validation image/label pairs of a config (None: split by blocks)."""
+    data = config.data
+    if data.chips is not None:
+        directory = config.path(data.chips)
+        return chip_pairs(directory, "train"), chip_pairs(directory, "validation")
+    assert data.train is not None
+    train = resolve(data.train, data.root)
+    return train, resolve(data.validation, data.root) if data.validation is not None else None
 
 
 def validate(
@@ -295,14 +307,29 @@ def _class_weights(samples, allowed, n_classes: int, setting) -> list[float]:
     return w.tolist()
 
 
-def _scheduler(optimiser, kind: str, lr: float, total: int):
-    if kind == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimiser, max_lr=lr, total_steps=total, pct_start=0.1
-        )
-    if kind == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total)
-    return None
+def _scheduler(optimiser, kind: str, total: int, time_limit_s: float | None, start: float):
+    """Learning-rate factor by training progress: steps done / planned, or with a time limit
+    the larger of that and time used / limit, so that a run stopped by its time limit has
+    still warmed up and annealed instead of stopping at a high learning rate.
+
+    ``onecycle``: linear warm-up from 1/25 over the first 10 %, then cosine to 0;
+    ``cosine``: cosine from 1 to 0. Without a time limit the schedule is reproducible.
+    """
+    if kind == "constant":
+        return None
+
+    def factor(step: int) -> float:
+        done = step / total
+        if time_limit_s:
+            done = max(done, (time.monotonic() - start) / time_limit_s)
+        done = min(done, 1.0)
+        if kind == "onecycle":
+            if done < 0.1:
+                return 0.04 + 0.96 * done / 0.1
+            done = (done - 0.1) / 0.9
+        return 0.5 * (1 + math.cos(math.pi * done))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
 
 
 def _row(epoch, losses, optimiser, val: dict, names, elapsed: float) -> dict:
