@@ -36,8 +36,9 @@ from rasterio.errors import NotGeoreferencedWarning
 from scipy import ndimage
 
 from agrivision.drone.align import Alignment, align_bands, undistort
-from agrivision.errors import SensorError, SourceError
+from agrivision.errors import ResourceLimitError, SensorError, SourceError
 from agrivision.io.atomic import atomic_path
+from agrivision.limits import check_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +138,14 @@ def read_metadata(path: str | os.PathLike) -> BandMeta:
             sub = dict(exif.get_ifd(_EXIF_IFD))
             gps = dict(exif.get_ifd(_GPS_IFD))
             shape = (im.height, im.width)
+    except Image.DecompressionBombError as exc:  # PIL's own ceiling, below ours
+        raise ResourceLimitError(
+            f"image header claims too many pixels ({exc})", source=p, fix="check the file"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise SourceError(f"cannot read image ({exc})", source=p) from exc
+    # Frames are read whole (radiance, alignment): a header claiming more is refused now.
+    check_pixels(shape, what="drone frame", source=p)
     xmp = _xmp_values(tags.get(_XMP))
     needed = ("RadiometricCalibration", "VignettingCenter", "VignettingPolynomial", "BandName")
     missing = [k for k in needed if k not in xmp]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import difflib
 import operator
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,7 +163,8 @@ class _Compiler:
     def __init__(self, text: Any, extra: frozenset[str], name: str | None):
         self.text = text
         self.extra = extra
-        self.source = f"formula {text!r}" if name is None else f"index {name} = {text!r}"
+        shown = _shorten(text)
+        self.source = f"formula {shown}" if name is None else f"index {name} = {shown}"
         self.bands: dict[str, None] = {}  # ordered sets
         self.constants: dict[str, None] = {}
 
@@ -184,7 +186,9 @@ class _Compiler:
         if len(self.text) > MAX_LENGTH:
             raise self.fail(f"formula is {len(self.text)} characters long (limit {MAX_LENGTH})")
         try:
-            tree = ast.parse(self.text.strip(), mode="eval")
+            with warnings.catch_warnings():  # e.g. "invalid decimal literal": the error says it
+                warnings.simplefilter("ignore", SyntaxWarning)
+                tree = ast.parse(self.text.strip(), mode="eval")
         except SyntaxError as exc:
             raise self.fail(f"not a valid expression ({exc.msg})") from None
         except (ValueError, RecursionError, MemoryError) as exc:
@@ -286,6 +290,12 @@ class _Compiler:
             return _Node(lambda env: op(f(env)), "array")
         f, g = fns
         return _Node(lambda env: op(f(env), g(env)), "array")
+
+
+def _shorten(text: Any, limit: int = 120) -> str:
+    # Error messages stay one readable line even for a hostile 1000-character formula.
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[: limit - 15]}... ({len(text)} chars)"
 
 
 def _rebuild(text: str, extra: tuple[str, ...]) -> Formula:

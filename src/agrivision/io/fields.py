@@ -23,6 +23,8 @@ from agrivision.errors import FieldsError, MissingCRSError
 
 _PARQUET = (".parquet", ".geoparquet")
 _POLYGONAL = (3, 6)  # shapely type ids of Polygon, MultiPolygon
+#: Longest attribute value accepted, in characters (a boundary file is no place for blobs).
+MAX_ATTRIBUTE_CHARS = 1_000_000
 # World-wide equal-area CRS (WGS 84 / NSIDC EASE-Grid 2.0 Global) for areas of unprojected data.
 EQUAL_AREA_CRS = CRS.from_epsg(6933)
 
@@ -70,8 +72,10 @@ def read_fields(
     Raises
     ------
     FieldsError
-        Missing, unreadable or corrupt file, ambiguous layer, unknown ``id_column``, or no
-        polygon features.
+        Missing, unreadable or corrupt file, ambiguous layer, unknown ``id_column``, no
+        polygon features, coordinates that are not finite or (in degrees) outside
+        longitude -180..360 / latitude -90..90, or an attribute value longer than
+        :data:`MAX_ATTRIBUTE_CHARS`.
     MissingCRSError
         The file has no CRS and ``crs`` was not given.
     """
@@ -79,6 +83,10 @@ def read_fields(
     if not path.exists():
         raise FieldsError("file not found", source=path, fix="check the path")
     gdf = _read(path, layer)
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
+        raise FieldsError(
+            "the file has no geometry column", source=path, fix="export the fields with geometries"
+        )
     if len(gdf) == 0:
         raise FieldsError("the file has no features", source=path, fix="check the file/layer")
     if crs is not None:
@@ -96,8 +104,11 @@ def read_fields(
             source=path,
             fix="pass crs= (e.g. read_fields(path, crs='EPSG:32633')) or add a .prj/CRS to it",
         )
+    _check_coordinates(gdf, path)
+    _check_attributes(gdf, path)
     if to_crs is not None:
         gdf = gdf.to_crs(to_crs)
+        _check_coordinates(gdf, path, f" after reprojection to {gdf.crs.to_string()}")
     gdf = _clean_geometries(gdf, path)
     return _with_ids(gdf, id_column, path)
 
@@ -151,6 +162,45 @@ def _read(path: Path, layer: str | int | None) -> gpd.GeoDataFrame:
             source=path,
             fix="check that it is a valid vector file (and the layer name)",
         ) from exc
+
+
+def _check_coordinates(gdf: gpd.GeoDataFrame, path: Path, when: str = "") -> None:
+    """Refuse infinite/NaN coordinates, and degrees beyond the globe (a wrong CRS, usually)."""
+    xy = shapely.get_coordinates(gdf.geometry.to_numpy())
+    if not len(xy):
+        return
+    if not np.isfinite(xy).all():
+        raise FieldsError(
+            f"coordinates are not finite{when}",
+            source=path,
+            fix="check the file's CRS and the geometries (NaN/inf coordinates)",
+        )
+    if gdf.crs is not None and gdf.crs.is_geographic:
+        (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+        if x0 < -180 or x1 > 360 or y0 < -90 or y1 > 90:
+            raise FieldsError(
+                f"coordinates ({x0:g}..{x1:g}, {y0:g}..{y1:g}) are outside longitude/latitude "
+                f"range but the CRS is {gdf.crs.to_string()} (degrees)",
+                source=path,
+                fix="the file is probably in a projected CRS: pass crs= (e.g. EPSG:32633)",
+            )
+
+
+def _check_attributes(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    for column in gdf.columns:
+        values = gdf[column]
+        if column == gdf.geometry.name or not (
+            values.dtype == object or pd.api.types.is_string_dtype(values)
+        ):
+            continue
+        longest = values.map(lambda v: len(v) if isinstance(v, str | bytes) else 0).max()
+        if longest > MAX_ATTRIBUTE_CHARS:
+            raise FieldsError(
+                f"attribute {column!r} holds a value of {longest:,} characters "
+                f"(limit {MAX_ATTRIBUTE_CHARS:,})",
+                source=path,
+                fix=f"drop or shorten column {column!r}",
+            )
 
 
 def _zip_source(path: Path) -> str:

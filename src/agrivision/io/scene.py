@@ -41,6 +41,7 @@ from agrivision.io.sources import (
     resolve_href,
     stac_items,
 )
+from agrivision.limits import check_remote_reference, check_scene_pixels
 from agrivision.masks import MASK_VARIABLES, MaskConfig, apply_mask
 from agrivision.sensors import SensorProfile, load_profile
 
@@ -72,6 +73,7 @@ def open_scene(
     scale: float | None = None,
     offset: float | None = None,
     resampling: Resampling = None,
+    allow_remote: bool | None = None,
 ) -> xr.Dataset:
     """Open raster sources lazily as one Scene of reflectance bands on one grid.
 
@@ -109,6 +111,10 @@ def open_scene(
         reflectance: ``nearest`` onto an equal or finer grid (a 20 m pixel becomes four
         identical 10 m pixels, no invented values) and ``average`` onto a coarser one; for
         quality bands: ``nearest`` onto finer, ``mode`` onto coarser grids.
+    allow_remote
+        Let a local STAC item or VRT point at remote data (``https://``, ``s3://``...).
+        Default: refused unless ``AGRIVISION_ALLOW_REMOTE=1`` (see :mod:`agrivision.limits`);
+        remote sources passed directly are always read.
 
     Returns
     -------
@@ -119,7 +125,7 @@ def open_scene(
     """
     files = expand_sources(sources)
     profile = load_profile(sensor) if sensor is not None else None
-    assets, profile = _assets(files, profile, bands)
+    assets, profile = _assets(files, profile, bands, allow_remote)
     if select is not None:
         wanted = set(select)
         assets = [a for a in assets if _var_name(a, profile) in wanted]
@@ -131,6 +137,8 @@ def open_scene(
                 fix="check select= against `agrivision info`",
             )
     geobox = _target_grid(assets, resolution=resolution, crs=crs, like=like)
+    # A header claiming 10^12 pixels is refused before dask builds a task per chunk.
+    check_scene_pixels(geobox.shape, source=files[0] if len(files) == 1 else None)
     # Acquisitions of one calendar day (tiles of one satellite pass) are mosaicked together.
     by_date: dict[dt.date | None, dict[str, list[BandAsset]]] = defaultdict(
         lambda: defaultdict(list)
@@ -175,7 +183,10 @@ def open_scene(
 
 
 def _assets(
-    files: list[str], profile: SensorProfile | None, bands: Sequence[str] | None
+    files: list[str],
+    profile: SensorProfile | None,
+    bands: Sequence[str] | None,
+    allow_remote: bool | None = None,
 ) -> tuple[list[BandAsset], SensorProfile | None]:
     stac = [f for f in files if is_stac(f)]
     rasters = [f for f in files if not is_stac(f)]
@@ -185,7 +196,7 @@ def _assets(
         profile = _detect_sensor(infos, [item for _, item in items])
     assets: list[BandAsset] = []
     for f, item in items:
-        assets.extend(_stac_assets(f, item, profile))
+        assets.extend(_stac_assets(f, item, profile, allow_remote))
     for info in infos:
         assets.extend(_file_assets(info, profile, bands))
     if not assets:
@@ -230,7 +241,9 @@ def _detect_sensor(infos: list[FileInfo], items: list[dict]) -> SensorProfile | 
     return None
 
 
-def _stac_assets(path: str, item: dict, profile: SensorProfile | None) -> list[BandAsset]:
+def _stac_assets(
+    path: str, item: dict, profile: SensorProfile | None, allow_remote: bool | None = None
+) -> list[BandAsset]:
     props = item.get("properties", {})
     when = parse_date(str(props.get("datetime") or props.get("start_datetime") or ""))
     baseline = props.get("s2:processing_baseline")
@@ -244,6 +257,7 @@ def _stac_assets(path: str, item: dict, profile: SensorProfile | None) -> list[B
             continue
         eo = asset.get("eo:bands") or asset.get("bands") or [{}]
         raster = asset.get("raster:bands") or [{}]
+        check_remote_reference(href, container=path, allow_remote=allow_remote)
         info = file_info(resolve_href(href, path))
         for i in range(info.count):
             band = eo[i] if i < len(eo) else {}

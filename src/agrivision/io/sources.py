@@ -22,11 +22,13 @@ import rasterio.crs
 from rasterio.errors import RasterioIOError
 
 from agrivision.errors import GridError, MissingCRSError, SourceError
+from agrivision.limits import check_vrt
 from agrivision.sensors import SensorProfile
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
 STAC_SUFFIXES = (".json", ".geojson")
 _DATE_TAGS = ("DATETIME", "ACQUISITIONDATETIME", "DATE_ACQUIRED", "DATE", "TIFFTAG_DATETIME")
+_TIFF_DRIVERS = ("GTiff", "COG")
 _DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?:T(\d{2})(\d{2})(\d{2}))?(?!\d)")
 
 
@@ -62,7 +64,9 @@ class BandAsset:
 
 
 #: Stand-in CRS of rasters tagged ``GEOREFERENCED=no`` while their grid is worked out.
-PIXEL_GRID_CRS = rasterio.crs.CRS.from_proj4("+proj=eqc +lat_ts=0 +lon_0=0 +R=6371000 +units=m +no_defs")
+PIXEL_GRID_CRS = rasterio.crs.CRS.from_proj4(
+    "+proj=eqc +lat_ts=0 +lon_0=0 +R=6371000 +units=m +no_defs"
+)
 
 
 def file_info(path: str | os.PathLike) -> FileInfo:
@@ -78,7 +82,8 @@ def file_info(path: str | os.PathLike) -> FileInfo:
         The geotransform is rotated or sheared.
     """
     p = str(path)
-    if "://" not in p and not p.startswith("/vsi"):
+    local = "://" not in p and not p.startswith("/vsi")
+    if local:
         fs = Path(p)
         if not fs.exists():
             raise SourceError("file not found", source=p, fix="check the path")
@@ -86,8 +91,17 @@ def file_info(path: str | os.PathLike) -> FileInfo:
             raise SourceError(
                 "file is empty (0 bytes)", source=p, fix="re-download or re-export it"
             )
+        check_vrt(fs)
     try:
         with rasterio.open(p) as src:
+            if p.lower().endswith((".tif", ".tiff")) and src.driver not in _TIFF_DRIVERS:
+                raise SourceError(
+                    f"named .tif but it is a {src.driver} file, not a GeoTIFF",
+                    source=p,
+                    fix="convert it to a georeferenced GeoTIFF (gdal_translate) or rename it",
+                )
+            if local and src.driver in _TIFF_DRIVERS:
+                _check_complete(src, Path(p).stat().st_size)
             info = FileInfo(
                 path=p,
                 count=src.count,
@@ -129,6 +143,27 @@ def file_info(path: str | os.PathLike) -> FileInfo:
             fix="warp it north-up first (gdalwarp FILE OUT.tif)",
         )
     return info
+
+
+def _check_complete(src: rasterio.io.DatasetReader, size: int) -> None:
+    """Refuse a GeoTIFF whose last blocks lie beyond the end of the file (truncated copy).
+
+    A cut-off COG keeps its header (it comes first) and would fail only when pixels are
+    read, deep inside a dask computation; the block table tells now.
+    """
+    rows = -(-src.height // src.block_shapes[0][0])
+    cols = -(-src.width // src.block_shapes[0][1])
+    last = f"{cols - 1}_{rows - 1}"
+    for band in range(1, src.count + 1):
+        offset = src.get_tag_item(f"BLOCK_OFFSET_{last}", "TIFF", bidx=band)
+        nbytes = src.get_tag_item(f"BLOCK_SIZE_{last}", "TIFF", bidx=band)
+        if offset and nbytes and int(offset) + int(nbytes) > size:
+            raise SourceError(
+                f"file is truncated: it has {size} bytes, its last block ends at byte "
+                f"{int(offset) + int(nbytes)}",
+                source=src.name,
+                fix="re-download or re-export it",
+            )
 
 
 def date_of(info: FileInfo, band: int | None = None) -> dt.datetime | None:

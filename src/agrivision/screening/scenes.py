@@ -41,6 +41,7 @@ from agrivision.io.sources import (
     resolve_href,
     stac_items,
 )
+from agrivision.limits import check_remote_reference
 
 #: Tokens that name a band or a resolution in a file name; removing them leaves the scene key.
 _BAND_TOKEN = re.compile(
@@ -313,6 +314,7 @@ def _from_item(path: str, item: dict) -> SceneRef:
             continue
         if "data" not in roles and not _mask_kind(key):
             continue
+        check_remote_reference(href, container=path)
         info = _header(resolve_href(href, path))
         infos.append(info)
         kind = _mask_kind(key)

@@ -13,10 +13,9 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from agrivision.errors import SensorError
+from agrivision.errors import ConfigError, SensorError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -120,12 +119,12 @@ def _search_dirs() -> list[Path]:
 
 
 def _parse(path: Path) -> SensorProfile:
+    from agrivision.config import load_yaml  # same safe loader: no tags, few aliases, <1 MB
+
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise SensorError(f"cannot read sensor profile ({exc})", source=path) from exc
-    if not isinstance(data, dict):
-        raise SensorError("a sensor profile must be a YAML mapping", source=path)
+        data = load_yaml(path)
+    except ConfigError as exc:
+        raise SensorError(f"cannot read sensor profile: {exc.problem}", source=path) from exc
     try:
         return SensorProfile(**data)
     except ValidationError as exc:
