@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -93,30 +94,40 @@ def make_scene(folder: Path, size: int, n_fields: int, n_dates: int, seed: int =
 
 
 def run_report(facts: dict, folder: Path, name: str, extra: list[str]) -> dict:
-    """One ``agrivision report`` in a fresh process; wall time, tree peak RSS, stage times."""
+    """One ``agrivision report`` in a fresh process: wall time, tree peak RSS (overall and
+    per stage, from the run's ``stage NAME ...`` log lines) and stage times."""
     config = folder / "config.yaml"
     config.write_text(CONFIG)
     out = folder / f"report-{name}"
     argv = [sys.executable, "-m", "agrivision", "report", *facts["sources"], "--fields",
             facts["fields_path"], "-o", str(out), "--config", str(config), "--overwrite",
-            "--quiet", *extra]  # fmt: skip
-    peak = [0]
+            "--log-level", "info", *extra]  # fmt: skip
+    stage = ["start"]
+    peaks: dict[str, int] = {}
+    tail: list[str] = []
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    watcher = threading.Thread(target=_watch_tree, args=(proc, peak), daemon=True)
+    watcher = threading.Thread(target=_watch_tree, args=(proc, stage, peaks), daemon=True)
     watcher.start()
-    _, err = proc.communicate()
+    for line in proc.stderr:  # type: ignore[union-attr]
+        tail = [*tail[-40:], line]
+        found = re.search(r"stage (.+?) \.\.\.", line)
+        if found:
+            stage[0] = found.group(1)
+    proc.wait()
     wall = time.perf_counter() - start
     watcher.join()
     if proc.returncode:
-        raise SystemExit(f"{name} failed:\n{err[-4000:]}")
+        raise SystemExit(f"{name} failed:\n{''.join(tail)}")
     summary = json.loads((out / "summary.json").read_text())
-    return {"wall": wall, "rss": peak[0], "stages": summary["timings_s"],
+    return {"wall": wall, "rss": max(peaks.values()), "stage_rss": peaks,
+            "stages": summary["timings_s"],
             "counts": {k: summary[k] for k in ("fields", "problem_polygons", "zones")}}  # fmt: skip
 
 
-def _watch_tree(proc: subprocess.Popen, peak: list[int]) -> None:
-    """Peak of the summed RSS of ``proc`` and all its descendants (LocalCluster workers)."""
+def _watch_tree(proc: subprocess.Popen, stage: list[str], peaks: dict[str, int]) -> None:
+    """Peak of the summed RSS of ``proc`` and all its descendants (LocalCluster workers),
+    kept per stage of the run."""
     try:
         root = psutil.Process(proc.pid)
     except psutil.NoSuchProcess:
@@ -131,7 +142,7 @@ def _watch_tree(proc: subprocess.Popen, peak: list[int]) -> None:
                     pass
         except psutil.NoSuchProcess:
             break
-        peak[0] = max(peak[0], total)
+        peaks[stage[0]] = max(peaks.get(stage[0], 0), total)
         time.sleep(0.2)
 
 
@@ -143,6 +154,7 @@ def main() -> None:
     parser.add_argument("--dates", type=int, default=1, choices=range(1, len(DATES) + 1))
     parser.add_argument("--workers", type=int, default=2, help="cluster worker processes")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--only", choices=("local", "cluster"), help="run one contender")
     args = parser.parse_args()
     size = args.size or (2048 if args.quick else TILE)
     n_fields = args.fields or max(50, round(FIELDS * (size / TILE) ** 2))
@@ -152,6 +164,8 @@ def main() -> None:
         "local": [],
         f"cluster ({args.workers} workers)": ["--workers", str(args.workers)],
     }
+    if args.only:
+        contenders = {k: v for k, v in contenders.items() if k.startswith(args.only)}
     results = {}
     for _ in range(args.repeats):  # interleaved, so that machine load hits both alike
         for name, extra in contenders.items():
@@ -161,7 +175,7 @@ def main() -> None:
           f"{facts['dates']} date(s)), {facts['fields']} fields (~{facts['mean_field_ha']} ha), "
           f"scene written in {facts['seconds']} s; {psutil.cpu_count()} CPUs, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GiB; repeats: {args.repeats}\n")  # fmt: skip
-    base = statistics.median(r["wall"] for r in results["local"])
+    base = statistics.median(r["wall"] for r in next(iter(results.values())))
     print("| contender | wall s | ratio | peak RSS (tree) | " + " | ".join(STAGES) + " |")
     print("|---" * (4 + len(STAGES)) + "|")
     for name, runs in results.items():
@@ -170,7 +184,13 @@ def main() -> None:
         stages = [statistics.median(r["stages"].get(s, 0.0) for r in runs) for s in STAGES]
         print(f"| {name} | {wall:.1f} | {wall / base:.2f} | {rss / 2**30:.2f} GiB | "
               + " | ".join(f"{s:.1f}" for s in stages) + " |")  # fmt: skip
-    counts = results["local"][0]["counts"]
+    print("\npeak RSS (GiB, whole process tree) while each stage ran:\n")
+    print("| contender | " + " | ".join(STAGES) + " |")
+    print("|---" * (1 + len(STAGES)) + "|")
+    for name, runs in results.items():
+        peaks = [max(r["stage_rss"].get(s, 0) for r in runs) / 2**30 for s in STAGES]
+        print(f"| {name} | " + " | ".join(f"{p:.2f}" for p in peaks) + " |")
+    counts = next(iter(results.values()))[0]["counts"]
     print(f"\noutputs: {counts['fields']} fields, {counts['problem_polygons']} problem polygons, "
           f"{counts['zones']} zone polygons")  # fmt: skip
 

@@ -19,3 +19,26 @@ def fail_at(block: np.ndarray, location: tuple[int, ...], block_info=None) -> np
     if block_info[0]["chunk-location"] == location:
         raise ValueError(f"bad block {location}")
     return block
+
+
+def count_checkpoint_loads() -> None:
+    """On a worker: forget cached models and count the checkpoint loads from now on."""
+    from agrivision.segment import predict
+
+    predict._MODELS.clear()
+    original = getattr(predict, "_uncounted_load", predict.load_checkpoint)
+    predict._uncounted_load = original
+    predict._loads = []
+
+    def counting(*args, **kwargs):
+        predict._loads.append(args[0])
+        return original(*args, **kwargs)
+
+    predict.load_checkpoint = counting
+
+
+def checkpoint_loads() -> int:
+    """On a worker: checkpoint loads since :func:`count_checkpoint_loads`."""
+    from agrivision.segment import predict
+
+    return len(predict._loads)

@@ -21,11 +21,6 @@ from agrivision.io.blocks import store_blocks
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-NEEDS_COG_PATCH = pytest.mark.xfail(
-    strict=True,
-    reason="needs /tmp/cog_distributed.patch: to_cog hands rasterio staging targets to "
-    "da.store, which cannot send them to workers; the patch writes through store_blocks",
-)
 SAME_BYTES = ("fields.csv", "fields_timeseries.csv", "fields.geojson", "problems.geojson",
               "zones.geojson")  # fmt: skip
 RASTERS = ("indices.tif", "classes.tif")
@@ -83,6 +78,21 @@ def test_store_blocks_on_cluster_writes_in_the_client(cluster):
         assert _eventually(lambda: not client.futures)  # all released (asynchronously)
 
 
+def test_store_blocks_on_cluster_into_regions(cluster):
+    """Two strips of rows written into their regions of one target, as a striped writer does."""
+    from distributed import Client
+
+    expected = np.arange(2 * 40 * 30).reshape(2, 40, 30)
+    source = da.from_array(expected, chunks=(1, 10, 10))
+    with Client(cluster.address) as client:
+        target = ClientSideTarget(expected.shape, client)
+        strips = [source[:, :20], source[:, 20:]]
+        regions = [(slice(None), slice(0, 20)), (slice(None), slice(20, 40))]
+        store_blocks(strips, [target, target], regions=regions, max_in_flight=3)
+    np.testing.assert_array_equal(target.array, expected)
+    assert target.writes == 2 * 4 * 3
+
+
 def test_store_blocks_on_cluster_raises_the_task_error(cluster):
     from distributed import Client
 
@@ -131,7 +141,6 @@ def _eventually(condition, seconds: float = 5.0) -> bool:
     return True
 
 
-@NEEDS_COG_PATCH
 def test_report_on_cluster_equals_local(cluster, report_case, tmp_path):
     out = tmp_path / "cluster"
     done = report_case.run(out, "--scheduler", cluster.address)
@@ -141,7 +150,6 @@ def test_report_on_cluster_equals_local(cluster, report_case, tmp_path):
     assert summary["config"]["runtime"]["scheduler"] == cluster.address
 
 
-@NEEDS_COG_PATCH
 def test_report_survives_a_killed_worker(cluster, report_case, tmp_path):
     """SIGKILL one worker while it computes blocks of the raster outputs; its nanny restarts
     it, dask recomputes what was lost and the report is identical to the local one."""
@@ -187,3 +195,75 @@ def test_report_survives_a_killed_worker(cluster, report_case, tmp_path):
             proc.kill()
             proc.wait()
     assert_same_outputs(out, report_case.local)
+
+
+def _tiny_checkpoint(path: Path) -> Path:
+    """A randomly initialised tiny U-Net (red, nir; 64 px windows) saved as a checkpoint."""
+    import torch
+
+    from agrivision.segment.checkpoint import CheckpointMeta, Normalisation, save_checkpoint
+    from agrivision.segment.model import ModelSpec, build_model
+
+    torch.manual_seed(0)
+    spec = ModelSpec(encoder="tu-mobilenetv3_small_050", encoder_depth=3,
+                     decoder_channels=(16, 8, 8), bands=("red", "nir"), classes=("a", "b", "c"),
+                     window=64)  # fmt: skip
+    meta = CheckpointMeta(spec=spec, normalisation=Normalisation(mean=(0.2, 0.3), std=(0.1, 0.1)))
+    save_checkpoint(build_model(spec).eval(), meta, path)
+    return path
+
+
+def test_segment_loads_the_model_once_per_worker(cluster, tmp_path):
+    """The task graph names the checkpoint (it does not carry the weights); each worker loads
+    it once and reuses it for all its chunks; the classes equal a local run's."""
+    import cloudpickle
+    import xarray as xr
+    from distributed import Client
+    from runtime.blockfuncs import checkpoint_loads, count_checkpoint_loads
+
+    from agrivision.segment.predict import segment
+
+    model = _tiny_checkpoint(tmp_path / "model")
+    weights = sum(f.stat().st_size for f in model.iterdir())
+    # Lazy random values: the graph then holds seeds, not pixels.
+    values = da.random.RandomState(1).uniform(0.0, 0.6, (2, 256, 256), chunks=64)
+    values = values.astype(np.float32)
+    scene = xr.Dataset(
+        {b: (("y", "x"), values[i]) for i, b in enumerate(("red", "nir"))},
+        coords={"y": 5800000 - 10 * np.arange(256), "x": 500000 + 10 * np.arange(256)},
+    ).rio.write_crs("EPSG:32633")
+    classes = segment(scene, model, device="cpu", chunks=64)["classes"]  # 16 chunks
+    graph = dict(classes.data.__dask_graph__())
+    assert len(cloudpickle.dumps(graph)) < weights / 4  # the weights do not travel
+    local = classes.compute(scheduler="threads")
+    with Client(cluster.address) as client:
+        client.wait_for_workers(2, timeout=90)
+        client.run(count_checkpoint_loads)
+        distributed_result = classes.compute()
+        loads = client.run(checkpoint_loads)
+    np.testing.assert_array_equal(distributed_result.values, local.values)
+    assert all(n <= 1 for n in loads.values()), loads  # never reloaded per task
+    assert sum(loads.values()) >= 1, loads
+
+
+def test_segment_cli_on_cluster_writes_the_classes(cluster, tmp_path):
+    import rasterio as rio
+    from rasterio.transform import from_origin
+
+    from agrivision.cli import main
+
+    model = _tiny_checkpoint(tmp_path / "model")
+    image = tmp_path / "scene.tif"
+    values = np.random.default_rng(2).uniform(0.0, 0.6, (2, 192, 192)).astype(np.float32)
+    with rio.open(image, "w", driver="GTiff", width=192, height=192, count=2, dtype="float32",
+                  crs="EPSG:32633", transform=from_origin(500000, 5800000, 10, 10)) as dst:  # fmt: skip
+        dst.write(values)
+        dst.descriptions = ("red", "nir")
+    args = [str(image), "--bands", "red,nir", "--model", str(model), "--device", "cpu",
+            "--chunks", "64"]  # fmt: skip
+    assert main(["segment", *args, "-o", str(tmp_path / "local.tif")]) == 0
+    code = main(["segment", *args, "-o", str(tmp_path / "cluster.tif"),
+                 "--scheduler", cluster.address])  # fmt: skip
+    assert code == 0
+    with rio.open(tmp_path / "local.tif") as a, rio.open(tmp_path / "cluster.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())

@@ -19,7 +19,9 @@ from agrivision.errors import AgrivisionError
 from agrivision.io.blocks import store_blocks
 from agrivision.runtime import active_client, compute_context
 
-COMPUTING_COMMANDS = ("info", "indices", "stats", "classify", "vectorize", "zones", "report")
+COMPUTING_COMMANDS = (
+    "info", "indices", "stats", "classify", "vectorize", "zones", "report", "segment",
+)  # fmt: skip
 
 
 class UnreachableClient:
@@ -103,6 +105,14 @@ def test_store_blocks_locally_is_dask_store():
     np.testing.assert_array_equal(targets[1].array, -expected)
     assert len(targets[0].writes) == 3 * 3 * 2  # one write per block, each exactly once
     assert len({str(k) for k, _ in targets[0].writes}) == 18
+
+
+def test_store_blocks_into_regions_locally():
+    target = Recorder((2, 9, 5))
+    with compute_context():
+        store_blocks([da.ones((2, 4, 5), chunks=2, dtype=np.int64)], [target],
+                     regions=[(slice(None), slice(3, 7))])  # fmt: skip
+    np.testing.assert_array_equal(target.array.sum(axis=(0, 2)), [0, 0, 0, 10, 10, 10, 10, 0, 0])
 
 
 def test_store_blocks_needs_one_target_per_source():

@@ -51,7 +51,17 @@ from agrivision.io.fields import FieldsWarning
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STATS = ("count", "valid_fraction", "mean", "std", "min", "max", "median", "p10", "p90")
+DEFAULT_STATS = (
+    "count",
+    "valid_fraction",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "median",
+    "p10",
+    "p90",
+)
 _PERCENTILE = re.compile(r"p(\d+(?:\.\d+)?)")
 
 
@@ -112,7 +122,9 @@ def zonal_stats(
     transform = first.rio.transform(recalc=True)
     if transform.b != 0 or transform.d != 0:
         raise GridError(
-            "the raster grid is rotated", source=_name(data), fix="reproject it to a north-up grid"
+            "the raster grid is rotated",
+            source=_name(data),
+            fix="reproject it to a north-up grid",
         )
     qs = _quantile_levels(stats)
     ids, geoms = _prepare_fields(fields, id_column, crs)
@@ -125,44 +137,46 @@ def zonal_stats(
     time_chunks = np.cumsum((0, *chunks[0]))
 
     groups = _group_fields(rings.bbox, chunks[1], chunks[2])
-    coverage_tasks = [
-        dask.delayed(_coverage, pure=True)(rings.subset(members), window)
-        for members, window, _ in groups
-    ]
     row_edges, col_edges = np.cumsum((0, *chunks[1])), np.cumsum((0, *chunks[2]))
-    stat_tasks = []
-    for var in variables.values():
-        nodata = var.rio.nodata
-        nodata = np.nan if nodata is None else float(nodata)
-        # The chunks themselves go to the tasks (windows are cut there): slicing the dask
-        # array instead would make dask re-read a whole chunk for every slice.
-        blocks = var.data.to_delayed(optimize_graph=False)
-        for (_, window, (i0, i1, j0, j1)), cov in zip(groups, coverage_tasks, strict=True):
-            origins = [
-                (row_edges[i], col_edges[j]) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)
+    nodatas = [np.nan if v.rio.nodata is None else float(v.rio.nodata) for v in variables.values()]
+    # The chunks themselves go to the tasks (windows are cut there): slicing the dask array
+    # instead would make dask re-read a whole chunk for every slice.
+    blocks = [var.data.to_delayed(optimize_graph=False) for var in variables.values()]
+    # One task per group computes the group's coverage once and reduces every variable and
+    # date with it, so no sparse coverage outlives its task. (As separate tasks feeding every
+    # variable, the coverage of all groups was held at once, 16 B per field pixel: dask runs
+    # such dependency-free tasks far ahead of their consumers.)
+    tasks = []
+    for members, window, (i0, i1, j0, j1) in groups:
+        origins = [
+            (row_edges[i], col_edges[j]) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)
+        ]
+        pieces = [
+            [
+                [b[k, i, j] for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)]
+                for k in range(len(time_chunks) - 1)
             ]
-            for k in range(len(time_chunks) - 1):
-                pieces = [blocks[k, i, j] for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)]
-                stat_tasks.append(
-                    dask.delayed(_stats, pure=True)(window, origins, pieces, nodata, cov, qs)
-                )
-    # Only the coverage totals come back: the sparse coverage is freed once used.
-    total_tasks = [dask.delayed(_total, pure=True)(cov) for cov in coverage_tasks]
+            for b in blocks
+        ]
+        tasks.append(
+            dask.delayed(_group_stats, pure=True)(
+                rings.subset(members), window, origins, pieces, nodatas, qs
+            )
+        )
     log.debug("zonal_stats: %d fields in %d windows", len(ids), len(groups))
-    totals, results = dask.compute(total_tasks, stat_tasks, scheduler=_scheduler())
+    (results,) = dask.compute(tasks, scheduler=_scheduler())
 
     n_fields = len(ids)
     total_cov = np.zeros(n_fields)
-    for (members, *_), total in zip(groups, totals, strict=True):
+    for (members, *_), (total, _) in zip(groups, results, strict=True):
         total_cov[members] = total
     per_var = {}
-    it = iter(results)
-    for name in variables:
+    for v, name in enumerate(variables):
         out = np.full((n_fields, n_time, len(BASE_STATS) + len(qs)), np.nan)
         out[:, :, [0, 1, 2]] = 0.0  # count, pixel_count, sum of fields outside the raster
-        for members, *_ in groups:
-            for t0, t1 in itertools.pairwise(time_chunks):
-                out[members, t0:t1] = next(it)
+        for (members, *_), (_, per_chunk) in zip(groups, results, strict=True):
+            for (t0, t1), result in zip(itertools.pairwise(time_chunks), per_chunk[v], strict=True):
+                out[members, t0:t1] = result
         per_var[name] = out
     return _table(ids, times, total_cov, rings.area_px, per_var, stats, qs)
 
@@ -346,7 +360,12 @@ def _group_fields(
     groups = []
     for (i0, i1, j0, j1), part in zip(keys, np.split(inside[order], bounds), strict=True):
         if i0 == i1 and j0 == j1:
-            window = (row_edges[i0], row_edges[i0 + 1], col_edges[j0], col_edges[j0 + 1])
+            window = (
+                row_edges[i0],
+                row_edges[i0 + 1],
+                col_edges[j0],
+                col_edges[j0 + 1],
+            )
         else:
             window = (r0[part].min(), r1[part].max(), c0[part].min(), c1[part].max())
         groups.append((part, tuple(int(v) for v in window), (i0, i1, j0, j1)))
@@ -369,9 +388,22 @@ def _coverage(rings: PixelRings, window: tuple[int, int, int, int]) -> tuple:
     )
 
 
-def _total(coverage: tuple) -> np.ndarray:
-    """Sum of coverage fractions per field (its area inside the raster, in cells)."""
-    return coverage[3]
+def _group_stats(
+    rings: PixelRings,
+    window: tuple[int, int, int, int],
+    origins: list[tuple[int, int]],
+    pieces: list[list[list[np.ndarray]]],
+    nodatas: list[float],
+    qs: np.ndarray,
+) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """Coverage totals and the statistics of one group's fields for every variable and time
+    chunk (``pieces[variable][time chunk]`` are the chunks its window spans)."""
+    coverage = _coverage(rings, window)
+    stats = [
+        [_stats(window, origins, p, nodata, coverage, qs) for p in per_time]
+        for per_time, nodata in zip(pieces, nodatas, strict=True)
+    ]
+    return coverage[3], stats
 
 
 def _stats(

@@ -42,6 +42,7 @@ def store_blocks(
     sources: Sequence[da.Array],
     targets: Sequence[BlockTarget],
     *,
+    regions: Sequence[Region] | None = None,
     lock: Any = False,
     max_in_flight: int | None = None,
 ) -> None:
@@ -54,6 +55,9 @@ def store_blocks(
     targets
         One per source; receives ``target[region] = block`` with ``region`` a tuple of
         slices in the source's index space, as :func:`dask.array.store` does.
+    regions
+        Where each source goes in its target (tuples of slices with a start, e.g. one strip
+        of rows), as in :func:`dask.array.store`; default: the whole target.
     lock
         Passed to :func:`dask.array.store` on the local schedulers (the cluster path writes
         from one client thread and needs none).
@@ -61,20 +65,30 @@ def store_blocks(
         Cluster only: most blocks computed or computing but not yet written (default: twice
         the cluster's worker threads, at least 4). Bounds the memory held for the writer.
     """
-    if len(sources) != len(targets):
-        raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
+    if len(sources) != len(targets) or (regions is not None and len(regions) != len(sources)):
+        raise ValueError(
+            f"{len(sources)} sources but {len(targets)} targets"
+            + ("" if regions is None else f" and {len(regions)} regions")
+        )
     client = active_client()
     if client is None:
-        da.store(list(sources), list(targets), lock=lock)
+        da.store(list(sources), list(targets), lock=lock, regions=regions)
         return
     limit = max_in_flight or max(4, 2 * sum(client.nthreads().values()))
-    _store_on_cluster(client, sources, targets, limit)
+    starts = regions or [()] * len(sources)
+    offsets = [_offsets(r, s.ndim) for r, s in zip(starts, sources, strict=True)]
+    _store_on_cluster(client, sources, targets, offsets, limit)
 
 
-def _store_on_cluster(client, sources, targets, limit: int) -> None:
+def _offsets(region: Region, ndim: int) -> tuple[int, ...]:
+    """Start of ``region`` (a da.store region) in every dimension."""
+    return tuple((s.start or 0) for s in region) + (0,) * (ndim - len(region))
+
+
+def _store_on_cluster(client, sources, targets, offsets, limit: int) -> None:
     from distributed import as_completed
 
-    pending = collections.deque(_groups(sources, targets))
+    pending = collections.deque(_groups(sources, targets, offsets))
     where: dict = {}  # future -> (target, region)
     done = as_completed()
 
@@ -99,16 +113,20 @@ def _store_on_cluster(client, sources, targets, limit: int) -> None:
             client.cancel(list(where))
 
 
-def _groups(sources, targets) -> list[list[tuple[BlockTarget, Region, Any]]]:
+def _groups(sources, targets, offsets) -> list[list[tuple[BlockTarget, Region, Any]]]:
     """Blocks grouped by their position on the (y, x) block grid, in row-major order.
 
     Blocks at one position (every band, date and source) usually share their inputs (the same
     chunks of the scene); submitted together, those inputs are computed once.
     """
     positions: dict[tuple[int, ...], list] = {}
-    for source, target in zip(sources, targets, strict=True):
+    for source, target, offset in zip(sources, targets, offsets, strict=True):
         blocks = source.to_delayed(optimize_graph=True)
-        regions = slices_from_chunks(source.chunks)
-        for index, region in zip(np.ndindex(blocks.shape), regions, strict=True):
+        for index, block in zip(
+            np.ndindex(blocks.shape), slices_from_chunks(source.chunks), strict=True
+        ):
+            region = tuple(
+                slice(s.start + o, s.stop + o) for s, o in zip(block, offset, strict=True)
+            )
             positions.setdefault(index[-2:], []).append((target, region, blocks[index]))
     return [positions[key] for key in sorted(positions)]
