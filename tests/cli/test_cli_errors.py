@@ -56,8 +56,10 @@ def test_info_reports_grid_bands_and_valid_fraction(s2_file, capsys):
         (["info", "{tmp}/s2.tif", "--sensor", "sentinel-3"], ["unknown sensor", "sentinel-2-l2a"]),
         (["info", "--bogus-option", "{tmp}/s2.tif"], ["--bogus-option"]),
         (["indices", "{tmp}/s2.tif", "-i", "NDXX", "-o", "{tmp}/o.tif"], ["NDXX", "list"]),
-        (["indices", "{tmp}/s2.tif", "-i", "NDRE", "-o", "{tmp}/o.tif"],
-         ["NDRE needs RE1", "blue, green, red, nir"]),  # fmt: skip
+        (
+            ["indices", "{tmp}/s2.tif", "-i", "NDRE", "-o", "{tmp}/o.tif"],
+            ["NDRE needs RE1", "blue, green, red, nir"],
+        ),
     ],
 )
 def test_user_errors_exit_2_with_one_line(tmp_path, s2_file, capsys, argv, needles):

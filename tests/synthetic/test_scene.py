@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import dask
 import numpy as np
 import pytest
@@ -201,7 +199,7 @@ def test_time_series_phenology_declining_fields_and_clouds():
     assert (clouds[0] != clouds[1]).mean() > 0.05
 
 
-def test_full_tile_is_lazy_and_instant():
+def test_full_tile_is_lazy():
     synthetic_scene(0, shape=(64, 64))  # first use loads sensor profiles
     tasks = []
 
@@ -210,10 +208,7 @@ def test_full_tile_is_lazy_and_instant():
             tasks.append(len(dsk))
 
     with Count():
-        start = time.perf_counter()
         scene, truth = synthetic_scene(0, shape=(10980, 10980))
-        elapsed = time.perf_counter() - start
-    assert elapsed < 1.0
     assert tasks == []  # nothing computed
     assert scene.red.shape == (10980, 10980) and scene.red.chunks[0][:2] == (512, 512)
     assert scene.red.data.npartitions == 22 * 22
