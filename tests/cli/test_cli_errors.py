@@ -77,3 +77,22 @@ def test_console_script_exit_code(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "nope.tif" in proc.stderr
+
+
+def test_a_damaged_block_found_while_computing_exits_2(tmp_path, capsys):
+    """The header and block table are sound (so opening succeeds); one compressed block in
+    the middle of the file is garbage, which GDAL finds only when dask reads it."""
+    import rasterio
+
+    data = np.random.default_rng(1).integers(1000, 5000, size=(4, 64, 64), dtype=np.uint16)
+    path = write_tif(tmp_path / "s2.tif", data, descriptions=["B02", "B03", "B04", "B08"],
+                     tags={"SENSOR": "sentinel-2-l2a", "DATETIME": "2024-06-12"}, blocksize=16)  # fmt: skip
+    with rasterio.open(path) as src:
+        offset = int(src.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=3))
+        size = int(src.get_tag_item("BLOCK_SIZE_1_1", "TIFF", bidx=3))
+    raw = bytearray(path.read_bytes())
+    raw[offset : offset + size] = bytes(size)  # zeros are not a deflate stream
+    path.write_bytes(bytes(raw))
+    code, _, err = run(["indices", str(path), "-i", "NDVI", "-o", str(tmp_path / "o.tif")], capsys)
+    assert_user_error(code, err, "s2.tif", "damaged")
+    assert not (tmp_path / "o.tif").exists()

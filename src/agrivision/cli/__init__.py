@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import click
+from rasterio.errors import RasterioIOError
 
 from agrivision import __version__
 from agrivision.cli.calibrate import calibrate
@@ -53,6 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="agrivision", standalone_mode=False)
     except AgrivisionError as exc:
         click.echo(f"agrivision: error: {exc}", err=True)
+        return 2
+    except RasterioIOError as exc:  # a block that fails to decode deep inside a computation
+        cause = exc.__cause__ or exc.__context__  # rasterio keeps GDAL's message (and file) there
+        detail = " ".join(str(cause or exc).split())
+        click.echo(
+            f"agrivision: error: cannot read raster data ({detail}) — the file is damaged or "
+            "incomplete: re-download or re-export it",
+            err=True,
+        )
         return 2
     except click.exceptions.Abort:
         click.echo("agrivision: aborted", err=True)

@@ -6,14 +6,12 @@ import base64
 import io
 from collections.abc import Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: the report is written, never shown
-
 import geopandas as gpd
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from shapely.geometry.base import BaseGeometry
 
 STATUS_COLOURS = {
@@ -24,15 +22,21 @@ STATUS_COLOURS = {
 }
 
 
-def data_uri(fig: plt.Figure, dpi: int = 90) -> str:
-    """Render a figure to a ``data:image/png;base64,...`` URI and close it."""
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
+    # A bare Figure, not pyplot: no global backend switch (notebooks keep inline plots) and
+    # nothing registered that must be closed.
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
+
+
+def data_uri(fig: Figure, dpi: int = 90) -> str:
+    """Render a figure to a ``data:image/png;base64,...`` URI."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _outline(ax: plt.Axes, geom: BaseGeometry, colour: str = "black", width: float = 1.0) -> None:
+def _outline(ax: Axes, geom: BaseGeometry, colour: str = "black", width: float = 1.0) -> None:
     polys = getattr(geom, "geoms", [geom])
     for poly in polys:
         for ring in [poly.exterior, *poly.interiors]:
@@ -48,7 +52,7 @@ def overview_map(
     extent: tuple[float, float, float, float] | None = None,
 ) -> str:
     """Fields coloured by health status over an optional RGB background (scene CRS, metres)."""
-    fig, ax = plt.subplots(figsize=(8, 8))
+    fig, ax = _figure(8, 8)
     if background is not None and extent is not None:
         ax.imshow(background, extent=extent, interpolation="nearest")
     # one PatchCollection for all fields: a Python loop of fill() calls took minutes at 20,000
@@ -60,7 +64,7 @@ def overview_map(
         for geom, label in zip(geometries, labels, strict=True):
             c = geom.representative_point()
             ax.annotate(str(label), (c.x, c.y), fontsize=7, ha="center", va="center")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.7) for c in STATUS_COLOURS.values()]
+    handles = [Rectangle((0, 0), 1, 1, color=c, alpha=0.7) for c in STATUS_COLOURS.values()]
     ax.legend(handles, list(STATUS_COLOURS), loc="lower right", fontsize=8, framealpha=0.8)
     ax.set_aspect("equal")
     ax.ticklabel_format(style="plain", useOffset=False)  # map coordinates in metres
@@ -78,7 +82,7 @@ def index_thumbnail(
     vmax: float = 1.0,
 ) -> str:
     """An index map clipped to a field (NaN outside), with the field outline."""
-    fig, ax = plt.subplots(figsize=(3.2, 3.2))
+    fig, ax = _figure(3.2, 3.2)
     im = ax.imshow(
         values, extent=extent, cmap="RdYlGn", vmin=vmin, vmax=vmax, interpolation="nearest"
     )
@@ -102,7 +106,7 @@ def class_thumbnail(
     table = ["#00000000"] * codes
     for code, colour in colours.items():
         table[code] = colour
-    fig, ax = plt.subplots(figsize=(3.2, 3.2))
+    fig, ax = _figure(3.2, 3.2)
     ax.imshow(
         np.ma.masked_equal(classes, 0), extent=extent, cmap=ListedColormap(table),
         vmin=-0.5, vmax=codes - 0.5, interpolation="nearest",
@@ -115,7 +119,7 @@ def class_thumbnail(
 
 def histogram(values: np.ndarray, *, title: str, bins: int = 40) -> str:
     """Histogram of a field's finite index values."""
-    fig, ax = plt.subplots(figsize=(3.2, 2.2))
+    fig, ax = _figure(3.2, 2.2)
     finite = values[np.isfinite(values)]
     ax.hist(finite, bins=bins, color="#4a7c59")
     ax.set_title(title, fontsize=9)
@@ -125,7 +129,7 @@ def histogram(values: np.ndarray, *, title: str, bins: int = 40) -> str:
 
 def time_series(dates: Sequence[str], means: Sequence[float], *, title: str) -> str:
     """A field's index trajectory over dates (NaN dates are gaps)."""
-    fig, ax = plt.subplots(figsize=(3.6, 2.2))
+    fig, ax = _figure(3.6, 2.2)
     x = np.arange(len(dates))
     ax.plot(x, means, marker="o", color="#2b83ba")
     ax.set_xticks(x, [d[5:] if len(d) >= 10 else d for d in dates], rotation=45, fontsize=7)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bar: tqdm.auto warns in Jupyter without ipywidgets
 
 from agrivision.errors import ConfigError
 from agrivision.io.atomic import atomic_path
