@@ -145,7 +145,11 @@ class ReportConfig(_Section):
     timeseries: TimeSeriesConfig = TimeSeriesConfig()
     output: OutputConfig = OutputConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    # U-Net checkpoint folder: the health classes then come from it instead of the rules.
     model: str | None = None
+    # Checkpoint class -> report class, for class names the built-in rules do not know
+    # (see agrivision.health.model_classes).
+    model_classes: dict[str, str] = Field(default_factory=dict)
 
 
 def validate(model: type[BaseModel], data: dict[str, Any], source: str | os.PathLike | None):
@@ -193,4 +197,11 @@ def load_report_config(
             HealthRules(**config.health)
         except ConfigError as exc:
             raise ConfigError(f"health.{exc.problem}", source=path, fix=exc.fix) from None
+    if config.model_classes:
+        from agrivision.health.model_classes import check_mapping
+
+        try:
+            check_mapping(config.model_classes)
+        except ConfigError as exc:
+            raise ConfigError(exc.problem, source=path, fix=exc.fix) from None
     return config

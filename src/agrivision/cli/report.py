@@ -26,7 +26,11 @@ def _configure_logging(level: str, quiet: bool) -> None:
 )
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Run config YAML.")
-@click.option("--model", help="U-Net model folder (adds U-Net classes).")
+@click.option(
+    "--model",
+    help="U-Net checkpoint folder: health classes from the model, not the "
+    "index rules (class names mapped as in agrivision.health.model_classes).",
+)
 @click.option("-i", "--index", "indices", multiple=True, help="Index (repeat); overrides config.")
 @click.option("--sensor", help="Sensor profile name or YAML path.")
 @click.option("--scheduler", help="dask.distributed scheduler address (tcp://host:8786).")

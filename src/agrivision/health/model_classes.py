@@ -1,0 +1,286 @@
+"""Crop-health classes from a U-Net checkpoint: the alternative to the index rules.
+
+:func:`model_classes` runs :func:`agrivision.segment.segment` on one date of a Scene (blended
+sliding windows, lazily per dask chunk, the model loaded once per process or dask worker),
+translates the checkpoint's classes into the report's class schema and keeps only the pixels
+inside the fields, as :func:`agrivision.health.classify` does.
+
+How a checkpoint's class names map onto the schema
+--------------------------------------------------
+Each class of the checkpoint (``spec.classes`` in its ``model.json``), lower-cased with spaces
+and hyphens turned into underscores, takes the first of:
+
+1. ``mapping`` (the ``model_classes:`` section of a report config), e.g.
+   ``{tractor: background, lodged: stressed}``;
+2. the schema class of the same name (``background, healthy, stressed, pest_disease,
+   bare_soil`` in the default schema);
+3. :data:`SYNONYMS`: ``crop -> healthy``, ``soil``/``weed`` -> ``bare_soil`` (the default
+   schema's "bare soil/weeds"), ``pest``/``disease`` -> ``pest_disease``, ``nodata`` ->
+   ``background``, ...
+
+A class named by none of these raises :class:`~agrivision.errors.CheckpointError` naming the
+checkpoint and the class, with the config line that fixes it: a class is never dropped or
+guessed silently. Several checkpoint classes may share one schema class (CWFID's ``soil`` and
+``weed`` both become ``bare_soil``).
+
+Code 0 (background) is also where any model band is NaN (nodata, masked clouds) and, with
+fields, every pixel outside them.
+
+A lazy class raster reruns the model each time it is read; :func:`run_once` computes it once
+and keeps it (1 byte per pixel), which is what ``agrivision report --model`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+
+import dask.array as da
+import geopandas as gpd
+import numpy as np
+import xarray as xr
+
+from agrivision.errors import CheckpointError, ConfigError
+from agrivision.fields.rasterize import field_raster
+from agrivision.health.schema import DEFAULT_SCHEMA, ClassSchema
+
+log = logging.getLogger(__name__)
+
+#: :func:`run_once` keeps class rasters up to this size (1 byte per pixel: ~9 Sentinel-2 tiles).
+KEEP_MAX_BYTES = 2**30
+
+#: Checkpoint class names (normalised) understood without a mapping -> default-schema names.
+#: Only unambiguous names: anything else needs an explicit ``model_classes:`` entry.
+_ALIASES = {
+    "background": "nodata no_data none void unlabeled unlabelled other",
+    "healthy": "crop healthy_crop normal",
+    "stressed": "stress stressed_crop drought water_stress",
+    "pest_disease": "pest pests disease diseased damage pest_damage disease_damage",
+    "bare_soil": "soil bare weed weeds bare_soil_weeds soil_weeds",
+}
+SYNONYMS: Mapping[str, str] = MappingProxyType(
+    {alias: target for target, aliases in _ALIASES.items() for alias in aliases.split()}
+)
+
+
+def class_mapping(
+    classes: Sequence[str],
+    mapping: Mapping[str, str] | None = None,
+    *,
+    schema: ClassSchema = DEFAULT_SCHEMA,
+    source: str | os.PathLike = "checkpoint",
+) -> dict[str, str]:
+    """Schema class name for each checkpoint class (rules in the module docstring).
+
+    Parameters
+    ----------
+    classes
+        The checkpoint's class names, by output index.
+    mapping
+        Explicit ``{checkpoint class: schema class name}`` (config ``model_classes:``).
+    schema
+        The report's class schema.
+    source
+        The checkpoint, named in error messages.
+
+    Returns
+    -------
+    dict
+        ``{checkpoint class: schema class name}`` in the checkpoint's order.
+
+    Raises
+    ------
+    ConfigError
+        ``mapping`` names a class the checkpoint lacks, or a target the schema lacks.
+    CheckpointError
+        A checkpoint class that neither ``mapping``, the schema nor :data:`SYNONYMS` names.
+    """
+    explicit = check_mapping(mapping or {}, schema=schema)
+    by_key = {_key(c): c for c in classes}
+    if unknown := [k for k in explicit if k not in by_key]:
+        raise ConfigError(
+            f"model_classes names {unknown}, which the model does not have "
+            f"(its classes: {', '.join(classes)})",
+            source=source, fix="use the class names of the checkpoint's model.json",
+        )  # fmt: skip
+    names = set(schema.names.values())
+    result, unmapped = {}, []
+    for name in classes:
+        key = _key(name)
+        target = explicit.get(key) or (key if key in names else SYNONYMS.get(key))
+        if target in names:
+            result[name] = target
+        else:
+            unmapped.append(name)
+    if unmapped:
+        allowed = ", ".join(schema.names.values())
+        example = ", ".join(f"{n}: CLASS" for n in unmapped)
+        raise CheckpointError(
+            f"model class(es) {unmapped} have no report class (the report's classes: {allowed})",
+            source=source,
+            fix=f"map them in the report config, e.g. `model_classes: {{{example}}}` "
+            f"with CLASS one of {allowed}",
+        )
+    return result
+
+
+def check_mapping(
+    mapping: Mapping[str, str], *, schema: ClassSchema = DEFAULT_SCHEMA
+) -> dict[str, str]:
+    """Validate a ``model_classes:`` mapping's targets; return it with normalised keys.
+
+    Raises
+    ------
+    ConfigError
+        A target that is not a class name of ``schema`` (the message names the key).
+    """
+    names = list(schema.names.values())
+    for key, target in mapping.items():
+        if target not in names:
+            raise ConfigError(
+                f"model_classes.{key}: {target!r} is not a report class",
+                fix=f"allowed: {', '.join(names)}",
+            )
+    return {_key(k): v for k, v in mapping.items()}
+
+
+def model_classes(
+    scene: xr.Dataset,
+    model: str | os.PathLike,
+    fields: gpd.GeoDataFrame | None = None,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    schema: ClassSchema = DEFAULT_SCHEMA,
+    device: str = "auto",
+) -> xr.DataArray:
+    """Crop-health class raster of one date predicted by a U-Net checkpoint; lazy uint8.
+
+    Parameters
+    ----------
+    scene
+        One date, dims ``(y, x)``, with the bands named in the checkpoint (reflectance 0..1,
+        NaN = nodata); any CRS (the result is on the scene's grid).
+    model
+        Checkpoint directory (``model.json`` + ``model.safetensors``). Its weights are
+        verified here; dask workers load them from this path (once per worker), so on a
+        cluster it must be readable at the same path by every worker.
+    fields
+        Field polygons with a unique ``field_id`` (any CRS); pixels outside every field
+        become 0. Without fields the whole scene is kept.
+    mapping
+        ``{checkpoint class: schema class}`` for names the built-in rules do not know.
+    schema
+        The report's class schema.
+    device
+        ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``health_class``, uint8, the scene's grid and chunks, 0 = background/nodata (also
+        the rio nodata); ``attrs["class_schema"]`` (JSON) and ``attrs["model"]`` (JSON:
+        checkpoint path, weights SHA-256, class mapping).
+
+    Raises
+    ------
+    CheckpointError
+        Unreadable or corrupt checkpoint, or a class that cannot be mapped.
+    BandNotFoundError
+        The scene lacks a band the model needs.
+    """
+    from agrivision.segment import load_checkpoint, segment
+
+    if "time" in scene.dims:
+        raise ConfigError(
+            f"model_classes takes one date; the scene has {scene.sizes['time']}",
+            source="scene", fix="select one, e.g. scene.isel(time=-1)",
+        )  # fmt: skip
+    # Resolved: dask workers reload the weights from this path, whatever their cwd.
+    path = Path(model).resolve()
+    segmenter = load_checkpoint(path)  # fail now on a bad checkpoint, not mid-computation
+    spec = segmenter.spec
+    names = class_mapping(spec.classes, mapping, schema=schema, source=path)
+    lut = np.zeros(256, np.uint8)  # predicted 255 (nodata) stays 0 = background
+    lut[: len(spec.classes)] = [schema.code(names[c]) for c in spec.classes]
+    predicted = segment(scene, segmenter, device=device)["classes"].data
+    band = scene[spec.bands[0]]
+    if fields is not None:
+        fid = field_raster(fields, band).data
+        data = da.map_blocks(_to_schema, predicted.rechunk(fid.chunks), fid, lut=lut,
+                             dtype=np.uint8)  # fmt: skip
+    else:
+        chunks = band.chunks or predicted.chunks
+        data = da.map_blocks(_to_schema, predicted.rechunk(chunks), lut=lut, dtype=np.uint8)
+    out = band.copy(data=data)
+    out.name = "health_class"
+    out.encoding = {}
+    provenance = {"checkpoint": str(path), "weights_sha256": segmenter.meta.weights_sha256}
+    out.attrs = {
+        "long_name": "crop-health class (U-Net)",
+        "class_schema": schema.to_json(),
+        "model": json.dumps({**provenance, "classes": names}),
+    }
+    return out.rio.write_nodata(0)
+
+
+def run_once(classes: xr.DataArray, *, max_bytes: int = KEEP_MAX_BYTES) -> xr.DataArray:
+    """Compute a lazy class raster now and keep it, so that later steps do not rerun the model.
+
+    A report reads the classes several times (zonal statistics, problem polygons, the COG);
+    lazily, each read would run the U-Net again, by far the costliest step. The kept raster
+    costs 1 byte per pixel: in this process under the local scheduler, spread over the
+    workers' memory on a dask.distributed cluster (``persist``).
+
+    Parameters
+    ----------
+    classes
+        Lazy uint8 class raster (:func:`model_classes`).
+    max_bytes
+        Larger rasters stay lazy (memory stays bounded by the chunk size; the model then runs
+        once per read).
+
+    Returns
+    -------
+    xarray.DataArray
+        The same raster, computed (or unchanged when too large).
+    """
+    if classes.nbytes > max_bytes:
+        log.info(
+            "class raster of %.1f GB kept lazy: the model runs again for each output",
+            classes.nbytes / 1e9,
+        )
+        return classes
+    return classes.persist()
+
+
+def classes_provenance(classes: xr.DataArray) -> dict:
+    """Where a class raster's classes came from, for ``summary.json`` and the HTML report.
+
+    Returns
+    -------
+    dict
+        ``{"method": "model", "checkpoint", "weights_sha256", "classes"}`` for
+        :func:`model_classes`, ``{"method": "rules", "rules": {...}}`` for
+        :func:`agrivision.health.classify`, ``{"method": "unknown"}`` otherwise.
+    """
+    if "model" in classes.attrs:
+        return {"method": "model", **json.loads(classes.attrs["model"])}
+    if "health_rules" in classes.attrs:
+        return {"method": "rules", "rules": json.loads(classes.attrs["health_rules"])}
+    return {"method": "unknown"}
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s\-/]+", "_", str(name).strip().lower())
+
+
+def _to_schema(predicted: np.ndarray, field_id: np.ndarray | None = None, *, lut) -> np.ndarray:
+    out = lut[predicted]
+    if field_id is not None:
+        out[field_id == 0] = 0
+    return out
