@@ -125,7 +125,8 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
         truncated, replaced (SHA-256 mismatch), or whose tensor names/shapes do not fit the
         network described by the metadata.
     """
-    directory = Path(path)
+    # Absolute: the path travels to dask workers, whose working directory may differ.
+    directory = Path(path).resolve()
     if directory.name == METADATA:
         directory = directory.parent
     meta = read_metadata(directory / METADATA)
