@@ -48,6 +48,23 @@ class FileInfo:
     band_tags: tuple[dict[str, str], ...]
     block_shape: tuple[int, int]
 
+    @classmethod
+    def read(cls, src: rasterio.io.DatasetReader, path: str) -> FileInfo:
+        """The header facts of an open dataset ``src`` opened from ``path``."""
+        return cls(
+            path=path,
+            count=src.count,
+            dtype=src.dtypes[0],
+            nodata=src.nodata,
+            crs=src.crs,
+            transform=src.transform,
+            shape=(src.height, src.width),
+            descriptions=tuple(src.descriptions),
+            tags=src.tags(),
+            band_tags=tuple(src.tags(i) for i in range(1, src.count + 1)),
+            block_shape=tuple(src.block_shapes[0]),
+        )
+
 
 @dataclass
 class BandAsset:
@@ -102,19 +119,7 @@ def file_info(path: str | os.PathLike) -> FileInfo:
                 )
             if local and src.driver in _TIFF_DRIVERS:
                 _check_complete(src, Path(p).stat().st_size)
-            info = FileInfo(
-                path=p,
-                count=src.count,
-                dtype=src.dtypes[0],
-                nodata=src.nodata,
-                crs=src.crs,
-                transform=src.transform,
-                shape=(src.height, src.width),
-                descriptions=tuple(src.descriptions),
-                tags=src.tags(),
-                band_tags=tuple(src.tags(i) for i in range(1, src.count + 1)),
-                block_shape=tuple(src.block_shapes[0]),
-            )
+            info = FileInfo.read(src, p)
     except RasterioIOError as exc:
         raise SourceError(
             f"not a readable raster ({str(exc).splitlines()[0]})",

@@ -199,19 +199,7 @@ def _header(path: str) -> FileInfo:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
-                return FileInfo(
-                    path=path,
-                    count=src.count,
-                    dtype=src.dtypes[0],
-                    nodata=src.nodata,
-                    crs=src.crs,
-                    transform=src.transform,
-                    shape=(src.height, src.width),
-                    descriptions=tuple(src.descriptions),
-                    tags=src.tags(),
-                    band_tags=tuple(src.tags(i) for i in range(1, src.count + 1)),
-                    block_shape=tuple(src.block_shapes[0]),
-                )
+                return FileInfo.read(src, path)
     except RasterioIOError as exc:
         raise SourceError(
             f"not a readable raster ({str(exc).splitlines()[0]})",
