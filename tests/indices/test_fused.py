@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import numpy as np
-import pytest
 
 from agrivision.indices import compute, evaluation, index_info
 from agrivision.indices import fused as fused_module
@@ -80,22 +78,3 @@ def test_importing_indices_does_not_import_numba():
     code = "import sys, agrivision.indices; print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-
-def _best_of(fn, repeats=7):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-@pytest.mark.slow
-def test_fused_kernel_beats_numpy_on_a_chunk():
-    # The reason the fused path exists; benchmarks/indices.py measures it end to end.
-    a, b = _awkward(np.random.default_rng(1), (1024, 1024))
-    fused_s = _best_of(lambda: fused_module.normalized_difference(a, b))
-    generic_s = _best_of(lambda: _generic(a, b))
-    assert generic_s / fused_s > 1.5, (generic_s, fused_s)
