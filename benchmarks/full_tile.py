@@ -110,7 +110,8 @@ def run_report(facts: dict, folder: Path, name: str, extra: list[str]) -> dict:
     watcher = threading.Thread(target=_watch_tree, args=(proc, stage, peaks), daemon=True)
     watcher.start()
     for line in proc.stderr:  # type: ignore[union-attr]
-        tail = [*tail[-40:], line]
+        if "% Completed" not in line:  # dask's progress bar would hide the error
+            tail = [*tail[-40:], line]
         found = re.search(r"stage (.+?) \.\.\.", line)
         if found:
             stage[0] = found.group(1)
@@ -118,7 +119,7 @@ def run_report(facts: dict, folder: Path, name: str, extra: list[str]) -> dict:
     wall = time.perf_counter() - start
     watcher.join()
     if proc.returncode:
-        raise SystemExit(f"{name} failed:\n{''.join(tail)}")
+        raise SystemExit(f"{name} failed (exit status {proc.returncode}):\n{''.join(tail)}")
     summary = json.loads((out / "summary.json").read_text())
     return {"wall": wall, "rss": max(peaks.values()), "stage_rss": peaks,
             "stages": summary["timings_s"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dask.array as da
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyproj
 import pytest
 import rioxarray
@@ -21,7 +22,7 @@ from rasters import SHARED_DATA, write_tif
 from scipy import ndimage
 
 from agrivision.errors import ConfigError, FieldsError, GridError, MissingCRSError
-from agrivision.fields.vectorize import CLASS_NAMES, vectorize
+from agrivision.fields.vectorize import CLASS_NAMES, COLUMNS, vectorize, vectorize_batches
 
 X0, Y0, RES = 500000.0, 5800000.0, 10.0
 TRANSFORM = Affine(RES, 0, X0, 0, -RES, Y0)
@@ -477,3 +478,79 @@ def test_ftw_prediction_chunked_equals_unchunked(shared_data, connectivity):
             expected, rel=1e-12
         )
     assert set(chunked["class_name"]) == {"field", "boundary"}
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def grid_fields(n_rows, n_cols, size, offset=0.37):
+    """A grid of square fields of ``size`` pixels, shifted off the pixel edges by ``offset``
+    pixels (so borders cut pixels), in a shuffled (seeded) input order."""
+    boxes = [
+        shapely.box(
+            X0 + RES * (j * size + offset),
+            Y0 - RES * ((i + 1) * size + offset),
+            X0 + RES * ((j + 1) * size + offset),
+            Y0 - RES * (i * size + offset),
+        )
+        for i in range(n_rows)
+        for j in range(n_cols)
+    ]
+    order = np.random.default_rng(3).permutation(len(boxes))
+    return gpd.GeoDataFrame(
+        {"field_id": [f"f{k}" for k in order]}, geometry=[boxes[k] for k in order], crs=32633
+    )
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_batches_hold_the_same_polygons_per_field_as_one_call(connectivity):
+    arr = blobs((60, 60), seed=4)
+    fields = grid_fields(4, 4, 14)  # fields cross chunk rows (8 px) and strips (16 px)
+    classes = class_raster(arr, 8)
+    whole = vectorize(classes, fields, connectivity=connectivity, min_area_ha=0.02)
+    batches = list(
+        vectorize_batches(classes, fields, connectivity=connectivity, min_area_ha=0.02, rows=16)
+    )
+    assert len(batches) > 1
+    joined = pd.concat(batches, ignore_index=True)
+    # Same rows, same exact geometries; each field's rows in vectorize's order.
+    position = {fid: k for k, fid in enumerate(fields["field_id"])}
+    ordered = joined.iloc[np.argsort(joined["field_id"].map(position), kind="stable")]
+    pd.testing.assert_frame_equal(
+        ordered.drop(columns="geometry").reset_index(drop=True),
+        whole.drop(columns="geometry").reset_index(drop=True),
+    )
+    assert list(ordered.geometry.to_wkb()) == list(whole.geometry.to_wkb())
+    # A field is handed over once, whole: in exactly one batch.
+    owners = [set(b["field_id"]) for b in batches]
+    assert sum(len(o) for o in owners) == len(set().union(*owners))
+
+
+def test_batches_read_each_chunk_once():
+    arr = blobs((40, 40), seed=5)
+    reads = []
+
+    def spy(block, block_info=None):
+        reads.append(tuple(block_info[0]["chunk-location"]))
+        return block
+
+    classes = class_raster(arr, 10)
+    classes = classes.copy(data=classes.data.map_blocks(spy, dtype=arr.dtype))
+    batches = list(vectorize_batches(classes, grid_fields(3, 3, 13), rows=10))
+    assert len(batches) > 1
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == 16
+
+
+def test_batches_with_simplify_are_one_batch_and_empty_results_warn():
+    arr = blobs((30, 30), seed=6)
+    fields = grid_fields(2, 2, 14)
+    batches = list(vectorize_batches(class_raster(arr, 8), fields, simplify=15.0, rows=8))
+    assert len(batches) == 1
+    pd.testing.assert_frame_equal(
+        batches[0], vectorize(class_raster(arr, 8), fields, simplify=15.0)
+    )
+    with pytest.warns(UserWarning, match="the output is empty"):
+        (empty,) = vectorize_batches(class_raster(np.zeros((30, 30), np.uint8), 8), fields, rows=8)
+    assert empty.empty and list(empty.columns) == ["field_id", *COLUMNS[1:]]
+    with pytest.raises(FieldsError):
+        next(vectorize_batches(class_raster(arr, 8), None))

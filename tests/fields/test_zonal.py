@@ -449,3 +449,49 @@ def test_variables_on_different_grids_rejected():
     ds = xr.Dataset({"a": grid(np.ones((2, 3, 3))), "b": grid(np.ones((3, 3)))})
     with pytest.raises(GridError, match="'b'"):
         zonal_stats(ds, fields_of([shapely.box(0, 0, 1, 1)]))
+
+
+# --- class shares (fractions) ------------------------------------------------------------------
+
+
+def test_class_fractions_equal_indicator_means_and_exactextract(random_case):
+    _, fields, kw, _ = random_case
+    rng = np.random.default_rng(7)
+    classes = rng.integers(0, 5, (60, 80)).astype(np.uint8)  # 0 = background (nodata)
+    codes = [1, 2, 3, 4]
+    ds = xr.Dataset({"cls": grid(classes, chunks=9, **kw).rio.write_nodata(0)})
+    ours = zonal_stats(ds, fields, stats=["mean"], fractions={"cls": codes})
+    assert [c for c in ours.columns if "frac" in c] == [f"cls_frac_{k}" for k in codes]
+    # Bit for bit the mean of the 0/1 indicator raster of each code (NaN where background).
+    indicators = xr.Dataset(
+        {
+            f"is{k}": grid(np.where(classes == 0, np.nan, classes == k), chunks=9, **kw)
+            for k in codes
+        }
+    )
+    means = zonal_stats(indicators, fields, stats=["mean"])
+    for k in codes:
+        np.testing.assert_array_equal(ours[f"cls_frac_{k}"], means[f"is{k}_mean"])
+    # exactextract's frac (shares among the non-nodata pixels), to its float32 coverage.
+    h, w = classes.shape
+    src = NumPyRasterSource(
+        classes, kw["x0"], kw["top"] - h * kw["res"], kw["x0"] + w * kw["res"], kw["top"],
+        nodata=0, srs_wkt=CRS(fields.crs).to_wkt(),
+    )  # fmt: skip
+    ref = exact_extract(src, fields, ["unique", "frac"], output="pandas")
+    for i, (unique, frac) in enumerate(zip(ref["unique"], ref["frac"], strict=True)):
+        expected = dict(zip(np.asarray(unique).tolist(), np.asarray(frac), strict=True))
+        got = [ours.loc[i, f"cls_frac_{k}"] for k in codes]
+        if not expected:
+            assert np.isnan(got).all()
+            continue
+        np.testing.assert_allclose(got, [expected.get(k, 0.0) for k in codes], atol=1e-6)
+
+
+def test_class_fractions_of_a_data_array_and_unknown_variables():
+    classes = grid(np.array([[1, 2], [2, 0]], np.uint8)).rio.write_nodata(0).rename("cls")
+    field = fields_of([shapely.box(0, 0, 2, 2)])
+    out = zonal_stats(classes, field, fractions={"cls": [1, 2, 3]})
+    assert out.loc[0, ["frac_1", "frac_2", "frac_3"]].tolist() == pytest.approx([1 / 3, 2 / 3, 0])
+    with pytest.raises(ConfigError, match="unknown variable"):
+        zonal_stats(xr.Dataset({"a": classes}), field, fractions={"b": [1]})

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
 
 from agrivision.errors import ConfigError, GridError
 from agrivision.fields.rasterize import field_raster
 from agrivision.health import zone_raster, zones
+from agrivision.health.zones import zone_batches
 
 PIXEL_HA = 0.01
 
@@ -117,3 +119,21 @@ def test_uniform_field_and_min_area(raster, fields):
     assert sorted(out.zone) == [1, 2]  # two distinct values: the top zone stays empty
     kept = zones(ndvi, flds, n=2, method="kmeans", min_area_ha=1.5)
     assert kept.zone.tolist() == [2] and kept.area_ha.item() == pytest.approx(3.0)
+
+
+def test_zone_batches_hold_each_fields_zones_as_zones_does(raster, fields):
+    rng = np.random.default_rng(1)
+    values = (gradient(60, 48) + rng.normal(0, 0.05, (48, 60))).astype(np.float32)
+    ndvi = raster(values, chunks=8)
+    flds = fields(
+        [3, 1, 2, 4],
+        [(1, 1, 22, 29), (1, 31, 45, 58), (24, 2, 46, 28), (26, 29, 30, 30)],  # rows 1..46
+    )
+    whole = zones(ndvi, flds, n=3, smooth=3)
+    batches = list(zone_batches(ndvi, flds, n=3, smooth=3, rows=16))
+    assert len(batches) > 1
+    assert [b.field_id.unique().tolist() for b in batches] == [[3, 4], [1, 2]]  # by strip
+    joined = pd.concat(batches).sort_values("field_id", kind="stable", key=lambda s: s.map(
+        {fid: k for k, fid in enumerate(flds.field_id)}
+    ))  # fmt: skip
+    pd.testing.assert_frame_equal(joined.reset_index(drop=True), whole.reset_index(drop=True))

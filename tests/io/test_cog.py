@@ -18,7 +18,7 @@ import xarray as xr
 from affine import Affine
 
 from agrivision.errors import MissingCRSError, OutputError
-from agrivision.io.cog import to_cog, to_cogs
+from agrivision.io.cog import gdal_cache_limit, to_cog, to_cogs
 
 CRS = "EPSG:32633"
 
@@ -294,3 +294,14 @@ def test_memory_stays_bounded_for_a_large_lazy_array(tmp_path):
         assert src.shape == (size, size) and src.overviews(1) == [2, 4, 8, 16]
         assert src.read(1, window=((4096, 4097), (0, 1)))[0, 0] == pytest.approx(0.5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif"]
+
+
+def test_gdal_cache_limit_yields_to_the_users_setting(monkeypatch):
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    with gdal_cache_limit(48):
+        assert rasterio.env.getenv()["GDAL_CACHEMAX"] == 48
+        with gdal_cache_limit(16):  # an enclosing limit (or the user's) wins
+            assert rasterio.env.getenv()["GDAL_CACHEMAX"] == 48
+    monkeypatch.setenv("GDAL_CACHEMAX", "200")
+    with gdal_cache_limit(48):
+        assert not rasterio.env.hasenv() or "GDAL_CACHEMAX" not in rasterio.env.getenv()

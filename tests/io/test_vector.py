@@ -17,7 +17,7 @@ import shapely
 
 import agrivision.io.vector as vector
 from agrivision.errors import MissingCRSError, OutputError
-from agrivision.io.vector import FORMATS, write_layers, write_vector
+from agrivision.io.vector import FORMATS, FeatureSpool, write_layers, write_vector
 
 # A field near 15°E 52°N in UTM 33N (central meridian 15°E): x≈15, y≈52 once in lon/lat.
 E0, N0 = 500000.0, 5761000.0
@@ -364,3 +364,55 @@ def test_unwritable_directory_is_an_output_error(tmp_path, table):
                 write_vector(table, tmp_path / "f.gpkg")
         finally:
             tmp_path.chmod(0o700)
+
+
+# --------------------------------------------------------------------------- spooled features
+
+
+def spool_of(table: gpd.GeoDataFrame, folder: Path) -> FeatureSpool:
+    """The table spooled in three batches (one of them empty)."""
+    return FeatureSpool([table.iloc[:1], table.iloc[:0], table.iloc[1:]], folder=folder)
+
+
+@pytest.mark.parametrize("name", ["f.geojson", "f.fgb"])
+def test_spooled_features_write_the_same_bytes(tmp_path, table, name):
+    (tmp_path / "whole").mkdir()
+    write_vector(table, tmp_path / "whole" / name)
+    with spool_of(table, tmp_path) as spool:
+        assert len(spool) == 2 and spool.geometry_types == {"Polygon", "MultiPolygon"}
+        write_vector(spool, tmp_path / name)
+    assert (tmp_path / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    no_leftovers(tmp_path, name, "whole")  # the spool file is gone
+
+
+def test_spooled_layers_match_whole_layers_and_promote_to_multi(tmp_path, table):
+    with spool_of(table, tmp_path) as spool:
+        write_layers({"fields": table, "polygons": spool}, tmp_path / "spooled.gpkg")
+    write_layers({"fields": table, "polygons": table}, tmp_path / "whole.gpkg")
+    for layer in ("fields", "polygons"):
+        spooled = gpd.read_file(tmp_path / "spooled.gpkg", layer=layer)
+        whole = gpd.read_file(tmp_path / "whole.gpkg", layer=layer)
+        pd.testing.assert_frame_equal(spooled, whole)
+        info = pyogrio.read_info(tmp_path / "spooled.gpkg", layer=layer)
+        assert info["geometry_type"] == "MultiPolygon"  # mixed: promoted, as pyogrio does
+    assert set(spooled.geom_type) == {"MultiPolygon"}
+
+
+def test_spool_checks(tmp_path, table):
+    with (
+        spool_of(table, tmp_path) as spool,
+        pytest.raises(OutputError, match=r"cannot be written as CSV"),
+    ):
+        write_vector(spool, tmp_path / "f.csv")
+    with FeatureSpool([table.iloc[:0]], folder=tmp_path) as empty:
+        with pytest.warns(UserWarning, match="empty table"):
+            write_vector(empty, tmp_path / "empty.geojson")
+        assert assert_rfc7946(tmp_path / "empty.geojson")["features"] == []
+    with pytest.raises(OutputError, match="no batches"):
+        FeatureSpool([], folder=tmp_path)
+    with pytest.raises(OutputError, match="GeoDataFrames"):
+        FeatureSpool([pd.DataFrame({"a": [1]})], folder=tmp_path)
+    with FeatureSpool([table.set_crs(None, allow_override=True)], folder=tmp_path) as no_crs:
+        with pytest.raises(MissingCRSError):
+            write_vector(no_crs, tmp_path / "f.geojson")
+    no_leftovers(tmp_path, "empty.geojson")

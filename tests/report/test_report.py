@@ -12,7 +12,7 @@ import pytest
 import rasterio
 
 from agrivision.cli import main
-from agrivision.report.run import OUTPUTS
+from agrivision.report.run import OUTPUTS, run_report
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,18 @@ def test_problems_and_zones(report_dir):
     assert pest["area_ha"].iloc[0] == pytest.approx(0.36, abs=1e-6)
     zones = gpd.read_file(report_dir / "zones.geojson")
     assert set(zones["field_id"]) == {"A", "B"}
+
+
+def test_result_counts_polygons_and_reads_them_back(report_inputs, tmp_path):
+    result = run_report(report_inputs["sources"], report_inputs["fields"], tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    problems, zones = result.problems, result.zones  # read from report.gpkg
+    assert result.problem_polygons == summary["problem_polygons"] == len(problems) > 0
+    assert result.zone_polygons == summary["zones"] == len(zones) > 0
+    geojson = gpd.read_file(tmp_path / "r" / "problems.geojson")
+    assert list(problems["field_id"]) == list(geojson["field_id"])
+    assert problems.crs.to_epsg() == 32633
+    assert not [p.name for p in (tmp_path / "r").iterdir() if p.name.startswith(".")]  # no spool
 
 
 def test_summary_provenance(report_dir, report_inputs):

@@ -12,13 +12,16 @@ How it stays exact and memory-bounded:
 * only pieces that reach an inner chunk border are candidates for merging: each chunk reports
   the stretches of its borders that its pieces cover; pieces of the same class (and field)
   whose stretches overlap from both sides of a border (or, with 8-connectivity, touch) are
-  grouped (connected components) and unioned; holes are kept.
+  grouped (connected components) and unioned; holes are kept;
+* :func:`vectorize_batches` does the same in strips of chunk rows, top to bottom, and hands
+  over the polygons of every field that ends in a strip as soon as the strip is done, so
+  no more than a strip's polygons (and those of fields crossing into the next) are held.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import dask
@@ -119,33 +122,143 @@ def vectorize(
     FieldsError
         ``fields`` lacks a unique ``field_id`` column.
     """
-    grid = _Grid(classes)
-    data = _class_blocks(classes)
-    keep = _classes_to_keep(classes_to_keep, grid.nodata)
-    if connectivity not in (4, 8):
-        raise ConfigError(
-            f"connectivity={connectivity!r}", source="vectorize", fix="use 4 or 8 (pixels)"
-        )
-    if not min_area_ha >= 0:
-        raise ConfigError(
-            f"min_area_ha={min_area_ha!r}", source="vectorize", fix="use a number >= 0 (hectares)"
-        )
-    if simplify is not None and not simplify > 0:
-        raise ConfigError(
-            f"simplify={simplify!r}", source="vectorize", fix="use a tolerance > 0 in metres"
-        )
-    if simplify is not None and grid.metres_per_unit is None:
-        raise ConfigError(
-            "simplify is in metres but the raster CRS is geographic",
+    job = _Job(classes, fields, classes_to_keep, min_area_ha, simplify, connectivity)
+    pieces = _polygonise(job, range(len(job.data.chunks[0])))
+    out = _finish(job, pieces, class_names)
+    if out.empty:
+        warnings.warn(job.empty_message(), UserWarning, stacklevel=2)
+    return out
+
+
+def vectorize_batches(
+    classes: xr.DataArray,
+    fields: gpd.GeoDataFrame,
+    *,
+    classes_to_keep: Sequence[int] | None = None,
+    class_names: Mapping[int, str] | None = None,
+    min_area_ha: float = 0.0,
+    simplify: float | None = None,
+    connectivity: int = 4,
+    rows: int = 2048,
+) -> Iterator[gpd.GeoDataFrame]:
+    """:func:`vectorize` with fields, handed over in batches: for outputs too large to hold.
+
+    The raster is polygonised in strips of whole chunk rows (at least ``rows`` pixel rows
+    each), top to bottom, every chunk once. After each strip, the polygons of the fields
+    that end in it are merged across seams, finished and yielded; pieces of fields that
+    reach further down wait for the next strip. Every field's polygons are those of
+    :func:`vectorize`, in its order (class, then top-left position); batches come in strip
+    order, and within a batch fields keep their input order. With ``simplify`` (a coverage
+    simplification, which must see every neighbour at once) there is a single batch.
+
+    Parameters
+    ----------
+    classes, fields, classes_to_keep, class_names, min_area_ha, simplify, connectivity
+        As for :func:`vectorize`; ``fields`` are required.
+    rows : int
+        Pixel rows per strip (rounded up to whole chunk rows). Memory grows with it.
+
+    Yields
+    ------
+    GeoDataFrame
+        The columns of :func:`vectorize`; at least one frame, possibly empty. A warning says
+        so when no polygon is found at all.
+    """
+    if fields is None:
+        raise FieldsError(
+            "vectorize_batches needs fields (it hands over whole fields)",
             source="vectorize",
-            fix="reproject the class raster to a projected CRS, or pass simplify=None",
+            fix="pass fields, or call vectorize() for a raster without fields",
         )
-    field_px, field_ids = (None, None) if fields is None else _fields_in_pixels(fields, grid)
+    job = _Job(classes, fields, classes_to_keep, min_area_ha, simplify, connectivity)
+    row_edges = np.cumsum((0, *job.data.chunks[0]))
+    strips = _strips(job.data.chunks[0], rows if simplify is None else job.data.shape[0])
+    # Pixel row where each field ends (its pieces lie above it); fields without polygonal
+    # parts have none to wait for.
+    bottom = np.nan_to_num(-shapely.bounds(job.field_px)[:, 1], nan=-np.inf)
+    pending = _Pieces.empty()
+    found = 0
+    for k, strip in enumerate(strips):
+        pieces = _Pieces.concat([pending, _polygonise(job, strip)])
+        done = bottom[pieces.fidx] <= row_edges[strip.stop] + _SEAM_EPS
+        if k == len(strips) - 1:
+            done[:] = True
+        pending = pieces.take(~done)
+        out = _finish(job, pieces.take(done), class_names)
+        found += len(out)
+        if len(out) or (k == len(strips) - 1 and not found):
+            yield out
+    if not found:
+        warnings.warn(job.empty_message(), UserWarning, stacklevel=2)
 
-    _silence_memory_dataset_warning()
-    pieces = _polygonise(data, grid, keep, connectivity, field_px)
-    geoms, codes, fidx = _merge_seams(*pieces, connectivity=connectivity)
 
+class _Job:
+    """The checked inputs of a vectorize call."""
+
+    def __init__(self, classes, fields, classes_to_keep, min_area_ha, simplify, connectivity):
+        self.grid = grid = _Grid(classes)
+        self.data = _class_blocks(classes)
+        self.keep = _classes_to_keep(classes_to_keep, grid.nodata)
+        if connectivity not in (4, 8):
+            raise ConfigError(
+                f"connectivity={connectivity!r}", source="vectorize", fix="use 4 or 8 (pixels)"
+            )
+        if not min_area_ha >= 0:
+            raise ConfigError(
+                f"min_area_ha={min_area_ha!r}",
+                source="vectorize",
+                fix="use a number >= 0 (hectares)",
+            )
+        if simplify is not None and not simplify > 0:
+            raise ConfigError(
+                f"simplify={simplify!r}", source="vectorize", fix="use a tolerance > 0 in metres"
+            )
+        if simplify is not None and grid.metres_per_unit is None:
+            raise ConfigError(
+                "simplify is in metres but the raster CRS is geographic",
+                source="vectorize",
+                fix="reproject the class raster to a projected CRS, or pass simplify=None",
+            )
+        self.connectivity, self.min_area_ha, self.simplify = connectivity, min_area_ha, simplify
+        self.n_fields = None if fields is None else len(fields)
+        self.field_px, self.field_ids = (
+            (None, None) if fields is None else _fields_in_pixels(fields, grid)
+        )
+        self.field_tree = None if fields is None else shapely.STRtree(self.field_px)
+        # Computed strip by strip from one optimised graph.
+        self.blocks = self.data.to_delayed()
+        _silence_memory_dataset_warning()
+
+    def empty_message(self) -> str:
+        what = f"classes {self.keep}" if self.keep else "any class but 0/nodata"
+        where = "" if self.n_fields is None else f" inside the {self.n_fields} field(s)"
+        height, width = self.data.shape
+        if (
+            self.field_px is not None
+            and not shapely.intersects(shapely.box(0, -height, width, 0), self.field_px).any()
+        ):
+            where = f": none of the {self.n_fields} field(s) overlaps the raster (check the CRS)"
+        return (
+            f"vectorize: no polygons of {what}{where} with min_area_ha={self.min_area_ha}; "
+            "the output is empty"
+        )
+
+
+def _strips(row_chunks: tuple[int, ...], rows: int) -> list[range]:
+    """Consecutive chunk rows grouped into strips of at least ``rows`` pixel rows."""
+    strips, start, height = [], 0, 0
+    for i, h in enumerate(row_chunks):
+        height += h
+        if height >= rows or i == len(row_chunks) - 1:
+            strips.append(range(start, i + 1))
+            start, height = i + 1, 0
+    return strips
+
+
+def _finish(job: _Job, pieces: _Pieces, class_names: Mapping[int, str] | None) -> gpd.GeoDataFrame:
+    """Merge pieces across seams; areas, minimum area, order, CRS coordinates, columns."""
+    grid = job.grid
+    geoms, codes, fidx = _merge_seams(*pieces, connectivity=job.connectivity)
     if grid.metres_per_unit is None:
         world = _to_world(geoms, grid.pixel_to_world)
         areas = area_ha(gpd.GeoSeries(world, crs=grid.crs)).to_numpy()
@@ -153,17 +266,17 @@ def vectorize(
         pixel_m2 = abs(grid.pixel_to_world.determinant) * grid.metres_per_unit**2
         areas = shapely.area(geoms) * pixel_m2 / 1e4
         world = None
-    keep_rows = areas >= min_area_ha
+    keep_rows = areas >= job.min_area_ha
     bounds = shapely.bounds(geoms)
     order = np.lexsort((-areas, bounds[:, 0], -bounds[:, 3], codes, fidx))
     order = order[keep_rows[order]]
     geoms = (world if world is not None else _to_world(geoms, grid.pixel_to_world))[order]
     codes, fidx, areas = codes[order], fidx[order], areas[order]
-    if simplify is not None and len(geoms):
+    if job.simplify is not None and len(geoms):
         # Cleaning first makes shared edges vertex-identical (coverage_simplify requires it:
         # a neighbour's vertex may lie mid-edge, e.g. where a field border cuts pixel edges).
         geoms = shapely.coverage_clean(geoms)
-        geoms = shapely.coverage_simplify(geoms, simplify / grid.metres_per_unit)
+        geoms = shapely.coverage_simplify(geoms, job.simplify / grid.metres_per_unit)
 
     names = CLASS_NAMES if class_names is None else class_names
     columns = {
@@ -171,26 +284,9 @@ def vectorize(
         "class_name": pd.array([names.get(int(c)) for c in codes], dtype="string"),
         "area_ha": areas,
     }
-    if field_ids is not None:
-        columns = {"field_id": field_ids.take(fidx).to_numpy(), **columns}
-    out = gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geoms, crs=grid.crs))
-    if out.empty:
-        what = f"classes {keep}" if keep else "any class but 0/nodata"
-        where = "" if fields is None else f" inside the {len(fields)} field(s)"
-        if (
-            fields is not None
-            and not shapely.intersects(
-                shapely.box(0, -data.shape[0], data.shape[1], 0), field_px
-            ).any()
-        ):
-            where = f": none of the {len(fields)} field(s) overlaps the raster (check the CRS)"
-        warnings.warn(
-            f"vectorize: no polygons of {what}{where} with min_area_ha={min_area_ha}; "
-            "the output is empty",
-            UserWarning,
-            stacklevel=2,
-        )
-    return out
+    if job.field_ids is not None:
+        columns = {"field_id": job.field_ids.take(fidx).to_numpy(), **columns}
+    return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geoms, crs=grid.crs))
 
 
 # --------------------------------------------------------------------------- the grid
@@ -309,47 +405,36 @@ def _silence_memory_dataset_warning() -> None:
     )
 
 
-def _polygonise(
-    data: da.Array,
-    grid: _Grid,
-    keep: list[int],
-    connectivity: int,
-    field_px: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Intervals]:
-    """Pieces of every chunk (pixel space): geometries, classes, field indices, seam intervals."""
+def _polygonise(job: _Job, rows: range) -> _Pieces:
+    """Pieces of every chunk in the chunk rows ``rows`` (pixel space), with seam intervals."""
+    data, field_px = job.data, job.field_px
     height, width = data.shape
     row_edges = np.cumsum((0, *data.chunks[0]))
     col_edges = np.cumsum((0, *data.chunks[1]))
-    field_tree = None if field_px is None else shapely.STRtree(field_px)
-    blocks = data.to_delayed()
     tasks = []
-    for i, j in np.ndindex(blocks.shape):
-        r0, r1, c0, c1 = row_edges[i], row_edges[i + 1], col_edges[j], col_edges[j + 1]
-        chunk_fields = None
-        if field_tree is not None:
-            window = shapely.box(c0, -r1, c1, -r0)
-            hit = np.sort(field_tree.query(window, predicate="intersects"))
-            if len(hit) == 0:
-                continue  # no field reaches into this chunk: nothing to read
-            chunk_fields = (field_px[hit], hit)
-        seams = (c0 > 0, r1 < height, c1 < width, r0 > 0)  # left, bottom, right, top
-        tasks.append(
-            dask.delayed(_chunk_pieces)(
-                blocks[i, j], (r0, c0), seams, grid.nodata, keep, connectivity, chunk_fields
+    for i in rows:
+        for j in range(len(col_edges) - 1):
+            r0, r1, c0, c1 = row_edges[i], row_edges[i + 1], col_edges[j], col_edges[j + 1]
+            chunk_fields = None
+            if job.field_tree is not None:
+                window = shapely.box(c0, -r1, c1, -r0)
+                hit = np.sort(job.field_tree.query(window, predicate="intersects"))
+                if len(hit) == 0:
+                    continue  # no field reaches into this chunk: nothing to read
+                chunk_fields = (field_px[hit], hit)
+            seams = (c0 > 0, r1 < height, c1 < width, r0 > 0)  # left, bottom, right, top
+            tasks.append(
+                dask.delayed(_chunk_pieces)(
+                    job.blocks[i, j],
+                    (r0, c0),
+                    seams,
+                    job.grid.nodata,
+                    job.keep,
+                    job.connectivity,
+                    chunk_fields,
+                )
             )
-        )
-    results = dask.compute(*tasks)
-    if not results:
-        return _EMPTY_GEOMS, _EMPTY_INTS, _EMPTY_INTS, _Intervals.empty()
-    geoms, codes, fidx, intervals = zip(*results, strict=True)
-    start = np.cumsum([0, *(len(g) for g in geoms[:-1])])  # chunk-local piece ids to global
-    intervals = [iv._replace(piece=iv.piece + s) for iv, s in zip(intervals, start, strict=True)]
-    return (
-        np.concatenate(geoms),
-        np.concatenate(codes),
-        np.concatenate(fidx),
-        _Intervals(*map(np.concatenate, zip(*intervals, strict=True))),
-    )
+    return _Pieces.concat([_Pieces(*result) for result in dask.compute(*tasks)])
 
 
 def _chunk_pieces(
@@ -437,6 +522,10 @@ def _clip(
     connectivity: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pieces of ``geoms`` inside each field: one per connected part, with the field index."""
+    # Own copies: a field reaching into several chunks is shared by their tasks, and GEOS
+    # prepared geometries build their indexes lazily, unsafely across threads (heap
+    # corruption seen at random on the 10980² benchmark).
+    fields = shapely.from_wkb(shapely.to_wkb(fields))
     pairs = shapely.STRtree(fields).query(geoms, predicate="intersects")
     g, f = pairs[0], pairs[1]
     shapely.prepare(fields)
@@ -480,6 +569,50 @@ class _Intervals(NamedTuple):
     @classmethod
     def empty(cls) -> _Intervals:
         return cls(_EMPTY_INTS, _EMPTY_INTS, _EMPTY_INTS, np.empty(0), np.empty(0))
+
+
+class _Pieces(NamedTuple):
+    """Polygon pieces (pixel space) with their class, field index (-1: none) and intervals."""
+
+    geoms: np.ndarray
+    codes: np.ndarray
+    fidx: np.ndarray
+    intervals: _Intervals
+
+    @classmethod
+    def empty(cls) -> _Pieces:
+        return cls(_EMPTY_GEOMS, _EMPTY_INTS, _EMPTY_INTS, _Intervals.empty())
+
+    @classmethod
+    def concat(cls, parts: Sequence[_Pieces]) -> _Pieces:
+        """One set of pieces, in order; interval piece ids renumbered to match."""
+        if not parts:
+            return cls.empty()
+        start = np.cumsum([0, *(len(p.geoms) for p in parts[:-1])])
+        intervals = [
+            p.intervals._replace(piece=p.intervals.piece + s)
+            for p, s in zip(parts, start, strict=True)
+        ]
+        return cls(
+            np.concatenate([p.geoms for p in parts]),
+            np.concatenate([p.codes for p in parts]),
+            np.concatenate([p.fidx for p in parts]),
+            _Intervals(*map(np.concatenate, zip(*intervals, strict=True))),
+        )
+
+    def take(self, mask: np.ndarray) -> _Pieces:
+        """The pieces where ``mask``, in order, with their intervals (renumbered)."""
+        new_id = np.cumsum(mask) - 1
+        iv = self.intervals
+        keep = mask[iv.piece]
+        return _Pieces(
+            self.geoms[mask],
+            self.codes[mask],
+            self.fidx[mask],
+            _Intervals(
+                new_id[iv.piece[keep]], iv.line[keep], iv.side[keep], iv.lo[keep], iv.hi[keep]
+            ),
+        )
 
 
 def _seam_intervals(

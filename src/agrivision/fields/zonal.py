@@ -27,7 +27,7 @@ import logging
 import re
 import sys
 import warnings
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import dask
 import dask.threaded
@@ -46,7 +46,7 @@ from agrivision.errors import (
     MissingCRSError,
 )
 from agrivision.fields.coverage import PixelRings, group_coverage, pixel_rings
-from agrivision.fields.zonal_kernels import BASE_STATS, window_stats
+from agrivision.fields.zonal_kernels import BASE_STATS, window_fractions, window_stats
 from agrivision.io.fields import FieldsWarning
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ def zonal_stats(
     *,
     stats: Sequence[str] = DEFAULT_STATS,
     id_column: str = "field_id",
+    fractions: Mapping[Hashable, Sequence[int]] | None = None,
 ) -> pd.DataFrame:
     """Coverage-weighted statistics of raster values inside each field (and date).
 
@@ -93,6 +94,12 @@ def zonal_stats(
         (e.g. ``p10``, ``p2.5``), all with exactextract's definitions.
     id_column : str
         Name of the fields' identifier column.
+    fractions : mapping of variable name to class codes, optional
+        Categorical variables (class rasters, e.g. uint8 health classes; for a DataArray its
+        name) and the codes to report: instead of ``stats``, the coverage-weighted share of
+        each code among the variable's valid pixels (not NaN, not nodata), exactextract's
+        ``frac``, as column ``{variable}_frac_{code}`` (NaN without valid pixels). One byte
+        per pixel instead of one float32 indicator raster per code, read in the same pass.
 
     Returns
     -------
@@ -101,7 +108,8 @@ def zonal_stats(
         ``field_id``, ``time`` (only with a time dim), ``coverage`` (share of the field's area
         inside the raster extent, 0..1; 0 for fields wholly outside, whose statistics are NaN
         with count 0), then one column per statistic: ``{stat}`` for a DataArray and
-        ``{variable}_{stat}`` for each data variable of a Dataset.
+        ``{variable}_{stat}`` for each data variable of a Dataset; then the ``fractions``
+        columns.
 
     Raises
     ------
@@ -114,9 +122,10 @@ def zonal_stats(
     GridError
         A rotated grid or an unsupported extra dimension.
     ConfigError
-        An unknown statistic.
+        An unknown statistic, or ``fractions`` naming no variable of ``data``.
     """
     variables = _variables(data)
+    codes = _fraction_codes(fractions, variables, data)
     first = next(iter(variables.values()))
     crs = first.rio.crs
     transform = first.rio.transform(recalc=True)
@@ -160,7 +169,7 @@ def zonal_stats(
         ]
         tasks.append(
             dask.delayed(_group_stats, pure=True)(
-                rings.subset(members), window, origins, pieces, nodatas, qs
+                rings.subset(members), window, origins, pieces, nodatas, qs, codes
             )
         )
     log.debug("zonal_stats: %d fields in %d windows", len(ids), len(groups))
@@ -172,13 +181,16 @@ def zonal_stats(
         total_cov[members] = total
     per_var = {}
     for v, name in enumerate(variables):
-        out = np.full((n_fields, n_time, len(BASE_STATS) + len(qs)), np.nan)
-        out[:, :, [0, 1, 2]] = 0.0  # count, pixel_count, sum of fields outside the raster
+        if codes[v] is None:
+            out = np.full((n_fields, n_time, len(BASE_STATS) + len(qs)), np.nan)
+            out[:, :, [0, 1, 2]] = 0.0  # count, pixel_count, sum of fields outside the raster
+        else:
+            out = np.full((n_fields, n_time, len(codes[v])), np.nan)
         for (members, *_), (_, per_chunk) in zip(groups, results, strict=True):
             for (t0, t1), result in zip(itertools.pairwise(time_chunks), per_chunk[v], strict=True):
                 out[members, t0:t1] = result
         per_var[name] = out
-    return _table(ids, times, total_cov, rings.area_px, per_var, stats, qs)
+    return _table(ids, times, total_cov, rings.area_px, per_var, stats, qs, codes)
 
 
 def _scheduler() -> Callable | None:
@@ -248,6 +260,28 @@ def _times(data: xr.DataArray | xr.Dataset) -> np.ndarray | None:
 def _name(obj: object) -> str:
     name = getattr(obj, "name", None)
     return f"raster {name!r}" if name is not None else "raster"
+
+
+def _fraction_codes(
+    fractions: Mapping[Hashable, Sequence[int]] | None,
+    variables: Mapping[Hashable | None, object],
+    data: xr.DataArray | xr.Dataset,
+) -> list[np.ndarray | None]:
+    """Per variable (in order): the class codes whose shares it reports, or None for stats."""
+    fractions = dict(fractions or {})
+    if isinstance(data, xr.DataArray) and data.name in fractions:  # a DataArray: by its name
+        fractions[None] = fractions.pop(data.name)
+    unknown = [k for k in fractions if k not in variables]
+    if unknown:
+        raise ConfigError(
+            f"fractions name unknown variable(s) {unknown}",
+            source="zonal_stats",
+            fix=f"use variables of the raster: {[k for k in variables if k is not None]}",
+        )
+    return [
+        None if name not in fractions else np.asarray(fractions[name], dtype=np.float64)
+        for name in variables
+    ]
 
 
 def _quantile_levels(stats: Sequence[str]) -> np.ndarray:
@@ -395,13 +429,15 @@ def _group_stats(
     pieces: list[list[list[np.ndarray]]],
     nodatas: list[float],
     qs: np.ndarray,
+    codes: list[np.ndarray | None],
 ) -> tuple[np.ndarray, list[list[np.ndarray]]]:
-    """Coverage totals and the statistics of one group's fields for every variable and time
-    chunk (``pieces[variable][time chunk]`` are the chunks its window spans)."""
+    """Coverage totals and the statistics (or class shares, where ``codes``) of one group's
+    fields for every variable and time chunk (``pieces[variable][time chunk]`` are the chunks
+    its window spans)."""
     coverage = _coverage(rings, window)
     stats = [
-        [_stats(window, origins, p, nodata, coverage, qs) for p in per_time]
-        for per_time, nodata in zip(pieces, nodatas, strict=True)
+        [_stats(window, origins, p, nodata, coverage, qs, c) for p in per_time]
+        for per_time, nodata, c in zip(pieces, nodatas, codes, strict=True)
     ]
     return coverage[3], stats
 
@@ -413,8 +449,10 @@ def _stats(
     nodata: float,
     coverage: tuple,
     qs: np.ndarray,
+    codes: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Statistics of a group's fields over its window, cut from the chunks (time, y, x)."""
+    """Statistics (or the shares of ``codes``) of a group's fields over its window, cut from
+    the chunks (time, y, x)."""
     r0, r1, c0, c1 = window
     if len(pieces) == 1 and pieces[0].shape[1:] == (r1 - r0, c1 - c0):
         values = np.ascontiguousarray(pieces[0])  # a whole chunk: no copy
@@ -429,6 +467,8 @@ def _stats(
             ]
     cell_ptr, cell_idx, cell_cov, _ = coverage
     flat = values.reshape(values.shape[0], -1)
+    if codes is not None:
+        return window_fractions(flat, nodata, cell_ptr, cell_idx, cell_cov, codes)
     return window_stats(flat, nodata, cell_ptr, cell_idx, cell_cov, qs)
 
 
@@ -440,6 +480,7 @@ def _table(
     per_var: dict[Hashable | None, np.ndarray],
     stats: Sequence[str],
     qs: np.ndarray,
+    codes: list[np.ndarray | None],
 ) -> pd.DataFrame:
     """Assemble the long table (fields x dates) from the per-variable result arrays."""
     n_fields = len(ids)
@@ -452,7 +493,9 @@ def _table(
     columns["coverage"] = np.repeat(share, n_time)
     if isinstance(stats, str):
         stats = [stats]
-    for name, out in per_var.items():
+    for (name, out), shares_of in zip(per_var.items(), codes, strict=True):
+        if shares_of is not None:
+            continue
         q_iter = iter(range(len(BASE_STATS), len(BASE_STATS) + len(qs)))
         for s in stats:
             if s == "coverage":
@@ -465,4 +508,8 @@ def _table(
             else:
                 col = out[:, :, next(q_iter)]
             columns[s if name is None else f"{name}_{s}"] = col.reshape(-1)
+    for (name, out), shares_of in zip(per_var.items(), codes, strict=True):
+        for m, code in enumerate([] if shares_of is None else shares_of.astype(np.int64)):
+            prefix = "frac" if name is None else f"{name}_frac"
+            columns[f"{prefix}_{code}"] = out[:, :, m].reshape(-1)
     return pd.DataFrame(columns)

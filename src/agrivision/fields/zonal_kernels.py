@@ -173,3 +173,55 @@ def window_stats(values, nodata, cell_ptr, cell_idx, cell_cov, qs):
             if nq > 0:
                 _weighted_quantiles(buf_v, buf_w, k, qs, res[7:], work_u, work_i, hist, xs, ws, s)
     return out
+
+
+@njit(cache=True, nogil=True)
+def window_fractions(values, nodata, cell_ptr, cell_idx, cell_cov, codes):
+    """Coverage-weighted share of each class code among every field's valid pixels.
+
+    exactextract's ``frac`` restricted to ``codes``: ``sum(c, value == code) / sum(c)`` over
+    the valid pixels (not NaN, not ``nodata``). Sums run in the same pixel order as
+    :func:`window_stats`, so a share equals the ``mean`` of the 0/1 indicator raster of that
+    code, bit for bit.
+
+    Parameters
+    ----------
+    values : array (time, cells)
+        The window's class values, flattened row-major per time step.
+    nodata : float
+        The raster's nodata value (e.g. 0 = background), or NaN for none.
+    cell_ptr, cell_idx, cell_cov : arrays
+        Sparse coverage from :func:`agrivision.fields.coverage.group_coverage`.
+    codes : float64 array
+        Class codes whose shares are returned.
+
+    Returns
+    -------
+    float64 array (fields, time, len(codes))
+        NaN where a field has no valid pixel.
+    """
+    n_fields = len(cell_ptr) - 1
+    n_time = values.shape[0]
+    n_codes = len(codes)
+    out = np.full((n_fields, n_time, n_codes), np.nan)
+    shares = np.empty(n_codes)
+    for j in range(n_fields):
+        a, b = cell_ptr[j], cell_ptr[j + 1]
+        for t in range(n_time):
+            row = values[t]
+            k = 0
+            total_w = 0.0
+            shares[:] = 0.0
+            for i in range(a, b):
+                v = float(row[cell_idx[i]])
+                if v == v and v != nodata:
+                    c = cell_cov[i]
+                    k += 1
+                    total_w += c
+                    for m in range(n_codes):
+                        if v == codes[m]:
+                            shares[m] += c
+            if k > 0:
+                for m in range(n_codes):
+                    out[j, t, m] = shares[m] / total_w
+    return out

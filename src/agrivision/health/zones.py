@@ -12,6 +12,7 @@ A uniform field (or one with fewer distinct values than ``n``) can get fewer zon
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import dask.array as da
@@ -24,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from agrivision.errors import ConfigError, GridError
 from agrivision.fields.rasterize import codes_to_ids, field_raster
-from agrivision.fields.vectorize import vectorize
+from agrivision.fields.vectorize import vectorize, vectorize_batches
 from agrivision.health._perfield import as_dask, dense_codes, per_field_sums
 from agrivision.health.anomaly import field_histograms, histogram_quantiles
 
@@ -75,21 +76,37 @@ def zones(
     Computed eagerly: the breaks (one pass over ``index``), the zone means (a second pass)
     and the polygons (``vectorize``, a third).
     """
-    zone, fid = _zones(index, fields, n, method, smooth, bins, range)
-    sums = per_field_sums(fid, zone.copy(data=as_dask(zone).astype(np.int32) - 1), n, index)
-    column = f"mean_{index.name or 'index'}"
-    means = pd.DataFrame(
-        {
-            "field_id": codes_to_ids(fid, sums["code"].to_numpy()),
-            "zone": sums["key"].to_numpy() + 1,
-            column: (sums["sum"] / sums["count"]).to_numpy(),
-        }
+    zone, means = _zones_and_means(index, fields, n, method, smooth, bins, range)
+    polygons = vectorize(zone, fields, class_names=_names(n), min_area_ha=min_area_ha)
+    return _with_means(polygons, means)
+
+
+def zone_batches(
+    index: xr.DataArray,
+    fields: gpd.GeoDataFrame,
+    *,
+    n: int = 3,
+    method: Method = "quantile",
+    min_area_ha: float = 0.0,
+    smooth: int = 0,
+    bins: int = 2000,
+    range: tuple[float, float] = (-1.0, 1.0),
+    rows: int = 2048,
+) -> Iterator[gpd.GeoDataFrame]:
+    """:func:`zones` handed over in batches of fields, for tables too large to hold at once.
+
+    Parameters are those of :func:`zones`, plus ``rows``, the pixel rows per strip of
+    :func:`~agrivision.fields.vectorize.vectorize_batches`, which makes the polygons: each
+    field's zones are those of :func:`zones`; batches come in strip order, fields within a
+    batch in input order. The breaks and zone means are computed (eagerly) before the first
+    batch.
+    """
+    zone, means = _zones_and_means(index, fields, n, method, smooth, bins, range)
+    batches = vectorize_batches(
+        zone, fields, class_names=_names(n), min_area_ha=min_area_ha, rows=rows
     )
-    names = {k: f"zone {k}" for k in np.arange(1, n + 1).tolist()}
-    polygons = vectorize(zone, fields, class_names=names, min_area_ha=min_area_ha)
-    polygons = polygons.rename(columns={"class": "zone"})
-    polygons = polygons.merge(means, on=["field_id", "zone"], how="left")
-    return polygons[["field_id", "zone", column, "area_ha", "geometry"]]
+    for polygons in batches:
+        yield _with_means(polygons, means)
 
 
 def zone_raster(
@@ -150,6 +167,31 @@ def _zones(index, fields, n, method, smooth, bins, range):
         "smooth": smooth,
     }
     return out.rio.write_nodata(0), fid
+
+
+def _zones_and_means(index, fields, n, method, smooth, bins, range):
+    """The lazy zone raster and the mean index of every (field, zone)."""
+    zone, fid = _zones(index, fields, n, method, smooth, bins, range)
+    sums = per_field_sums(fid, zone.copy(data=as_dask(zone).astype(np.int32) - 1), n, index)
+    means = pd.DataFrame(
+        {
+            "field_id": codes_to_ids(fid, sums["code"].to_numpy()),
+            "zone": sums["key"].to_numpy() + 1,
+            f"mean_{index.name or 'index'}": (sums["sum"] / sums["count"]).to_numpy(),
+        }
+    )
+    return zone, means
+
+
+def _names(n: int) -> dict[int, str]:
+    return {k: f"zone {k}" for k in np.arange(1, n + 1).tolist()}
+
+
+def _with_means(polygons: gpd.GeoDataFrame, means: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Zone polygons (``vectorize`` output) with their zone's mean index, in their order."""
+    polygons = polygons.rename(columns={"class": "zone"})
+    polygons = polygons.merge(means, on=["field_id", "zone"], how="left")
+    return polygons[["field_id", "zone", means.columns[-1], "area_ha", "geometry"]]
 
 
 def _kmeans_breaks(sums: pd.DataFrame, n: int, bins: int, range) -> np.ndarray:

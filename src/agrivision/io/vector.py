@@ -24,19 +24,30 @@ Formats
     Attributes only; ``wkt=True`` adds a ``wkt`` column (coordinates in the table's CRS).
 
 A named index is written as a column, an unnamed one is dropped.
+
+Tables too large to hold in memory (hundreds of thousands of polygons) are written from a
+:class:`FeatureSpool`: batches of features spooled to a temporary Arrow IPC stream as they are
+made, then streamed into each output by GDAL's Arrow writer (:func:`pyogrio.raw.write_arrow`).
+The files are the same as those written from the whole table at once; memory is bounded by
+one batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
+import pyogrio.raw
 import shapely
 from geopandas.array import GeometryDtype
 
@@ -53,6 +64,110 @@ FORMATS: Mapping[str, str] = {
     ".csv": "CSV",
 }
 _TABLE_ONLY = {".csv", ".parquet"}  # formats that accept a table without geometry
+_SPOOLED = {".geojson", ".json", ".gpkg", ".fgb"}  # formats a FeatureSpool can be written to
+
+
+class FeatureSpool:
+    """Features made batch by batch, kept in a temporary file instead of memory.
+
+    Accepted by :func:`write_vector` (GeoJSON, GeoPackage, FlatGeobuf) and
+    :func:`write_layers` wherever a GeoDataFrame is, and written identically; each output then
+    streams the batches back from the file, one at a time. Use it as a context manager (or call
+    :meth:`close`) to remove the file.
+
+    Parameters
+    ----------
+    batches : iterable of GeoDataFrame
+        At least one frame (empty ones are fine), all with the same columns, dtypes, active
+        geometry column and CRS; 2-D geometries.
+    folder : path-like, optional
+        Where the temporary file goes (default: the system's temporary folder).
+    """
+
+    def __init__(
+        self, batches: Iterable[gpd.GeoDataFrame], folder: str | os.PathLike | None = None
+    ):
+        fd, name = tempfile.mkstemp(prefix=".features-", suffix=".arrows", dir=folder)
+        os.close(fd)
+        self.path = Path(name)
+        self.rows = 0
+        self.geometry_types: set[str] = set()
+        self.schema: pa.Schema | None = None
+        self.crs = None
+        self.geometry_name = ""
+        try:
+            self._spool(batches)
+        except BaseException:
+            self.close()
+            raise
+
+    def _spool(self, batches: Iterable[gpd.GeoDataFrame]) -> None:
+        writer = None
+        try:
+            for frame in batches:
+                table = _arrow_table(frame)
+                if writer is None:
+                    self.schema, self.crs = table.schema, frame.crs
+                    self.geometry_name = frame.active_geometry_name
+                    writer = pa.ipc.new_stream(str(self.path), self.schema)
+                writer.write_table(table.cast(self.schema))
+                self.rows += len(frame)
+                types = frame.geometry.geom_type.dropna().unique()
+                self.geometry_types.update(str(t) for t in types)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise OutputError("no batches of features to spool", source="FeatureSpool")
+
+    def __len__(self) -> int:
+        return self.rows
+
+    @property
+    def empty(self) -> bool:
+        """Whether the spool holds no features."""
+        return self.rows == 0
+
+    def arrow(self) -> pa.RecordBatchReader:
+        """A reader of the spooled batches (geometry as WKB), from the start."""
+        return pa.ipc.open_stream(pa.OSFile(str(self.path)))
+
+    def layer_type(self, driver: str) -> tuple[str, bool]:
+        """The layer geometry type pyogrio would give the whole table in ``driver``, and
+        whether single geometries are promoted to multi (mixed Polygon/MultiPolygon, in
+        drivers that do not allow the mix)."""
+        types = self.geometry_types
+        if len(types) == 1:
+            return next(iter(types)), False
+        single = {t.removeprefix("Multi") for t in types}
+        if (
+            len(types) == 2
+            and len(single) == 1
+            and driver in pyogrio.raw.DRIVERS_NO_MIXED_SINGLE_MULTI
+        ):
+            return f"Multi{single.pop()}", True
+        return "Unknown", False
+
+    def close(self) -> None:
+        """Remove the temporary file."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def __enter__(self) -> FeatureSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _arrow_table(frame: gpd.GeoDataFrame) -> pa.Table:
+    """The frame as Arrow (WKB geometry, no index, no pandas metadata)."""
+    if not isinstance(frame, gpd.GeoDataFrame) or _geometry_name(frame) is None:
+        raise OutputError(
+            "spooled batches must be GeoDataFrames with geometry", source="FeatureSpool"
+        )
+    table = pa.table(frame.to_arrow(index=False, geometry_encoding="WKB"))
+    return table.replace_schema_metadata(None)
 
 
 def write_vector(
@@ -68,9 +183,10 @@ def write_vector(
 
     Parameters
     ----------
-    gdf : GeoDataFrame or DataFrame
+    gdf : GeoDataFrame, DataFrame or FeatureSpool
         Features in any CRS (GeoJSON output is reprojected to WGS 84). A plain DataFrame (no
-        geometry) can be written to ``.csv`` and ``.parquet`` only.
+        geometry) can be written to ``.csv`` and ``.parquet`` only; a :class:`FeatureSpool`
+        to ``.geojson``, ``.gpkg`` and ``.fgb``.
     path : path-like
         Target file; its suffix selects the format (see :data:`FORMATS`).
     layer : str, optional
@@ -92,8 +208,9 @@ def write_vector(
     Raises
     ------
     OutputError
-        Unknown suffix, a table without geometry for a geometry format, an existing target
-        with ``overwrite=False``, or an unwritable directory.
+        Unknown suffix, a table without geometry for a geometry format, a spool for a format
+        other than GeoJSON, GeoPackage or FlatGeobuf, an existing target with
+        ``overwrite=False``, or an unwritable directory.
     MissingCRSError
         GeoJSON output from features without a CRS (RFC 7946 needs WGS 84).
     """
@@ -123,7 +240,7 @@ def write_layers(
 
     Parameters
     ----------
-    layers : mapping of str to GeoDataFrame
+    layers : mapping of str to GeoDataFrame or FeatureSpool
         Layer name to features, e.g. ``{"fields": table, "problems": polygons}``; written in
         this order, each in its own CRS.
     path : path-like
@@ -170,10 +287,29 @@ def _suffix(target: Path) -> str:
 
 
 def _prepared(
-    gdf: gpd.GeoDataFrame | pd.DataFrame, target: Path, suffix: str, layer: str | None = None
-) -> pd.DataFrame:
+    gdf: gpd.GeoDataFrame | pd.DataFrame | FeatureSpool,
+    target: Path,
+    suffix: str,
+    layer: str | None = None,
+) -> pd.DataFrame | FeatureSpool:
     """The table as it will be written (a named index becomes a column), after checks."""
     where = target if layer is None else f"{target} (layer {layer!r})"
+    if isinstance(gdf, FeatureSpool):
+        if suffix not in _SPOOLED:
+            raise OutputError(
+                f"spooled features cannot be written as {FORMATS[suffix]}",
+                source=where,
+                fix="write them as .geojson, .gpkg or .fgb",
+            )
+        if suffix in (".geojson", ".json") and gdf.crs is None:
+            raise MissingCRSError(
+                "features have no CRS, so they cannot be reprojected to WGS 84 (RFC 7946)",
+                source=where,
+                fix="spool GeoDataFrames with a CRS",
+            )
+        if gdf.empty:
+            warnings.warn(f"{where}: writing an empty table", UserWarning, stacklevel=3)
+        return gdf
     spatial = _geometry_name(gdf) is not None
     if not spatial and suffix not in _TABLE_ONLY:
         raise OutputError(
@@ -206,17 +342,67 @@ def _geometry_name(table: pd.DataFrame) -> str | None:
 def _write_geojson(table: gpd.GeoDataFrame, tmp: Path, *, layer: str, precision: int, **_) -> None:
     # GDAL's RFC7946 mode reprojects to OGC:CRS84, orients rings (CCW shells, CW holes) and
     # omits "crs"; the tests check all of it on the written text.
-    pyogrio.write_dataframe(
-        table,
-        tmp,
-        layer=layer,
-        driver="GeoJSON",
-        layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": str(precision)},
-    )
+    options = {"RFC7946": "YES", "COORDINATE_PRECISION": str(precision)}
+    if isinstance(table, FeatureSpool):
+        _write_spool(table, tmp, layer=layer, driver="GeoJSON", layer_options=options)
+    else:
+        pyogrio.write_dataframe(table, tmp, layer=layer, driver="GeoJSON", layer_options=options)
 
 
 def _write_fgb(table: gpd.GeoDataFrame, tmp: Path, *, layer: str, **_) -> None:
-    pyogrio.write_dataframe(table, tmp, layer=layer, driver="FlatGeobuf")
+    if isinstance(table, FeatureSpool):
+        _write_spool(table, tmp, layer=layer, driver="FlatGeobuf")
+    else:
+        pyogrio.write_dataframe(table, tmp, layer=layer, driver="FlatGeobuf")
+
+
+def _write_spool(spool: FeatureSpool, tmp: Path, *, layer: str, driver: str, **options) -> None:
+    """Stream a spool into a new file or layer (GDAL's Arrow writer, one batch at a time).
+
+    The file is the one ``pyogrio.write_dataframe`` makes of the whole table, whose CRS and
+    geometry-type choices this repeats: same bytes for GeoJSON and FlatGeobuf, same layer
+    for GeoPackage (the tests compare them).
+    """
+    geometry_type, promote = spool.layer_type(driver)
+    reader = spool.arrow()
+    if promote:
+        reader = pa.RecordBatchReader.from_batches(
+            reader.schema, _promoted(reader, spool.geometry_name)
+        )
+    pyogrio.raw.write_arrow(
+        reader,
+        tmp,
+        layer=layer,
+        driver=driver,
+        geometry_name=spool.geometry_name,
+        geometry_type=geometry_type,
+        crs=_crs_name(spool.crs),
+        **options,
+    )
+
+
+def _promoted(reader: pa.RecordBatchReader, geometry_name: str) -> Iterator[pa.RecordBatch]:
+    """Batches with every single geometry (WKB) made a one-part multi geometry."""
+    column = reader.schema.get_field_index(geometry_name)
+    for batch in reader:
+        geoms = shapely.from_wkb(batch.column(column).to_numpy(zero_copy_only=False))
+        kinds = shapely.get_type_id(geoms)
+        # Point, LineString, Polygon to their multi types
+        multi = {0: shapely.multipoints, 1: shapely.multilinestrings, 3: shapely.multipolygons}
+        for kind, make in multi.items():
+            which = kinds == kind
+            if which.any():
+                geoms[which] = make(geoms[which], indices=np.arange(which.sum()))
+        wkb = pa.array(shapely.to_wkb(geoms), type=batch.schema.field(column).type)
+        yield batch.set_column(column, batch.schema.field(column), wkb)
+
+
+def _crs_name(crs) -> str | None:
+    """The CRS as pyogrio's ``write_dataframe`` passes it to GDAL (EPSG code or WKT1)."""
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt("WKT1_GDAL")
 
 
 def _write_parquet(table: pd.DataFrame, tmp: Path, **_) -> None:
@@ -258,4 +444,7 @@ def _write_gpkg(
         if keep:
             shutil.copyfile(target, tmp)
         for name, table in tables.items():
-            pyogrio.write_dataframe(table, tmp, layer=name, driver="GPKG")
+            if isinstance(table, FeatureSpool):
+                _write_spool(table, tmp, layer=name, driver="GPKG")
+            else:
+                pyogrio.write_dataframe(table, tmp, layer=name, driver="GPKG")
