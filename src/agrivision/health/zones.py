@@ -67,9 +67,10 @@ def zones(
     geopandas.GeoDataFrame
         One row per connected polygon (a zone may have several, see ``vectorize``):
         ``field_id``, ``zone`` (1..n), ``mean_<index name>`` (mean index of all the zone's
-        pixels in that field), ``area_ha``, ``geometry`` in the raster's CRS. Unless
-        ``min_area_ha`` drops polygons, the zone areas of a field sum to its pixel count x
-        pixel area.
+        pixels in that field), ``area_ha``, ``geometry`` in the raster's CRS. Polygons are
+        clipped to the field boundary, so (unless ``min_area_ha`` drops some) the zone
+        areas of a field sum to the part of the field covered by its zoned pixels, not to
+        their pixel count x pixel area.
 
     Notes
     -----
