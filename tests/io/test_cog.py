@@ -172,20 +172,6 @@ def test_class_raster_keeps_colours_names_and_nearest_overviews(tmp_path):
     assert_cog(out, overviews=True)
 
 
-def test_multi_band_class_raster_has_names_but_no_colour_table(tmp_path, caplog):
-    classes = np.stack([np.full((32, 32), 1, np.uint8), np.full((32, 32), 3, np.uint8)])
-    arr = grid(classes, dims=("time", "y", "x"), time=["2024-06-01", "2024-06-21"])
-    with caplog.at_level("DEBUG", logger="rasterio"):
-        out = to_cog(arr.rename("classes"), tmp_path / "c.tif", colormap={1: (0, 255, 0, 255)},
-                     class_names={1: "healthy", 3: "pest_disease"}, nodata=0)  # fmt: skip
-    with rasterio.open(out) as src:
-        assert src.count == 2 and json.loads(src.tags()["CLASS_NAMES"])["3"] == "pest_disease"
-        with pytest.raises(ValueError):  # no colour table
-            src.colormap(1)
-        np.testing.assert_array_equal(src.read(), classes)
-    assert "SetColorTable" not in caplog.text  # GDAL's complaint about multi-band tables
-
-
 def test_extra_tags_are_written(tmp_path):
     out = to_cog(grid(np.ones((8, 8), np.float32)), tmp_path / "t.tif",
                  tags={"SENSOR": "sentinel-2-l2a", "BOA_ADD_OFFSET": -1000})  # fmt: skip

@@ -116,9 +116,8 @@ def to_cog(
     descriptions
         Band descriptions overriding the defaults (one per band).
     colormap
-        ``{value: (r, g, b[, a])}`` colour table (uint8/uint16 output only). GeoTIFF keeps
-        a colour table only in a single-band file, so it is left out of multi-band
-        (e.g. one band per date) class rasters; ``CLASS_NAMES`` is written either way.
+        ``{value: (r, g, b[, a])}`` colour table (uint8/uint16 output only; GeoTIFF stores
+        it on band 1).
     class_names
         ``{value: name}``, stored as the JSON tag ``CLASS_NAMES``.
     tags
@@ -404,7 +403,7 @@ def _staging(job: _Job, *, in_memory: bool) -> Iterator[_StagingTarget]:
                 dataset.set_band_description(i, text)
         if job.tags:
             dataset.update_tags(**job.tags)
-        if job.colormap is not None and count == 1:  # GDAL refuses it on multi-band files
+        if job.colormap is not None:  # GeoTIFF holds one colour table, on band 1
             dataset.write_colormap(1, {int(k): tuple(v) for k, v in job.colormap.items()})
         yield _StagingTarget(dataset, job.nodata)
 
