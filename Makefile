@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install demo test lint bench clean browser
+.PHONY: install demo test lint bench bench-full clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,8 +34,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# Each benchmark runs agrivision and its anchor side by side and prints a table with ratios.
+# `make bench` is the quick pass (small scenes, minutes); `make bench-full` the full tiles.
+BENCHMARKS := indices zonal vectorize segment full_tile
+
 bench: $(STAMP)
-	$(BIN)/python benchmarks/indices.py
+	for b in $(BENCHMARKS); do $(BIN)/python benchmarks/$$b.py --quick || exit 1; done
+
+bench-full: $(STAMP)
+	for b in $(BENCHMARKS); do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
