@@ -34,6 +34,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import xarray as xr
+from rasterio.errors import NotGeoreferencedWarning
 
 from agrivision import __version__
 from agrivision.config import ReportConfig
@@ -150,6 +151,11 @@ def run_report(
             gdal_cache_limit(GDAL_CACHE_MB),
         ):
             warnings.simplefilter("always")
+            # Chunk-wise reprojection (odc-geo -> rasterio.warp) on explicit grids makes GDAL
+            # say some in-memory block "has no geotransform": noise, not a user's concern.
+            warnings.filterwarnings(
+                "ignore", category=NotGeoreferencedWarning, module="rasterio.warp"
+            )
             result = _run(sources, fields_path, staging, config, stage, recorded)
         _write_summary(staging, sources, fields_path, config, result, stage.timings)
         _publish(staging, out)
