@@ -37,7 +37,6 @@ import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import MappingProxyType
 
 import dask.array as da
@@ -200,9 +199,8 @@ def model_classes(
             f"model_classes takes one date; the scene has {scene.sizes['time']}",
             source="scene", fix="select one, e.g. scene.isel(time=-1)",
         )  # fmt: skip
-    # Resolved: dask workers reload the weights from this path, whatever their cwd.
-    path = Path(model).resolve()
-    segmenter = load_checkpoint(path)  # fail now on a bad checkpoint, not mid-computation
+    segmenter = load_checkpoint(model)  # fail now on a bad checkpoint, not mid-computation
+    path = segmenter.path  # absolute: dask workers reload the weights from it
     spec = segmenter.spec
     names = class_mapping(spec.classes, mapping, schema=schema, source=path)
     lut = np.zeros(256, np.uint8)  # predicted 255 (nodata) stays 0 = background

@@ -381,15 +381,17 @@ def _write_spool(spool: FeatureSpool, tmp: Path, *, layer: str, driver: str, **o
     )
 
 
+#: Single geometry type ids (Point, LineString, Polygon) -> maker of their multi type.
+_MULTI = {0: shapely.multipoints, 1: shapely.multilinestrings, 3: shapely.multipolygons}
+
+
 def _promoted(reader: pa.RecordBatchReader, geometry_name: str) -> Iterator[pa.RecordBatch]:
     """Batches with every single geometry (WKB) made a one-part multi geometry."""
     column = reader.schema.get_field_index(geometry_name)
     for batch in reader:
         geoms = shapely.from_wkb(batch.column(column).to_numpy(zero_copy_only=False))
         kinds = shapely.get_type_id(geoms)
-        # Point, LineString, Polygon to their multi types
-        multi = {0: shapely.multipoints, 1: shapely.multilinestrings, 3: shapely.multipolygons}
-        for kind, make in multi.items():
+        for kind, make in _MULTI.items():
             which = kinds == kind
             if which.any():
                 geoms[which] = make(geoms[which], indices=np.arange(which.sum()))

@@ -15,14 +15,12 @@ set ``GDAL_CACHEMAX``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import hashlib
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -52,7 +50,7 @@ from agrivision.io.vector import FeatureSpool, write_layers, write_vector
 from agrivision.masks import MaskConfig
 from agrivision.report.cards import build_cards, overview
 from agrivision.report.html import render_report, write_report
-from agrivision.runtime import compute_context
+from agrivision.runtime import compute_context, return_freed_memory, trim_heap
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +61,6 @@ OUTPUTS = (
 #: GDAL block cache (MB) during a report, unless GDAL_CACHEMAX is set: every chunk is read
 #: once, so a larger cache only holds decoded blocks that are never read again.
 GDAL_CACHE_MB = 128
-_M_MMAP_THRESHOLD = -3  # mallopt parameter (glibc's malloc.h)
-_MMAP_THRESHOLD_BYTES = 1 << 20
 
 
 @dataclass
@@ -106,7 +102,7 @@ class _Stages:
         start = time.perf_counter()
         log.info("stage %s ...", name)
         yield
-        _trim_heap()  # what the stage freed goes back to the system before the next starts
+        trim_heap()  # what the stage freed goes back to the system before the next starts
         self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
@@ -137,7 +133,7 @@ def run_report(
     ReportResult
     """
     config = config or ReportConfig()
-    _return_freed_memory()
+    return_freed_memory()
     out = Path(outdir)
     _check_outdir(out, overwrite)
     stage = _Stages()
@@ -231,6 +227,7 @@ def _run(
             write_vector(series, staging / "fields_timeseries.csv")
         problems.close()
         zoned.close()
+    made_by = classes_provenance(classes)
     with stage("html"):
         cards = build_cards(
             table, staging / "indices.tif", staging / "classes.tif", series,
@@ -245,53 +242,18 @@ def _run(
             cards=cards,
             warnings=_caught(recorded),
             provenance=json.dumps(
-                {"sources": [str(s) for s in sources], "classes": classes_provenance(classes)},
-                indent=1,
+                {"sources": [str(s) for s in sources], "classes": made_by}, indent=1
             ),
         )
         write_report(staging / "report.html", page)
     return ReportResult(
         outdir=staging, table=table, problem_polygons=len(problems), zone_polygons=len(zoned),
         warnings=_caught(recorded),
-        scene={**_scene_facts(scene), "classes": classes_provenance(classes)},
+        scene={**_scene_facts(scene), "classes": made_by},
     )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _return_freed_memory() -> None:
-    """Have glibc's malloc give freed chunk-sized arrays back to the system.
-
-    By default glibc raises its mmap threshold (up to 32 MB) at the first large free; from
-    then on chunk-sized numpy arrays (1-4 MB) come from per-thread heaps that fragment and
-    are not returned, so the process keeps what earlier stages used (about 100 MB more on a
-    6000² scene than on a 1024² one). A fixed threshold keeps them mmapped: freed at once.
-    dask.distributed's nanny sets ``MALLOC_TRIM_THRESHOLD_`` on workers for the same reason.
-    """
-    if (libc := _glibc()) is not None:
-        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
-
-
-def _trim_heap() -> None:
-    """Return the free pages of glibc's heaps to the system (``malloc_trim``).
-
-    Polygon stages free hundreds of MB in small GEOS allocations that stay in fragmented
-    heaps otherwise: 1.15 GB kept after the zones of a 10980² tile instead of 0.6 GB. As
-    dask's docs advise for "memory not released back to the OS".
-    """
-    if (libc := _glibc()) is not None:
-        libc.malloc_trim(0)
-
-
-def _glibc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # another C library (musl)
-        return None
-    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
 
 
 def _check_outdir(out: Path, overwrite: bool) -> None:
