@@ -38,6 +38,10 @@ class SensorError(AgrivisionError):
     """Unknown sensor profile, or a profile file that is invalid."""
 
 
+class MaskError(AgrivisionError):
+    """A cloud/shadow mask that cannot be made: unknown method, or bands it needs are missing."""
+
+
 class SpectralIndexError(AgrivisionError):
     """Unknown spectral index, or an index that the scene cannot supply."""
 

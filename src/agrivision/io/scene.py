@@ -42,7 +42,7 @@ from agrivision.io.sources import (
     stac_items,
 )
 from agrivision.limits import check_remote_reference, check_scene_pixels
-from agrivision.masks import MASK_VARIABLES, MaskConfig, apply_mask
+from agrivision.masks import MASK_VARIABLES, MaskConfig, mask_config, mask_scene
 from agrivision.sensors import SensorProfile, load_profile
 
 # odc-geo warps in-memory blocks through rasterio without a geotransform; that is expected.
@@ -69,7 +69,7 @@ def open_scene(
     crs: Any = None,
     like: xr.Dataset | xr.DataArray | GeoBox | None = None,
     chunks: int = 1024,
-    mask: bool | MaskConfig = True,
+    mask: bool | str | MaskConfig = "auto",
     scale: float | None = None,
     offset: float | None = None,
     resampling: Resampling = None,
@@ -100,9 +100,13 @@ def open_scene(
     chunks
         Dask chunk edge in pixels on the target grid; memory is bounded by it.
     mask
-        Apply the quality bands (SCL, QA_PIXEL, Fmask, cloud probability): reflectance becomes
-        NaN where they flag cloud, shadow, cirrus, snow, saturation or nodata. Pass a
-        :class:`~agrivision.masks.MaskConfig` to choose categories; False keeps all pixels.
+        ``"auto"`` (or True): reflectance becomes NaN where the quality bands (SCL, QA_PIXEL,
+        Fmask, cloud probability or mask) flag cloud, shadow, cirrus, snow, saturation or
+        nodata, or, without a quality band, where the sensor profile's cloud detector
+        (s2cloudless, spectral test) finds clouds and their shadows (see
+        :mod:`agrivision.masks.auto`). A method name (``"quality"``, ``"s2cloudless"``,
+        ``"spectral"``) forces it; a :class:`~agrivision.masks.MaskConfig` also chooses
+        categories and detector settings; False or ``"off"`` keeps all pixels.
     scale, offset
         Override the profile's ``reflectance = DN * scale + offset`` (integer data only;
         float data are taken as reflectance unless ``scale`` is given).
@@ -120,9 +124,16 @@ def open_scene(
     -------
     xarray.Dataset
         Dask-backed float32 reflectance (0..1, NaN = nodata/masked) named by STAC common name,
-        quality bands in their own integer dtype, dims ``(y, x)`` or ``(time, y, x)``, CRS
-        and transform through rioxarray (``.rio.crs``), ``attrs["sensor"]``.
+        quality bands in their own integer dtype (``auto_mask``: 0 clear, 1 cloud, 2 shadow,
+        when a detector ran), dims ``(y, x)`` or ``(time, y, x)``, CRS and transform through
+        rioxarray (``.rio.crs``), ``attrs["sensor"]`` and ``attrs["mask"]`` (the method used).
+
+    Raises
+    ------
+    MaskError
+        Unknown mask method, or a forced method the bands cannot support.
     """
+    masking = mask_config(mask)
     files = expand_sources(sources)
     profile = load_profile(sensor) if sensor is not None else None
     assets, profile = _assets(files, profile, bands, allow_remote)
@@ -143,8 +154,11 @@ def open_scene(
     by_date: dict[dt.date | None, dict[str, list[BandAsset]]] = defaultdict(
         lambda: defaultdict(list)
     )
+    sun_props: dict[dt.date | None, Mapping] = {}
     for a in assets:
         by_date[a.date.date() if a.date else None][_var_name(a, profile)].append(a)
+        if a.properties:
+            sun_props.setdefault(a.date.date() if a.date else None, a.properties)
     first_time = {
         day: min((a.date for g in groups.values() for a in g if a.date), default=None)
         for day, groups in by_date.items()
@@ -169,14 +183,36 @@ def open_scene(
         sensor=profile.name if profile else "unknown",
         sources=[str(f) for f in files],
     )
-    if mask and any(v in scene for v in MASK_VARIABLES):
-        scene = apply_mask(scene, mask if isinstance(mask, MaskConfig) else None)
+    scene.attrs.update(_sun_attrs([props for _, props in sorted(sun_props.items(), key=_day)]))
+    if masking is None:
+        scene.attrs["mask"] = "off"
+    else:
+        scene = mask_scene(
+            scene,
+            masking,
+            detector=profile.cloud_mask if profile else None,
+            source=files[0] if len(files) == 1 else f"{len(files)} sources",
+        )
     if all(a.file.crs == PIXEL_GRID_CRS for a in assets):  # drone frames without position
         scene = scene.drop_vars("spatial_ref")
         scene.attrs["georeferenced"] = False
         for var in scene.data_vars.values():
             var.encoding.pop("grid_mapping", None)
     return scene
+
+
+def _day(item: tuple[dt.date | None, Any]) -> dt.date:
+    return item[0] or dt.date.min
+
+
+def _sun_attrs(per_date: list[Mapping]) -> dict[str, Any]:
+    """STAC ``view:sun_*`` angles (one per date, or a number for one date) for the shadows."""
+    out: dict[str, Any] = {}
+    for key in ("view:sun_azimuth", "view:sun_elevation"):
+        values = [p.get(key) for p in per_date]
+        if values and None not in values:
+            out[key] = float(values[0]) if len(values) == 1 else [float(v) for v in values]
+    return out
 
 
 # --------------------------------------------------------------------------- assets

@@ -1,4 +1,5 @@
-"""Sensor profiles as data: band ids to STAC common names, scale/offset, nodata, mask bands.
+"""Sensor profiles as data: band ids to STAC common names, scale/offset, nodata, mask bands,
+and the cloud detector used when a product ships no quality band (``cloud_mask:``).
 
 Profiles ship as YAML files in ``agrivision/sensors/profiles``. Users add a sensor with a YAML
 file of the same shape, passed by path (``sensor="my-camera.yaml"``) or placed in a folder
@@ -20,6 +21,8 @@ from agrivision.errors import ConfigError, SensorError
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
 MaskKind = Literal["scl", "qa_pixel", "fmask", "cloud_probability", "cloud_mask"]
+#: Cloud detectors a profile can declare (see :mod:`agrivision.masks.auto`).
+CloudDetector = Literal["s2cloudless", "spectral", "none"]
 
 
 class _Strict(BaseModel):
@@ -68,6 +71,9 @@ class SensorProfile(_Strict):
     band_order: tuple[str, ...]
     bands: dict[str, BandSpec]
     masks: dict[str, MaskSpec] = {}
+    #: Detector for imagery without a quality band: ``s2cloudless`` (Sentinel-2 TOA bands),
+    #: ``spectral`` (brightness/whiteness/HOT test) or ``none`` (drones, below the clouds).
+    cloud_mask: CloudDetector = "none"
 
     @model_validator(mode="after")
     def _order_known(self) -> SensorProfile:

@@ -1,10 +1,11 @@
-"""Cloud, shadow, snow, water and nodata masks from the quality bands that products ship.
+"""Cloud, shadow, snow, water and nodata masks decoded from quality bands.
 
 Every quality band is decoded into *categories* (``nodata, saturated, cloud, shadow, cirrus,
 snow, water``); a :class:`MaskConfig` says which categories make a pixel unusable. Supported
 quality bands (scene variable names): Sentinel-2 ``scl`` (scene classification), Landsat
 Collection 2 ``qa_pixel`` (bit flags), ``fmask`` (Fmask codes), ``cloud_probability``
-(e.g. s2cloudless, 0..1 or 0..100) and a binary ``cloud_mask`` (1 = cloud).
+(e.g. s2cloudless, 0..1 or 0..100), a binary ``cloud_mask`` (1 = cloud) and ``auto_mask``,
+the codes of :mod:`agrivision.masks.auto` (0 clear, 1 cloud, 2 shadow) for imagery without any.
 All functions are lazy: they build dask graphs and never compute.
 """
 
@@ -44,7 +45,11 @@ QA_PIXEL_BITS: dict[str, tuple[int, ...]] = {
     "snow": (5,),
     "water": (7,),
 }
-MASK_VARIABLES = ("scl", "qa_pixel", "fmask", "cloud_probability", "cloud_mask")
+#: Codes of the ``auto_mask`` variable that :mod:`agrivision.masks.auto` adds.
+AUTO_CLASSES: dict[str, tuple[int, ...]] = {"cloud": (1,), "shadow": (2,)}
+#: Quality bands that products ship (files), then the one agrivision makes.
+PRODUCT_MASKS = ("scl", "qa_pixel", "fmask", "cloud_probability", "cloud_mask")
+MASK_VARIABLES = (*PRODUCT_MASKS, "auto_mask")
 DEFAULT_EXCLUDE = ("nodata", "saturated", "cloud", "shadow", "cirrus", "snow")
 
 
@@ -61,7 +66,23 @@ class MaskConfig:
         Code (or bit) tables per category; override to follow another convention.
     cloud_probability_threshold
         Probability (0..1) at or above which a pixel is cloud. Integer probability bands
-        are taken as percent (0..100), float bands as 0..1.
+        are taken as percent (0..100), float bands as 0..1; also the threshold of the
+        s2cloudless detector.
+    method
+        ``auto`` (a quality band when the scene has one, else the detector the sensor profile
+        declares), ``quality``, ``s2cloudless`` or ``spectral``; see
+        :mod:`agrivision.masks.auto`.
+    detect_resolution_m
+        Grid (metres) on which clouds are detected and shadows projected; the mask is then
+        brought back to the scene's grid.
+    average_over, dilation_size
+        s2cloudless post-processing radii in pixels of the detection grid (probability
+        smoothing, then dilation of the cloud mask; the spectral test uses the dilation only).
+    cloud_heights_m
+        Lowest and highest cloud height (m) along which shadows are searched.
+    shadow_nir_max, shadow_swir_max
+        A shadow candidate is a shadow where NIR reflectance is below ``shadow_nir_max`` and
+        SWIR 1.6 µm (when the scene has it) below ``shadow_swir_max``.
     """
 
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
@@ -73,6 +94,13 @@ class MaskConfig:
         default_factory=lambda: dict(QA_PIXEL_BITS)
     )
     cloud_probability_threshold: float = 0.4
+    method: str = "auto"
+    detect_resolution_m: float = 60.0
+    average_over: int = 2
+    dilation_size: int = 1
+    cloud_heights_m: tuple[float, float] = (200.0, 3000.0)
+    shadow_nir_max: float = 0.15
+    shadow_swir_max: float = 0.12
 
 
 def categories(scene: xr.Dataset, config: MaskConfig | None = None) -> dict[str, xr.DataArray]:
@@ -109,6 +137,9 @@ def categories(scene: xr.Dataset, config: MaskConfig | None = None) -> dict[str,
         add("cloud", prob >= threshold)
     if "cloud_mask" in scene:
         add("cloud", scene["cloud_mask"] == 1)
+    if "auto_mask" in scene:
+        for cat, codes in AUTO_CLASSES.items():
+            add(cat, scene["auto_mask"].isin(list(codes)))
     return out
 
 
