@@ -178,6 +178,14 @@ def detect(scene: xr.Dataset, method: str, config: MaskConfig) -> xr.DataArray:
     names = S2CLOUDLESS_BANDS if method == "s2cloudless" else SPECTRAL_BANDS
     pixel_m = abs(float(scene.rio.transform().a))
     suns = sun_angles(scene)
+    if suns is None:
+        warnings.warn(
+            f"{scene.attrs.get('sources', ['scene'])[0]}: cloud shadows are not masked: the "
+            "scene has no date to place the sun (add a DATETIME tag or a YYYYMMDD file name)",
+            CloudMaskWarning,
+            stacklevel=3,
+        )
+        suns = [None] * scene.sizes.get("time", 1)
     if "time" in scene.dims:
         layers = [
             _detect_date(scene.isel(time=i), names, method, config, pixel_m, sun)
@@ -191,10 +199,10 @@ def detect(scene: xr.Dataset, method: str, config: MaskConfig) -> xr.DataArray:
     return xr.DataArray(data, dims=ref.dims, coords=ref.coords, attrs=attrs, name="auto_mask")
 
 
-def sun_angles(scene: xr.Dataset) -> list[tuple[float, float]]:
+def sun_angles(scene: xr.Dataset) -> list[tuple[float, float]] | None:
     """``(azimuth, elevation)`` in degrees per date of ``scene``: from attrs
     ``view:sun_azimuth``/``view:sun_elevation`` (a number, or one per date) when present, else
-    computed at the scene centre (see :mod:`agrivision.masks.sun`)."""
+    computed at the scene centre (see :mod:`agrivision.masks.sun`); None without a date."""
     n = scene.sizes.get("time", 1)
     az, el = scene.attrs.get("view:sun_azimuth"), scene.attrs.get("view:sun_elevation")
     if az is not None and el is not None:
@@ -205,19 +213,16 @@ def sun_angles(scene: xr.Dataset) -> list[tuple[float, float]]:
     left, bottom, right, top = scene.rio.bounds()
     to_geo = Transformer.from_crs(scene.rio.crs, "EPSG:4326", always_xy=True)
     lon, lat = to_geo.transform((left + right) / 2, (bottom + top) / 2)
-    return [sun_position(when, lon, lat) for when in _dates(scene, n)]
+    dates = _dates(scene)
+    return None if dates is None else [sun_position(when, lon, lat) for when in dates]
 
 
-def _dates(scene: xr.Dataset, n: int) -> list[dt.datetime]:
+def _dates(scene: xr.Dataset) -> list[dt.datetime] | None:
     if "time" in scene.dims:
         return [pd.Timestamp(t).to_pydatetime() for t in scene["time"].values]
     if "datetime" in scene.attrs:
-        return [pd.Timestamp(scene.attrs["datetime"]).to_pydatetime()] * n
-    raise MaskError(
-        "cannot place the sun for cloud shadows: the scene has no date",
-        fix="add a DATETIME tag or a YYYYMMDD date to the file name, or set attrs "
-        "view:sun_azimuth/view:sun_elevation",
-    )
+        return [pd.Timestamp(scene.attrs["datetime"]).to_pydatetime()]
+    return None
 
 
 def _missing(scene: xr.Dataset, method: str) -> list[str]:
@@ -231,7 +236,7 @@ def _detect_date(
     method: str,
     config: MaskConfig,
     pixel_m: float,
-    sun: tuple[float, float],
+    sun: tuple[float, float] | None,
 ) -> da.Array:
     ref = scene[names[0]].data
     f = max(1, round(config.detect_resolution_m / pixel_m))
@@ -257,7 +262,7 @@ def _detect_date(
             spectral_block, *coarse, depth=_depth(coarse[0], config.dilation_size), boundary="none",
             dtype=np.uint8, dilation_size=config.dilation_size,
         )  # fmt: skip
-    shifts = shadow_shifts(*sun, config.cloud_heights_m, pixel_m * f)
+    shifts = shadow_shifts(*sun, config.cloud_heights_m, pixel_m * f) if sun else [(0, 0)]
     reach = max(max(abs(r), abs(c)) for r, c in shifts)
     codes = da.map_overlap(
         project_block, cloud, depth=_depth(cloud, reach), boundary="none", dtype=np.uint8, shifts=shifts

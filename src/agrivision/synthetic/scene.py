@@ -42,7 +42,16 @@ from agrivision.errors import ConfigError, SensorError
 from agrivision.sensors import load_profile
 from agrivision.synthetic import noise
 from agrivision.synthetic.layout import CONDITIONS, LANDCOVER, Landscape, ellipses
-from agrivision.synthetic.spectra import BANDS, CROPS, EM, SPECTRA, phenology
+from agrivision.synthetic.spectra import (
+    BANDS,
+    CROPS,
+    EM,
+    PATH_REFLECTANCE,
+    SPECTRA,
+    TOA_BANDS,
+    TOA_SPECTRA,
+    phenology,
+)
 
 #: Date of the peak-season snapshot made when ``dates`` is None.
 SNAPSHOT_DATE = "2024-06-15"
@@ -50,6 +59,9 @@ _LC = {v: k for k, v in LANDCOVER.items()}
 _COND = {name: i for i, name in enumerate(CONDITIONS)}
 _SHADOW_M = 1200.0  # horizontal cloud-to-shadow distance (cloud ~1.7 km high, sun 35 deg)
 _SHADOW_DIR = np.deg2rad(340.0)  # shadows fall to the north-north-west (sun in the SSE)
+#: The sun that casts those shadows (STAC ``view:sun_*``, degrees): azimuth 160 (SSE) and an
+#: elevation at which clouds 1.7 km high cast their shadow 1.2 km away.
+SUN = {"view:sun_azimuth": 160.0, "view:sun_elevation": 55.0}
 # rasterio's in-memory rasterize target warns before its transform is set (in threads).
 warnings.filterwarnings(
     "ignore", message="Dataset has no geotransform", category=NotGeoreferencedWarning,
@@ -141,7 +153,10 @@ def synthetic_scene(
     sensor
         Sensor profile: the scene holds the profile's bands that are modelled
         (``coastal, blue, green, red, rededge1-3, nir, nir08, swir16, swir22``), plus ``scl``
-        (uint8 Sentinel-2 scene classification) when the profile has an SCL mask.
+        (uint8 Sentinel-2 scene classification) when the profile has an SCL mask. A profile
+        with a ``cirrus`` band (``sentinel-2-l1c``) gets top-of-atmosphere reflectance: all
+        13 bands (B09 and B10 too), atmospheric path reflectance added, and shadows that
+        keep only the diffuse light (80 % darker where full, against 60 % at the surface).
     mean_field_ha
         Approximate mean field size.
 
@@ -152,7 +167,9 @@ def synthetic_scene(
         with rioxarray, ``attrs["sensor"]``, ``attrs["datetime"]`` for a snapshot.
     """
     profile = load_profile(sensor)
-    names = [b.common_name for b in profile.bands.values() if b.common_name in BANDS]
+    toa = any(b.common_name == "cirrus" for b in profile.bands.values())
+    modelled = (*BANDS, *TOA_BANDS) if toa else BANDS
+    names = [b.common_name for b in profile.bands.values() if b.common_name in modelled]
     if not names:
         raise SensorError(
             f"sensor {sensor!r} has none of the modelled bands {', '.join(BANDS)}",
@@ -171,7 +188,7 @@ def synthetic_scene(
         landscape=landscape, origin=(x0, y0), resolution=float(resolution),
         doys=[None] if dates is None else [s.day_of_year for s in stamps],
         ordinals=[s.toordinal() for s in stamps], clouds=clouds,
-        bands=[BANDS.index(n) for n in names],
+        bands=[modelled.index(n) for n in names], toa=toa,
     )  # fmt: skip
     cy, cx = (chunks, chunks) if isinstance(chunks, int) else chunks
     stack = da.map_blocks(
@@ -201,7 +218,7 @@ def synthetic_scene(
     transform = Affine(resolution, 0.0, x0, 0.0, -resolution, y0)
     # CRS and transform written once per Dataset (rioxarray's writers are slow per variable).
     scene = xr.Dataset(variables, coords=coords).rio.write_crs(crs).rio.write_transform(transform)
-    scene.attrs = {"sensor": profile.name, "synthetic_seed": seed}
+    scene.attrs = {"sensor": profile.name, "synthetic_seed": seed, **SUN}
     if dates is None:
         scene.attrs["datetime"] = SNAPSHOT_DATE
     rasters = xr.Dataset(
@@ -244,7 +261,8 @@ class _Renderer:
     doys: list[int | None]
     ordinals: list[int]
     clouds: bool
-    bands: list[int]  # indices into spectra.BANDS
+    bands: list[int]  # indices into spectra.BANDS (then TOA_BANDS when toa)
+    toa: bool = False
 
     def __call__(self, block_info: dict | None = None) -> np.ndarray:
         (t, _), _, (r0, r1), (c0, c1) = block_info[None]["array-location"]
@@ -257,6 +275,11 @@ class _Renderer:
         seed = self.landscape.seed
         jitter = noise.uniform16(seed, _S_PIX, rows, cols, len(BANDS))
         refl *= 1 + 0.03 * (jitter - 0.5)  # +-1.5 % sensor noise per band
+        spectra, darkening = SPECTRA, 0.6
+        if self.toa:
+            extra = np.tensordot(TOA_SPECTRA[:-1].T, fractions, axes=1)
+            refl = np.concatenate([refl, extra])
+            spectra, darkening = np.concatenate([SPECTRA, TOA_SPECTRA], axis=1), 0.8
         red, nir = refl[BANDS.index("red")], refl[BANDS.index("nir")]
         ndvi = (nir - red) / np.maximum(nir + red, 1e-6)
         lc = static["landcover"]
@@ -266,8 +289,8 @@ class _Renderer:
             thick, shadow = self._clouds(rows, cols, ordinal)
             # Every altered pixel is labelled: clear pixels keep their surface values.
             shadow = np.where((shadow >= 0.4) & (thick == 0), shadow, 0.0)
-            refl *= (1 - 0.6 * shadow) * (1 - thick)
-            refl += SPECTRA[EM["cloud"]][:, None, None] * thick
+            refl *= (1 - darkening * shadow) * (1 - thick)
+            refl += spectra[EM["cloud"]][:, None, None] * thick
             codes = (
                 (shadow > 0, 3, 3), ((thick > 0) & (thick < 0.3), 10, 2),
                 ((thick >= 0.3) & (thick < 0.6), 8, 1), (thick >= 0.6, 9, 1),
@@ -275,6 +298,8 @@ class _Renderer:
             for mask, scl_code, truth_code in codes:
                 scl[mask] = scl_code
                 cloud_truth[mask] = truth_code
+        if self.toa:
+            refl += PATH_REFLECTANCE[:, None, None]
         np.clip(refl, 0.0, 1.0, out=refl)
         out = np.concatenate(
             [refl[self.bands],

@@ -42,6 +42,21 @@ _E = {
     "cloud":    (0.620, 0.600, 0.580, 0.570, 0.570, 0.560, 0.560, 0.550, 0.550, 0.420, 0.300),
 }  # fmt: skip
 ENDMEMBERS = tuple(_E)
+
+#: Bands only top-of-atmosphere products have (Sentinel-2 L1C B09, B10), in this order.
+TOA_BANDS = ("nir09", "cirrus")
+# B09 lies in a water-vapour absorption band (about 0.55 of B8A over land); B10 (1.375 µm) is
+# absorbed by the vapour below clouds, so clear ground is near 0 and cloud tops are bright.
+_TOA = {name: (0.55 * refl[8], 0.002) for name, refl in _E.items()}
+_TOA["cloud"] = (0.42, 0.25)
+#: ``(n_endmembers, 2)`` float32 reflectance of :data:`TOA_BANDS`.
+TOA_SPECTRA = np.array([_TOA[k] for k in ENDMEMBERS], dtype=np.float32)
+#: Atmospheric path reflectance added at the top of the atmosphere (clear mid-latitude summer
+#: sky), per band of :data:`BANDS` then :data:`TOA_BANDS`: large in the blue, small in SWIR.
+PATH_REFLECTANCE = np.array(
+    [0.075, 0.055, 0.035, 0.020, 0.016, 0.013, 0.011, 0.009, 0.009, 0.003, 0.001, 0.004, 0.0],
+    dtype=np.float32,
+)
 #: ``(n_endmembers, n_bands)`` float32 reflectance table.
 SPECTRA = np.array([_E[k] for k in ENDMEMBERS], dtype=np.float32)
 EM = {name: i for i, name in enumerate(ENDMEMBERS)}
