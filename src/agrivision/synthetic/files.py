@@ -1,7 +1,9 @@
-"""``write_synthetic``: a synthetic scene on disk as Sentinel-2 L2A-like products.
+"""``write_synthetic``: a synthetic scene on disk as Sentinel-2 L2A- or L1C-like products.
 
 Rasters are uint16 digital numbers ``DN = round(reflectance * 10000) + 1000`` (the
-``BOA_ADD_OFFSET`` of processing baseline 04.00+), nodata 0, written as COGs through
+``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET`` of processing baseline 04.00+), nodata 0; L2A
+products carry an SCL band, L1C products (top-of-atmosphere, all 13 bands) carry no quality
+band at all, as delivered by ESA. Written as COGs through
 :func:`agrivision.io.cog.to_cogs` in one pass over the scene graph. Next to them: a STAC Item
 per date (``item_{YYYY-MM-DD}.json``), an ItemCollection of all dates (``items.json``), the
 fields as RFC 7946 GeoJSON (lon/lat) and the truth rasters (in ``truth/``, so that
@@ -9,7 +11,7 @@ fields as RFC 7946 GeoJSON (lon/lat) and the truth rasters (in ``truth/``, so th
 
 File names follow ``S2X_MSIL2A_{YYYYMMDD}_{TILE}_{BAND}_{RES}.tif`` (layout ``"bands"``, one
 file per band at its native 10/20/60 m resolution) or ``S2X_MSIL2A_{YYYYMMDD}_{TILE}_10m.tif``
-(layout ``"stack"``, all bands and SCL at 10 m in one file).
+(layout ``"stack"``, all bands and SCL at 10 m in one file); ``MSIL1C`` for L1C.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from agrivision.synthetic.scene import SNAPSHOT_DATE, synthetic_scene
 
 PROCESSING_BASELINE = "05.10"
 BOA_ADD_OFFSET = -1000
-_SENSOR = "sentinel-2-l2a"
+_SENSORS = {"sentinel-2-l2a": ("MSIL2A", "BOA_ADD_OFFSET"),
+            "sentinel-2-l1c": ("MSIL1C", "RADIO_ADD_OFFSET")}  # fmt: skip
 _EXTENSIONS = [
     "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
     "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
@@ -49,6 +52,8 @@ _COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 #: Colours of the truth rasters (RGBA); classes follow the project's health schema.
 CLASS_COLOURS = {0: (0, 0, 0, 0), 1: (26, 150, 65, 255), 2: (253, 174, 97, 255),
                  3: (215, 25, 28, 255), 4: (140, 81, 10, 255)}  # fmt: skip
+#: Codes of the cloud truth (see :mod:`agrivision.synthetic.scene`).
+CLOUD_CODES = {0: "clear", 1: "cloud", 2: "thin cirrus", 3: "cloud shadow"}
 LANDCOVER_COLOURS = {0: (0, 0, 0, 0), 1: (230, 200, 90, 255), 2: (150, 210, 110, 255),
                      3: (120, 120, 120, 255), 4: (20, 90, 40, 255), 5: (40, 110, 220, 255),
                      6: (200, 60, 60, 255)}  # fmt: skip
@@ -73,6 +78,9 @@ class SyntheticFiles:
     truth_classes, truth_landcover
         ``truth/truth_classes.tif`` (one band per date) and ``truth/truth_landcover.tif``:
         uint8 COGs with colour tables and ``CLASS_NAMES`` tags.
+    truth_clouds
+        ``truth/truth_clouds.tif`` (one band per date, codes :data:`CLOUD_CODES`), for
+        products without an SCL band (L1C).
     dates
         ISO dates (``YYYY-MM-DD``).
     """
@@ -84,6 +92,7 @@ class SyntheticFiles:
     fields: Path | None = None
     truth_classes: Path | None = None
     truth_landcover: Path | None = None
+    truth_clouds: Path | None = None
     dates: list[str] = field(default_factory=list)
 
 
@@ -101,8 +110,10 @@ def write_synthetic(
     clouds: bool = True,
     mean_field_ha: float = 20.0,
     overwrite: bool = True,
+    sensor: str = "sentinel-2-l2a",
+    bands: Sequence[str] | None = None,
 ) -> SyntheticFiles:
-    """Write a synthetic Sentinel-2 L2A-like scene, its STAC metadata and its truth.
+    """Write a synthetic Sentinel-2 L2A- or L1C-like scene, its STAC metadata and its truth.
 
     Parameters
     ----------
@@ -117,6 +128,11 @@ def write_synthetic(
         MGRS tile id used in file names and metadata.
     overwrite
         Replace existing files.
+    sensor
+        ``sentinel-2-l2a`` (surface reflectance and SCL) or ``sentinel-2-l1c`` (all 13
+        top-of-atmosphere bands, no quality band; the cloud truth is then written too).
+    bands
+        Band ids to write (e.g. ``["B02", "B03", "B04", "B08"]``); default all.
 
     Returns
     -------
@@ -126,14 +142,22 @@ def write_synthetic(
         raise ConfigError(
             f"unknown layout {layout!r}", source="write_synthetic", fix="use 'bands' or 'stack'"
         )
+    if sensor not in _SENSORS:
+        raise ConfigError(
+            f"unknown sensor {sensor!r}", source="write_synthetic", fix=f"use one of {list(_SENSORS)}"
+        )
+    level, offset_tag = _SENSORS[sensor]
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     scene, truth = synthetic_scene(
         seed, shape=shape, resolution=10.0, crs=crs, origin=origin, dates=dates, chunks=chunks,
-        clouds=clouds, sensor=_SENSOR, mean_field_ha=mean_field_ha,
+        clouds=clouds, sensor=sensor, mean_field_ha=mean_field_ha,
     )  # fmt: skip
-    profile = load_profile(_SENSOR)
+    profile = load_profile(sensor)
     order = [b for b in profile.band_order if profile.bands[b].common_name in scene.data_vars]
+    if bands is not None:
+        order = [b for b in order if b in bands]
+    quality = ["SCL"] if "scl" in scene.data_vars else []
     stamps = list(pd.DatetimeIndex(scene["time"].values)) if "time" in scene.dims else None
     day_list = [s.strftime("%Y-%m-%d") for s in stamps] if stamps else [SNAPSHOT_DATE]
     files = SyntheticFiles(outdir=out, items=out / "items.json", dates=day_list)
@@ -141,14 +165,14 @@ def write_synthetic(
     assets: dict[str, dict[str, dict]] = {}
     for t, day in enumerate(day_list):
         one = scene.isel(time=t) if stamps else scene
-        stem = f"S2X_MSIL2A_{day.replace('-', '')}_{tile}"
+        stem = f"S2X_{level}_{day.replace('-', '')}_{tile}"
         tags = {
-            "SENSOR": _SENSOR, "DATETIME": f"{day}T00:00:00Z",
-            "PROCESSING_BASELINE": PROCESSING_BASELINE, "BOA_ADD_OFFSET": BOA_ADD_OFFSET,
+            "SENSOR": sensor, "DATETIME": f"{day}T00:00:00Z",
+            "PROCESSING_BASELINE": PROCESSING_BASELINE, offset_tag: BOA_ADD_OFFSET,
         }  # fmt: skip
         files.rasters[day], assets[day] = {}, {}
         if layout == "bands":
-            for bid in [*order, "SCL"]:
+            for bid in [*order, *quality]:
                 name = "scl" if bid == "SCL" else profile.bands[bid].common_name
                 spec = profile.masks["SCL"] if bid == "SCL" else profile.bands[bid]
                 res = int(spec.resolution_m or 10)
@@ -160,14 +184,14 @@ def write_synthetic(
                 files.rasters[day][bid] = path
                 assets[day][bid] = _asset(path, [bid], profile, data)
         else:
-            bands = [_dn(one[profile.bands[b].common_name]) for b in order]
-            bands.append(one["scl"].astype(np.uint16))
-            stack = xr.concat(bands, dim=xr.DataArray([*order, "SCL"], dims="band"))
+            layers = [_dn(one[profile.bands[b].common_name]) for b in order]
+            layers += [one["scl"].astype(np.uint16) for _ in quality]
+            stack = xr.concat(layers, dim=xr.DataArray([*order, *quality], dims="band"))
             stack = stack.rio.write_crs(crs)
             path = out / f"{stem}_10m.tif"
             jobs.append((stack, path, {"tags": tags, "nodata": 0}))
             files.rasters[day]["stack"] = path
-            assets[day]["stack"] = _asset(path, [*order, "SCL"], profile, stack)
+            assets[day]["stack"] = _asset(path, [*order, *quality], profile, stack)
     # Truth rasters go to a subfolder so that open_scene(outdir) finds only the bands.
     (out / "truth").mkdir(exist_ok=True)
     files.truth_classes = out / "truth" / "truth_classes.tif"
@@ -176,13 +200,16 @@ def write_synthetic(
                  {"colormap": CLASS_COLOURS, "class_names": CLASSES, "nodata": 0}))  # fmt: skip
     jobs.append((truth.landcover, files.truth_landcover,
                  {"colormap": LANDCOVER_COLOURS, "class_names": LANDCOVER, "nodata": 0}))  # fmt: skip
+    if not quality:  # no SCL to read the clouds from: the truth says where they are
+        files.truth_clouds = out / "truth" / "truth_clouds.tif"
+        jobs.append((truth.clouds, files.truth_clouds, {"class_names": CLOUD_CODES}))
     to_cogs(jobs, overwrite=overwrite)
 
     files.fields = out / "fields.geojson"
     _write_geojson(truth.fields, files.fields, overwrite=overwrite)
     items = []
     for day in day_list:
-        item = _item(day, tile, assets[day], scene, crs)
+        item = _item(day, tile, assets[day], scene, crs, level)
         path = out / f"item_{day}.json"
         _write_json(item, path, overwrite=overwrite)
         files.item_files[day] = path
@@ -245,7 +272,9 @@ def _asset(path: Path, band_ids: list[str], profile, data: xr.DataArray) -> dict
     }
 
 
-def _item(day: str, tile: str, assets: dict[str, dict], scene: xr.Dataset, crs: str) -> dict:
+def _item(
+    day: str, tile: str, assets: dict[str, dict], scene: xr.Dataset, crs: str, level: str
+) -> dict:
     left, bottom, right, top = scene.rio.bounds()
     footprint = {"type": "Polygon", "coordinates": [[(left, bottom), (right, bottom),
                  (right, top), (left, top), (left, bottom)]]}  # fmt: skip
@@ -256,7 +285,7 @@ def _item(day: str, tile: str, assets: dict[str, dict], scene: xr.Dataset, crs: 
         "type": "Feature",
         "stac_version": "1.0.0",
         "stac_extensions": _EXTENSIONS,
-        "id": f"S2X_MSIL2A_{day.replace('-', '')}_{tile}",
+        "id": f"S2X_{level}_{day.replace('-', '')}_{tile}",
         "bbox": [*ring.min(axis=0).tolist(), *ring.max(axis=0).tolist()],
         "geometry": {"type": "Polygon", "coordinates": [ring.tolist()]},
         "properties": {
@@ -268,6 +297,7 @@ def _item(day: str, tile: str, assets: dict[str, dict], scene: xr.Dataset, crs: 
             "s2:mgrs_tile": tile,
             "proj:epsg": epsg,
             "agrivision:synthetic": True,
+            **{k: v for k, v in scene.attrs.items() if k.startswith("view:sun_")},
         },
         "links": [],
         "assets": {key: {**asset, "proj:epsg": epsg} for key, asset in assets.items()},
