@@ -78,7 +78,9 @@ class SceneConfig(_Section):
     resolution: float | None = Field(default=None, gt=0)
     crs: str | None = None
     chunks: int = Field(default=1024, ge=64, le=16384)
-    mask: bool = True
+    #: ``auto`` (quality band, else the sensor's detector), a forced method, or ``off``;
+    #: true/false mean auto/off (see :mod:`agrivision.masks.auto`).
+    mask: bool | Literal["auto", "quality", "s2cloudless", "spectral", "off"] = "auto"
     mask_exclude: list[str] | None = None
     cloud_probability_threshold: float = Field(default=0.4, ge=0, le=1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agrivision.cli.options import open_from_options, runtime_options
+from agrivision.cli.options import grid_options, open_from_options, runtime_options, source_options
 from agrivision.errors import AgrivisionError
 from agrivision.indices import compute, list_indices
 from agrivision.io.cog import to_cog
@@ -16,12 +16,8 @@ from agrivision.io.cog import to_cog
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output COG (.tif).")
 @click.option("--list", "show_list", is_flag=True, help="List the catalogue instead.")
 @click.option("--search", help="With --list: only indices whose name or description match.")
-@click.option("--sensor", help="Sensor profile name or YAML path (default: detected).")
-@click.option("--bands", help="Comma-separated band names of multi-band files, in file order.")
-@click.option("--resolution", type=float, help="Target pixel size in CRS units.")
-@click.option("--crs", help="Target CRS (default: first source's).")
-@click.option("--chunks", type=int, default=1024, show_default=True, help="Dask chunk edge (px).")
-@click.option("--no-mask", is_flag=True, help="Keep pixels flagged by quality bands.")
+@source_options
+@grid_options
 @click.option("--overwrite/--no-overwrite", default=True, show_default=True)
 @runtime_options
 def indices(

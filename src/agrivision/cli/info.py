@@ -17,11 +17,12 @@ from agrivision.sensors import list_profiles
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("--no-valid", is_flag=True, help="Skip the valid fraction (reads all pixels).")
 def info(as_json: bool, no_valid: bool, **opts) -> None:
-    """Describe SOURCES: sensor, bands, grid, CRS, dates and valid fraction."""
+    """Describe SOURCES: sensor, mask method, bands, grid, CRS, dates and valid fraction."""
     scene = open_from_options(**opts)
     t = scene.rio.transform()
     facts = {
         "sensor": scene.attrs.get("sensor"),
+        "mask": scene.attrs.get("mask"),
         "bands": [str(v) for v in scene.data_vars],
         "crs": scene.rio.crs.to_string(),
         "shape": [int(scene.sizes["y"]), int(scene.sizes["x"])],

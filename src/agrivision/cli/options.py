@@ -9,6 +9,7 @@ import click
 import xarray as xr
 
 from agrivision.io.scene import open_scene
+from agrivision.masks import METHODS
 from agrivision.runtime import compute_context
 
 
@@ -33,16 +34,31 @@ def runtime_options(func: Callable) -> Callable:
     )(run)
 
 
-def scene_options(func: Callable) -> Callable:
-    """Add SOURCE..., the options of :func:`agrivision.open_scene` and
-    :func:`runtime_options` to a command."""
-    func = runtime_options(func)
+def source_options(func: Callable) -> Callable:
+    """Add ``--sensor``, ``--bands``, ``--mask`` and ``--no-mask``: how every command that
+    reads imagery names its bands and masks clouds (see :func:`mask_choice`)."""
     decorators = [
-        click.argument("sources", nargs=-1, required=True),
         click.option("--sensor", help="Sensor profile name or YAML path (default: detected)."),
         click.option(
             "--bands", help="Comma-separated band names of multi-band files, in file order."
         ),
+        click.option(
+            "--mask",
+            metavar="|".join(METHODS),
+            help="Clouds and shadows (default auto): the quality band (SCL, QA_PIXEL, Fmask) if any, "
+            "else the sensor's detector (s2cloudless, spectral test, none for drones); or "
+            "force one; off keeps every pixel.",
+        ),
+        click.option("--no-mask", is_flag=True, help="Same as --mask off."),
+    ]
+    for deco in reversed(decorators):
+        func = deco(func)
+    return func
+
+
+def grid_options(func: Callable) -> Callable:
+    """Add ``--resolution``, ``--crs`` and ``--chunks`` (the target grid of the scene)."""
+    decorators = [
         click.option(
             "--resolution", type=float, help="Target pixel size in CRS units (default: finest)."
         ),
@@ -50,11 +66,30 @@ def scene_options(func: Callable) -> Callable:
         click.option(
             "--chunks", type=int, default=1024, show_default=True, help="Dask chunk edge (px)."
         ),
-        click.option("--no-mask", is_flag=True, help="Keep pixels flagged by quality bands."),
     ]
     for deco in reversed(decorators):
         func = deco(func)
     return func
+
+
+def scene_options(func: Callable) -> Callable:
+    """Add SOURCE..., :func:`source_options`, :func:`grid_options` and
+    :func:`runtime_options` to a command."""
+    func = runtime_options(grid_options(source_options(func)))
+    return click.argument("sources", nargs=-1, required=True)(func)
+
+
+def mask_choice(mask: str | None, no_mask: bool) -> str | None:
+    """The mask method from ``--mask`` and ``--no-mask`` (validated by the API); None when
+    neither was given (the config's or the API's default, ``auto``, applies)."""
+    if no_mask:
+        return "off"
+    return mask.strip().lower() if mask else None
+
+
+def split_bands(bands: str | None) -> list[str] | None:
+    """``--bands a,b,c`` as a list (None when not given)."""
+    return [b.strip() for b in bands.split(",")] if bands else None
 
 
 def open_from_options(
@@ -64,6 +99,7 @@ def open_from_options(
     resolution: float | None,
     crs: str | None,
     chunks: int,
+    mask: str | None,
     no_mask: bool,
     select: list[str] | None = None,
 ) -> xr.Dataset:
@@ -71,10 +107,10 @@ def open_from_options(
     return open_scene(
         list(sources),
         sensor=sensor,
-        bands=[b.strip() for b in bands.split(",")] if bands else None,
+        bands=split_bands(bands),
         select=select,
         resolution=resolution,
         crs=crs,
         chunks=chunks,
-        mask=not no_mask,
+        mask=mask_choice(mask, no_mask) or "auto",
     )

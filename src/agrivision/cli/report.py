@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from agrivision.cli.options import mask_choice, source_options, split_bands
 from agrivision.config import load_report_config
 from agrivision.report.run import run_report
 
@@ -32,7 +33,7 @@ def _configure_logging(level: str, quiet: bool) -> None:
     "index rules (class names mapped as in agrivision.health.model_classes).",
 )
 @click.option("-i", "--index", "indices", multiple=True, help="Index (repeat); overrides config.")
-@click.option("--sensor", help="Sensor profile name or YAML path.")
+@source_options
 @click.option("--scheduler", help="dask.distributed scheduler address (tcp://host:8786).")
 @click.option("--workers", type=int, help="Start a local cluster of N worker processes.")
 @click.option("--zones", "n_zones", type=int, help="Management zones per field.")
@@ -49,6 +50,9 @@ def report(
     model: str | None,
     indices: tuple[str, ...],
     sensor: str | None,
+    bands: str | None,
+    mask: str | None,
+    no_mask: bool,
     scheduler: str | None,
     workers: int | None,
     n_zones: int | None,
@@ -59,7 +63,9 @@ def report(
 ) -> None:
     """Per-field crop-health report of SOURCES over --fields into -o OUTDIR."""
     overrides = {
-        "indices": list(indices) or None, "scene.sensor": sensor, "runtime.scheduler": scheduler,
+        "indices": list(indices) or None, "scene.sensor": sensor,
+        "scene.bands": split_bands(bands), "scene.mask": mask_choice(mask, no_mask),
+        "runtime.scheduler": scheduler,
         "runtime.workers": workers, "zones.n": n_zones, "model": model,
     }  # fmt: skip
     config = load_report_config(config_path, overrides)

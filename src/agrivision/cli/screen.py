@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from agrivision.cli.options import mask_choice, source_options, split_bands
 from agrivision.config import validate
 from agrivision.io.atomic import atomic_path
 from agrivision.screening import ScreenConfig, load_screen_config, write_selection
@@ -12,6 +13,7 @@ from agrivision.screening import screen as screen_collection
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
+@source_options
 @click.option("--fields", "fields_path", help="Field boundaries: adds field_valid_fraction.")
 @click.option(
     "--config",
@@ -35,20 +37,31 @@ def screen(
     output: str,
     select_path: str | None,
     overwrite: bool,
+    sensor: str | None,
+    bands: str | None,
+    mask: str | None,
+    no_mask: bool,
 ) -> None:
     """Screen SOURCES: valid, cloud, shadow, nodata and saturation fractions, sharpness,
-    duplicates and a keep column, one row per scene and date."""
+    duplicates and a keep column, one row per scene and date. Scenes without a quality band
+    get the sensor's automatic cloud/shadow mask (``--mask``, as for every command)."""
     config = load_screen_config(config_path)
-    if max_pixels is not None:
+    method = mask_choice(mask, no_mask)
+    if max_pixels is not None or method is not None:
         data = config.model_dump()
-        data["read"]["max_pixels"] = max_pixels
-        config = validate(ScreenConfig, data, "--max-pixels")
+        if max_pixels is not None:
+            data["read"]["max_pixels"] = max_pixels
+        if method is not None:
+            data["mask"]["method"] = method
+        config = validate(ScreenConfig, data, "--max-pixels/--mask")
     fields = None
     if fields_path:
         from agrivision.io.fields import read_fields
 
         fields = read_fields(fields_path)
-    result = screen_collection(list(sources), fields=fields, config=config)
+    result = screen_collection(
+        list(sources), fields=fields, config=config, sensor=sensor, bands=split_bands(bands)
+    )
     table = result.table
     with atomic_path(output, overwrite=overwrite) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")

@@ -42,7 +42,7 @@ from agrivision.io.sources import (
     stac_items,
 )
 from agrivision.limits import check_remote_reference, check_scene_pixels
-from agrivision.masks import MASK_VARIABLES, MaskConfig, mask_config, mask_scene
+from agrivision.masks import MASK_INPUTS, MASK_VARIABLES, MaskConfig, mask_config, mask_scene
 from agrivision.sensors import SensorProfile, load_profile
 
 # odc-geo warps in-memory blocks through rasterio without a geotransform; that is expected.
@@ -137,17 +137,21 @@ def open_scene(
     files = expand_sources(sources)
     profile = load_profile(sensor) if sensor is not None else None
     assets, profile = _assets(files, profile, bands, allow_remote)
+    grid_assets = assets
     if select is not None:
         wanted = set(select)
-        assets = [a for a in assets if _var_name(a, profile) in wanted]
-        missing = wanted - {_var_name(a, profile) for a in assets}
+        grid_assets = [a for a in assets if _var_name(a, profile) in wanted]
+        missing = wanted - {_var_name(a, profile) for a in grid_assets}
         if missing:
             raise BandNotFoundError(
                 f"sources have no band {sorted(missing)}",
                 source=files[0] if len(files) == 1 else f"{len(files)} sources",
                 fix="check select= against `agrivision info`",
             )
-    geobox = _target_grid(assets, resolution=resolution, crs=crs, like=like)
+        # The mask's own bands are read too (on the selected bands' grid) and dropped after.
+        helpers = wanted | (set(MASK_INPUTS) if masking is not None else set())
+        assets = [a for a in assets if _var_name(a, profile) in helpers]
+    geobox = _target_grid(grid_assets, resolution=resolution, crs=crs, like=like)
     # A header claiming 10^12 pixels is refused before dask builds a task per chunk.
     check_scene_pixels(geobox.shape, source=files[0] if len(files) == 1 else None)
     # Acquisitions of one calendar day (tiles of one satellite pass) are mosaicked together.
@@ -193,6 +197,8 @@ def open_scene(
             detector=profile.cloud_mask if profile else None,
             source=files[0] if len(files) == 1 else f"{len(files)} sources",
         )
+    if select is not None:
+        scene = scene[[v for v in scene.data_vars if v in set(select)]]
     if all(a.file.crs == PIXEL_GRID_CRS for a in assets):  # drone frames without position
         scene = scene.drop_vars("spatial_ref")
         scene.attrs["georeferenced"] = False
@@ -497,13 +503,51 @@ def _band_on_grid(
     return xr.DataArray(data, dims=("y", "x"), attrs=attrs, name=name)
 
 
-def _reflectance(
-    arr: xr.DataArray,
-    asset: BandAsset,
-    profile: SensorProfile | None,
-    scale: float | None,
-    offset: float | None,
-) -> xr.DataArray:
+def band_layers(
+    files: Sequence[str],
+    *,
+    sensor: str | os.PathLike | None = None,
+    bands: Sequence[str] | None = None,
+    item: dict | None = None,
+) -> tuple[dict[tuple[str, int], tuple[str, float, float, float | None]], SensorProfile | None]:
+    """What each band of some files is, read from headers only (as :func:`open_scene` does).
+
+    Parameters
+    ----------
+    files
+        Raster files (or one STAC JSON with ``item``).
+    sensor, bands
+        As for :func:`open_scene`.
+    item
+        The STAC Item of ``files[0]`` to describe instead of the files.
+
+    Returns
+    -------
+    tuple
+        ``({(path, band): (variable, scale, offset, nodata)}, profile)``: reflectance is
+        ``DN * scale + offset``; quality bands have scale 1, offset 0.
+    """
+    profile = load_profile(sensor) if sensor is not None else None
+    if item is not None:
+        profile = profile or _detect_sensor([], [item])
+        assets = _stac_assets(files[0], item, profile)
+    else:
+        assets, profile = _assets(list(files), profile, bands)
+    out = {}
+    for a in assets:
+        name = _var_name(a, profile)
+        s, o, nodata = (
+            (1.0, 0.0, a.file.nodata)
+            if name in MASK_VARIABLES
+            else (_scale_offset(a, profile, None, None))
+        )
+        out[(a.file.path, a.band)] = (name, s, o, nodata)
+    return out, profile
+
+
+def _scale_offset(
+    asset: BandAsset, profile: SensorProfile | None, scale: float | None, offset: float | None
+) -> tuple[float, float, float | None]:
     nodata = asset.file.nodata
     if nodata is None and profile is not None:
         nodata = profile.nodata
@@ -528,6 +572,17 @@ def _reflectance(
     else:  # float data are reflectance already, unless the caller says otherwise
         s = 1.0 if scale is None else scale
         o = 0.0 if offset is None else offset
+    return s, o, nodata
+
+
+def _reflectance(
+    arr: xr.DataArray,
+    asset: BandAsset,
+    profile: SensorProfile | None,
+    scale: float | None,
+    offset: float | None,
+) -> xr.DataArray:
+    s, o, nodata = _scale_offset(asset, profile, scale, offset)
     data = arr.data.map_blocks(
         _to_reflectance, scale=np.float32(s), offset=np.float32(o), nodata=nodata,
         dtype=np.float32, meta=np.array((), dtype=np.float32),

@@ -8,7 +8,14 @@
   :mod:`~agrivision.masks.sun`).
 """
 
-from agrivision.masks.auto import METHODS, CloudMaskWarning, detect, mask_config, mask_scene
+from agrivision.masks.auto import (
+    MASK_INPUTS,
+    METHODS,
+    CloudMaskWarning,
+    detect,
+    mask_config,
+    mask_scene,
+)
 from agrivision.masks.quality import (
     AUTO_CLASSES,
     DEFAULT_EXCLUDE,
@@ -30,6 +37,7 @@ __all__ = [
     "AUTO_CLASSES",
     "DEFAULT_EXCLUDE",
     "FMASK_CLASSES",
+    "MASK_INPUTS",
     "MASK_VARIABLES",
     "METHODS",
     "PRODUCT_MASKS",

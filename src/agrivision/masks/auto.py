@@ -44,6 +44,8 @@ from agrivision.masks.shadows import SHADOW, dark, project_block, shadow_shifts
 from agrivision.masks.sun import sun_position
 
 METHODS = ("auto", "quality", "s2cloudless", "spectral", "off")
+#: Every variable a mask can be made from (quality bands, detector and dark-test bands).
+MASK_INPUTS = (*PRODUCT_MASKS, *S2CLOUDLESS_BANDS, *SPECTRAL_BANDS, "nir", "swir16")
 DETECTORS = ("s2cloudless", "spectral", "none")
 
 
@@ -245,7 +247,8 @@ def _detect_date(
     coarse_chunks = tuple(tuple(math.ceil(c / f) for c in ax) for ax in fine_chunks)
     # Coarse blocks as large as the scene's chunks: fewer tasks, relatively smaller halos.
     coarse = [
-        scene[n].data.rechunk((cy, cx))
+        scene[n]
+        .data.rechunk((cy, cx))
         .map_blocks(_block_mean, f, chunks=coarse_chunks, dtype=np.float32)
         .rechunk(ref.chunksize)
         for n in names
@@ -265,7 +268,12 @@ def _detect_date(
     shifts = shadow_shifts(*sun, config.cloud_heights_m, pixel_m * f) if sun else [(0, 0)]
     reach = max(max(abs(r), abs(c)) for r, c in shifts)
     codes = da.map_overlap(
-        project_block, cloud, depth=_depth(cloud, reach), boundary="none", dtype=np.uint8, shifts=shifts
+        project_block,
+        cloud,
+        depth=_depth(cloud, reach),
+        boundary="none",
+        dtype=np.uint8,
+        shifts=shifts,
     )
     codes = codes.rechunk(coarse_chunks).map_blocks(
         _upsample, f, chunks=fine_chunks, dtype=np.uint8
@@ -314,6 +322,3 @@ def _keep_dark_shadows(
     out = codes.copy()
     out[(codes == SHADOW) & ~dark(nir, swir, nir_max, swir_max)] = 0
     return out
-
-
-

@@ -34,7 +34,7 @@ def sun_position(when: dt.datetime, lon: float, lat: float) -> tuple[float, floa
         ``(azimuth, elevation)`` in degrees; azimuth clockwise from north (0..360).
     """
     if when.tzinfo is not None:
-        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        when = when.astimezone(dt.UTC).replace(tzinfo=None)
     if when.time() == dt.time(0):
         when = when + dt.timedelta(hours=OVERPASS_SOLAR_HOUR - lon / 15.0)
     hours = when.hour + when.minute / 60 + when.second / 3600

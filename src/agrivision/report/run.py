@@ -170,10 +170,11 @@ def _run(
         mask = MaskConfig(
             **({"exclude": tuple(sc.mask_exclude)} if sc.mask_exclude else {}),
             cloud_probability_threshold=sc.cloud_probability_threshold,
+            method={True: "auto", False: "off"}.get(sc.mask, sc.mask),
         )
         scene = open_scene(
             list(sources), sensor=sc.sensor, bands=sc.bands, resolution=sc.resolution,
-            crs=sc.crs, chunks=sc.chunks, mask=mask if sc.mask else False,
+            crs=sc.crs, chunks=sc.chunks, mask=mask,
         )  # fmt: skip
         fields = read_fields(
             fields_path, layer=config.fields.layer, id_column=config.fields.id_column,
@@ -357,7 +358,8 @@ def _dates(scene: xr.Dataset) -> list[str]:
 def _scene_facts(scene: xr.Dataset) -> dict:
     t = scene.rio.transform()
     return {
-        "sensor": scene.attrs.get("sensor"), "dates": _dates(scene),
+        "sensor": scene.attrs.get("sensor"), "mask": scene.attrs.get("mask"),
+        "dates": _dates(scene),
         "crs": scene.rio.crs.to_string(), "shape": [scene.sizes["y"], scene.sizes["x"]],
         "resolution_m": [abs(t.a), abs(t.e)], "bands": [str(v) for v in scene.data_vars],
     }  # fmt: skip

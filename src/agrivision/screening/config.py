@@ -7,6 +7,7 @@ impossible values are refused with a message that names the key.
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,8 +26,10 @@ class ReadConfig(_Section):
 
 
 class MaskSection(_Section):
-    """How quality bands decode (see :class:`agrivision.masks.MaskConfig`)."""
+    """How quality bands decode, and the automatic mask without them (see
+    :class:`agrivision.masks.MaskConfig` and :mod:`agrivision.masks.auto`)."""
 
+    method: Literal["auto", "quality", "s2cloudless", "spectral", "off"] = "auto"
     exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     cloud_probability_threshold: float = Field(default=0.4, ge=0, le=1)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from agrivision.masks import MaskConfig
+from agrivision.screening.automask import auto_mask_layer
 from agrivision.screening.config import KeepConfig, ScreenConfig
 from agrivision.screening.duplicates import find_duplicates
 from agrivision.screening.quality import Quality, fields_mask, measure
@@ -60,6 +61,8 @@ def screen(
     *,
     fields: gpd.GeoDataFrame | None = None,
     config: ScreenConfig | None = None,
+    sensor: str | None = None,
+    bands: Sequence[str] | None = None,
 ) -> ScreenResult:
     """Screen an image collection: quality per scene and date, duplicates, keep/drop.
 
@@ -72,6 +75,10 @@ def screen(
         Field polygons (any CRS; reprojected per scene) for ``field_valid_fraction``.
     config
         Settings (:class:`~agrivision.screening.config.ScreenConfig`); defaults if None.
+    sensor, bands
+        As for :func:`agrivision.open_scene`: they name the bands of scenes without a quality
+        band, whose clouds and shadows then come from the sensor's detector (``mask.method``
+        ``auto``, see :mod:`agrivision.masks.auto`) run on the decimated read.
 
     Returns
     -------
@@ -89,6 +96,7 @@ def screen(
     mask_config = MaskConfig(
         exclude=tuple(config.mask.exclude),
         cloud_probability_threshold=config.mask.cloud_probability_threshold,
+        method=config.mask.method,
     )
     scenes = discover(sources)
     rows = []
@@ -96,6 +104,13 @@ def screen(
     with Reader(config.read.max_pixels) as reader:
         for scene in scenes:
             arrays, shape = reader.read(scene)
+            if config.mask.method != "off":
+                codes, _ = auto_mask_layer(
+                    scene, arrays, shape, mask_config, sensor=sensor,
+                    bands=list(bands) if bands else None,
+                )  # fmt: skip
+                if codes is not None:
+                    arrays["auto_mask"] = [codes]
             nodata = {la.var: la.nodata for la in scene.layers}
             dtypes = {la.var: la.dtype for la in scene.layers}
             q = measure(

@@ -144,7 +144,9 @@ def write_synthetic(
         )
     if sensor not in _SENSORS:
         raise ConfigError(
-            f"unknown sensor {sensor!r}", source="write_synthetic", fix=f"use one of {list(_SENSORS)}"
+            f"unknown sensor {sensor!r}",
+            source="write_synthetic",
+            fix=f"use one of {list(_SENSORS)}",
         )
     level, offset_tag = _SENSORS[sensor]
     out = Path(outdir)
