@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agrivision.errors import ConfigError
 
@@ -80,9 +80,14 @@ class SceneConfig(_Section):
     chunks: int = Field(default=1024, ge=64, le=16384)
     #: ``auto`` (quality band, else the sensor's detector), a forced method, or ``off``;
     #: true/false mean auto/off (see :mod:`agrivision.masks.auto`).
-    mask: bool | Literal["auto", "quality", "s2cloudless", "spectral", "off"] = "auto"
+    mask: Literal["auto", "quality", "s2cloudless", "spectral", "off"] = "auto"
     mask_exclude: list[str] | None = None
     cloud_probability_threshold: float = Field(default=0.4, ge=0, le=1)
+
+    @field_validator("mask", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        return {True: "auto", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class FieldsConfig(_Section):

@@ -170,7 +170,7 @@ def _run(
         mask = MaskConfig(
             **({"exclude": tuple(sc.mask_exclude)} if sc.mask_exclude else {}),
             cloud_probability_threshold=sc.cloud_probability_threshold,
-            method={True: "auto", False: "off"}.get(sc.mask, sc.mask),
+            method=sc.mask,
         )
         scene = open_scene(
             list(sources), sensor=sc.sensor, bands=sc.bands, resolution=sc.resolution,
