@@ -67,5 +67,5 @@ def test_config_scene_mask_accepts_switches_and_methods():
     assert load_report_config(overrides={"scene.mask": True}).scene.mask == "auto"
     assert load_report_config(overrides={"scene.mask": False}).scene.mask == "off"
     assert load_report_config(overrides={"scene.mask": "spectral"}).scene.mask == "spectral"
-    with pytest.raises(ConfigError, match="scene.mask"):
+    with pytest.raises(ConfigError, match=r"scene\.mask"):
         load_report_config(overrides={"scene.mask": "sky"})
