@@ -245,12 +245,12 @@ def _detect_date(
     cy, cx = (max(f, c // f * f) for c in ref.chunksize)
     fine_chunks = ref.rechunk((cy, cx)).chunks
     coarse_chunks = tuple(tuple(math.ceil(c / f) for c in ax) for ax in fine_chunks)
-    # Coarse blocks as large as the scene's chunks: fewer tasks, relatively smaller halos.
+    # One coarse block per scene chunk: the halos stay local, so the fine chunks that the
+    # dark test needs again are released a few rows of chunks later, not at the end.
     coarse = [
         scene[n]
         .data.rechunk((cy, cx))
         .map_blocks(_block_mean, f, chunks=coarse_chunks, dtype=np.float32)
-        .rechunk(ref.chunksize)
         for n in names
     ]
     if method == "s2cloudless":
