@@ -83,7 +83,9 @@ def test_austria_two_dates_with_generated_fields(shared_data, tmp_path):
         "green",
         "red",
         "nir",
+        "auto_mask",  # no SCL and no s2cloudless bands: the spectral cloud test's codes
     ]
+    assert summary["mask"] == "spectral"
     assert summary["dates"] == ["2021-06-17", "2021-09-25"]
     assert any("NDRE is left out" in w for w in summary["warnings"])
     assert "NDRE is left out" in (out / "report.html").read_text()

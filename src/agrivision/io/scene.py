@@ -191,10 +191,11 @@ def open_scene(
     if masking is None:
         scene.attrs["mask"] = "off"
     else:
+        frames = all(a.file.crs == PIXEL_GRID_CRS for a in assets)  # drone frames
         scene = mask_scene(
             scene,
             masking,
-            detector=profile.cloud_mask if profile else None,
+            detector="none" if frames else (profile.cloud_mask if profile else None),
             source=files[0] if len(files) == 1 else f"{len(files)} sources",
         )
     if select is not None:

@@ -46,7 +46,6 @@ from agrivision.masks.sun import sun_position
 METHODS = ("auto", "quality", "s2cloudless", "spectral", "off")
 #: Every variable a mask can be made from (quality bands, detector and dark-test bands).
 MASK_INPUTS = (*PRODUCT_MASKS, *S2CLOUDLESS_BANDS, *SPECTRAL_BANDS, "nir", "swir16")
-DETECTORS = ("s2cloudless", "spectral", "none")
 
 
 class CloudMaskWarning(UserWarning):
@@ -133,6 +132,12 @@ def resolve_method(
                 fix="add the quality band file, or use --mask auto / s2cloudless / spectral",
             )
         return "quality"
+    if requested in ("s2cloudless", "spectral") and scene.rio.crs is None:
+        raise MaskError(
+            f"mask {requested!r} needs a georeferenced scene (pixel size, sun position)",
+            source=source,
+            fix="drone frames fly below the clouds: use --mask off",
+        )
     if requested in ("s2cloudless", "spectral"):
         missing = _missing(scene, requested)
         if missing:
@@ -179,6 +184,8 @@ def detect(scene: xr.Dataset, method: str, config: MaskConfig) -> xr.DataArray:
     ``method`` (``s2cloudless`` or ``spectral``), on the scene's grid and chunks."""
     names = S2CLOUDLESS_BANDS if method == "s2cloudless" else SPECTRAL_BANDS
     pixel_m = abs(float(scene.rio.transform().a))
+    if scene.rio.crs.is_geographic:  # degrees: about 111 km per degree is close enough here
+        pixel_m *= 111_320.0
     suns = sun_angles(scene)
     if suns is None:
         warnings.warn(
