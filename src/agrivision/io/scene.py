@@ -92,7 +92,8 @@ def open_scene(
         Names (band ids or common names) of the bands of multi-band files, in file order,
         when the files' band descriptions do not say.
     select
-        Only these variables (common names or quality-band names); fewer bands are read.
+        Only these variables (common names or quality-band names); fewer bands are read. The
+        bands the mask is made from are read too (on the selected bands' grid), then dropped.
     resolution, crs, like
         Target grid. Default: CRS of the first source, the finest source resolution (in CRS
         units, metres for UTM), the union of all sources, aligned to the finest source's
