@@ -161,14 +161,17 @@ def resolve_method(
     if detector == "s2cloudless" and not _missing(scene, "s2cloudless"):
         return "s2cloudless"
     if not _missing(scene, "spectral"):
-        if detector == "s2cloudless":
-            warnings.warn(
-                f"{source or 'scene'}: clouds masked by the spectral test (brightness, "
-                "whiteness, HOT) because s2cloudless needs bands "
-                f"{', '.join(_missing(scene, 's2cloudless'))}; thin clouds can be missed",
-                CloudMaskWarning,
-                stacklevel=3,
-            )
+        why = (
+            f"s2cloudless needs bands {', '.join(_missing(scene, 's2cloudless'))}"
+            if detector == "s2cloudless"
+            else "the sources have no quality band (SCL, QA_PIXEL, Fmask)"
+        )
+        warnings.warn(
+            f"{source or 'scene'}: clouds masked by the spectral test (brightness, whiteness, "
+            f"HOT) because {why}; thin clouds can be missed",
+            CloudMaskWarning,
+            stacklevel=3,
+        )
         return "spectral"
     warnings.warn(
         f"{source or 'scene'}: no automatic cloud mask: the spectral test needs bands "
@@ -285,8 +288,9 @@ def _detect_date(
     codes = codes.rechunk(coarse_chunks).map_blocks(
         _upsample, f, chunks=fine_chunks, dtype=np.uint8
     )
-    if "nir" in scene:  # without NIR there is no dark test: candidates stay shadow (cautious)
-        dark_bands = [scene[n].data.rechunk((cy, cx)) for n in ("nir", "swir16") if n in scene]
+    nir = next((n for n in ("nir", "nir08") if n in scene), None)  # Landsat: nir08 only
+    if nir:  # without NIR there is no dark test: candidates stay shadow (cautious)
+        dark_bands = [scene[n].data.rechunk((cy, cx)) for n in (nir, "swir16") if n in scene]
         codes = da.map_blocks(
             _keep_dark_shadows, codes, *dark_bands, dtype=np.uint8,
             nir_max=config.shadow_nir_max, swir_max=config.shadow_swir_max,
