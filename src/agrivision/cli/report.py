@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from agrivision.cli.warn import print_warning
 from agrivision.config import load_report_config
 from agrivision.report.run import run_report
 
@@ -23,6 +24,11 @@ def _configure_logging(level: str, quiet: bool) -> None:
 @click.argument("sources", nargs=-1)
 @click.option(
     "--fields", "fields_path", help="Field boundaries (GeoJSON, GPKG, SHP, Parquet, FGB)."
+)
+@click.option(
+    "--crop-column",
+    help="Column of the fields' crop (peer groups); default: a known one (fiboa crop:code, "
+    "LPIS names), else all fields are one group.",
 )
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Run config YAML.")
@@ -44,6 +50,7 @@ def _configure_logging(level: str, quiet: bool) -> None:
 def report(
     sources: tuple[str, ...],
     fields_path: str | None,
+    crop_column: str | None,
     outdir: str | None,
     config_path: str | None,
     model: str | None,
@@ -61,6 +68,7 @@ def report(
     overrides = {
         "indices": list(indices) or None, "scene.sensor": sensor, "runtime.scheduler": scheduler,
         "runtime.workers": workers, "zones.n": n_zones, "model": model,
+        "fields.crop_column": crop_column,
     }  # fmt: skip
     config = load_report_config(config_path, overrides)
     if print_config:
@@ -74,7 +82,7 @@ def report(
     )
     click.echo(f"wrote {len(result.table)} fields to {Path(outdir)}; open {result.html}")
     for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
+        print_warning(w)
 
 
 @click.command()
