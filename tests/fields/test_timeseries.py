@@ -13,12 +13,12 @@ CONFIG = TimeSeriesConfig()  # NDVI, cloud_dip 0.15, min_valid_fraction 0.5
 DATES = ["2015-07-11", "2015-07-31", "2015-08-20", "2015-08-30", "2015-09-09"]
 
 
-def series(values: dict, valid: dict | None = None) -> pd.DataFrame:
+def series(values: dict, valid: dict | None = None, dates=DATES) -> pd.DataFrame:
     """Long series from {field_id: [ndvi per date]} (optionally valid fractions per date)."""
     rows = []
     for fid, ndvi in values.items():
         fractions = (valid or {}).get(fid, [1.0] * len(ndvi))
-        for date, v, f in zip(DATES, ndvi, fractions, strict=False):
+        for date, v, f in zip(dates, ndvi, fractions, strict=False):
             rows.append({"field_id": fid, "date": date, "valid_fraction": f, "ndvi_mean": v})
     out = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # order must not matter
     out["cloud_suspect"] = cloud_suspect(out, CONFIG)
@@ -30,9 +30,19 @@ def flags(s: pd.DataFrame, fid) -> list[bool]:
 
 
 def test_two_cloudy_dates_in_a_row_are_both_flagged():
-    # The real Slovenia field: 0.69 -> 0.40 -> 0.18 -> 0.66 (two hazy dates, then clear).
-    s = series({1: [0.69, 0.40, 0.18, 0.66, 0.64]})
-    assert flags(s, 1) == [False, True, True, False, False]
+    # Real Slovenia fields over two hazy dates: 0.69 -> 0.40 -> 0.18 -> 0.66, and one where
+    # the second hazy date is only 0.14 below the first.
+    s = series({1: [0.69, 0.40, 0.18, 0.66, 0.64], 47: [0.66, 0.32, 0.18, 0.67, 0.69]})
+    assert flags(s, 1) == flags(s, 47) == [False, True, True, False, False]
+
+
+def test_a_low_spell_of_three_dates_is_a_dip_but_four_are_a_real_change():
+    three = [0.70, 0.30, 0.25, 0.30, 0.70]
+    s = series({"three": three, "plateau": [0.70, 0.30, 0.30, 0.70, 0.70]})
+    assert flags(s, "three") == [False, True, True, True, False]
+    assert flags(s, "plateau") == [False, True, True, False, False]
+    four = series({"four": [0.70, 0.30, 0.25, 0.30, 0.30, 0.70]}, dates=[*DATES, "2015-09-19"])
+    assert not any(flags(four, "four"))
 
 
 def test_dips_within_the_threshold_and_steady_declines_are_not_flagged():
@@ -41,10 +51,10 @@ def test_dips_within_the_threshold_and_steady_declines_are_not_flagged():
             "small dip": [0.70, 0.60, 0.71, 0.70, 0.69],  # 0.10 below both: within 0.15
             "ripening": [0.80, 0.70, 0.55, 0.40, 0.30],
             "failing": [0.80, 0.80, 0.80, 0.80, 0.40],  # the last date has no later neighbour
-            "plateau": [0.70, 0.30, 0.30, 0.70, 0.70],  # not below both neighbours
+            "early": [0.30, 0.80, 0.80, 0.80, 0.80],  # nor the first an earlier one
         }
     )
-    for fid in ("small dip", "ripening", "failing", "plateau"):
+    for fid in ("small dip", "ripening", "failing", "early"):
         assert not any(flags(s, fid)), fid
 
 

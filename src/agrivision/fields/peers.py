@@ -140,12 +140,14 @@ def _groups(table: pd.DataFrame, observed: pd.Series) -> pd.Series:
     crop = table["crop"].astype("string").str.strip()
     counts = crop[observed].value_counts()
     small = counts[counts < MIN_PEERS]
-    if len(small) or crop.isna().any():
+    missing = int(crop.isna().sum())
+    if len(small) or missing:
         named = ", ".join(f"{k!s} ({v})" for k, v in small.head(5).items())
         warnings.warn(
             f"peer comparisons: {len(small)} crops have fewer than {MIN_PEERS} fields with "
-            f"enough data ({named}{', ...' if len(small) > 5 else ''}) and "
-            f"{int(crop.isna().sum())} fields have no crop; they are compared with all fields",
+            f"enough data ({named}{', ...' if len(small) > 5 else ''})"
+            + (f" and {missing} fields have no crop" if missing else "")
+            + "; they are compared with all fields",
             PeersWarning,
             stacklevel=3,
         )

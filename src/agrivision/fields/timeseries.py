@@ -1,13 +1,14 @@
 """Per-field, per-date index series: cloud-suspect dates and the change between clear dates.
 
 A date is *usable* for a field when its valid fraction reaches
-``timeseries.min_valid_fraction`` and the index mean is known. A usable date is
-*cloud-suspect* when the field mean lies more than ``timeseries.cloud_dip`` below both
-neighbouring usable dates: canopies do not lose and regain that much within one revisit,
-while thin cloud, haze and cloud edges that masks miss lower NDVI by 0.1-0.5. Dips are
-peeled off repeatedly, so two cloudy dates in a row (0.69, 0.40, 0.18, 0.66) are both
-flagged. The first and last usable dates have one neighbour and are never flagged. A cut
-(mowing) that regrows by the next date looks the same and is flagged too.
+``timeseries.min_valid_fraction`` and the index mean is known. A run of up to
+:data:`MAX_DIP_DATES` consecutive usable dates is *cloud-suspect* when every date in it lies
+more than ``timeseries.cloud_dip`` below both the usable date before and the one after the
+run: canopies do not lose and regain that much within a few revisits, while thin cloud,
+haze and cloud edges that masks miss lower NDVI by 0.1-0.5 (the Slovenia series reads
+0.69, 0.40, 0.18, 0.66 over two hazy dates). The first and last usable dates have no
+neighbour on one side and are never flagged. A cut (mowing) that regrows by the next
+usable date looks the same and is flagged too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import xarray as xr
 
 from agrivision.config import TimeSeriesConfig
 from agrivision.fields.zonal import zonal_stats
+
+#: Longest run of consecutive usable dates that can be one cloud-suspect dip.
+MAX_DIP_DATES = 3
 
 
 def field_series(
@@ -57,7 +61,7 @@ def field_series(
 
 
 def cloud_suspect(series: pd.DataFrame, config: TimeSeriesConfig) -> pd.Series:
-    """Flag usable dates whose index mean dips below both usable neighbours by > ``cloud_dip``.
+    """Flag runs of usable dates that dip below both usable neighbours by > ``cloud_dip``.
 
     Parameters
     ----------
@@ -75,16 +79,19 @@ def cloud_suspect(series: pd.DataFrame, config: TimeSeriesConfig) -> pd.Series:
     flags = pd.Series(False, index=series.index, name="cloud_suspect")
     usable = series[(series["valid_fraction"] >= config.min_valid_fraction) & series[col].notna()]
     for _, group in usable.sort_values("date").groupby("field_id", sort=False):
-        values = group[col].to_numpy(dtype=np.float64)
-        kept = np.arange(len(values))
-        while len(kept) >= 3:
-            v = values[kept]
-            dip = np.minimum(v[:-2], v[2:]) - v[1:-1] > config.cloud_dip
-            if not dip.any():
-                break
-            kept = np.delete(kept, np.flatnonzero(dip) + 1)
-        suspect = np.setdiff1d(np.arange(len(values)), kept)
+        suspect = _dips(group[col].to_numpy(dtype=np.float64), config.cloud_dip)
         flags.loc[group.index[suspect]] = True
+    return flags
+
+
+def _dips(values: np.ndarray, depth: float) -> np.ndarray:
+    """Dates in runs of up to MAX_DIP_DATES values all ``depth`` below both bounding values."""
+    flags = np.zeros(len(values), dtype=bool)
+    for start in range(1, len(values) - 1):
+        for end in range(start + 1, min(start + MAX_DIP_DATES, len(values) - 1) + 1):
+            top = values[start:end].max()
+            if min(values[start - 1], values[end]) - top > depth:
+                flags[start:end] = True
     return flags
 
 
