@@ -39,7 +39,7 @@ def table(ndvi, crops=None, *, valid=None, outside=None) -> pd.DataFrame:
 
 def test_peer_z_is_the_robust_z_within_the_crop():
     wheat = [0.50, 0.60, 0.62, 0.64, 0.66, 0.90]
-    t = table(wheat + [0.3, 0.35, 0.4], ["wheat"] * 6 + ["maize"] * 3)
+    t = table([*wheat, 0.3, 0.35, 0.4], ["wheat"] * 6 + ["maize"] * 3)
     with pytest.warns(PeersWarning, match=r"1 crops have fewer than 5 .*maize \(3\)"):
         peers = peer_groups(t, CONFIG)
     w = np.array(wheat)
@@ -48,7 +48,7 @@ def test_peer_z_is_the_robust_z_within_the_crop():
     assert peers["peer_z"].iloc[5] == pytest.approx(0.27 / (1.4826 * 0.03))  # 6.07
     assert (peers["peer_group"][:6] == "wheat").all() and (peers["peer_n"][:6] == 6).all()
     # three maize fields are too few: compared with all nine fields, and say so
-    every = np.array(wheat + [0.3, 0.35, 0.4])
+    every = np.array([*wheat, 0.3, 0.35, 0.4])
     ref = (every[6:] - np.median(every)) / median_abs_deviation(every, scale="normal")
     assert (peers["peer_group"][6:] == "all fields").all() and (peers["peer_n"][6:] == 9).all()
     np.testing.assert_allclose(peers["peer_z"][6:], ref, rtol=1e-5)

@@ -476,7 +476,9 @@ def test_ftw_prediction_chunked_equals_unchunked(shared_data, connectivity):
     (x0, y0, x1, y1), crs = raster.rio.bounds(), raster.rio.crs
     for c in (1, 2):
         # geodesic: pixel counts x pixel area, scaled at the raster's centre (a few km across)
-        expected = geodesic_ha((values == c).sum() * res * res / 1e4, crs, (x0 + x1) / 2, (y0 + y1) / 2)
+        expected = geodesic_ha(
+            (values == c).sum() * res * res / 1e4, crs, (x0 + x1) / 2, (y0 + y1) / 2
+        )
         assert chunked.loc[chunked["class"] == c, "area_ha"].sum() == pytest.approx(
             expected, rel=1e-5
         )

@@ -73,7 +73,9 @@ def test_problems_and_zones(report_dir):
     problems = gpd.read_file(report_dir / "problems.geojson")
     pest = problems[(problems["field_id"] == "A") & (problems["class"] == 3)]
     assert len(pest) == 1
-    assert pest["area_ha"].iloc[0] == pytest.approx(geodesic_ha(0.36, "EPSG:32633", 600_230, 5_299_770), rel=1e-6)
+    assert pest["area_ha"].iloc[0] == pytest.approx(
+        geodesic_ha(0.36, "EPSG:32633", 600_230, 5_299_770), rel=1e-6
+    )
     zones = gpd.read_file(report_dir / "zones.geojson")
     assert set(zones["field_id"]) == {"A", "B"}
 

@@ -24,7 +24,7 @@ def print_warning(message: str) -> None:
     click.echo(f"agrivision: warning: {line}", err=True)
 
 
-def _show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+def _show(message, category, filename, lineno, file=None, line=None) -> None:
     print_warning(f"{message}")
 
 
