@@ -15,7 +15,7 @@ from shapely import box
 
 from agrivision.config import ReportConfig, TimeSeriesConfig
 from agrivision.errors import FieldsError
-from agrivision.fields.peers import MAD_FLOOR, PeersWarning, peer_groups
+from agrivision.fields.peers import MAD_FLOOR, PeersWarning, peer_groups, relative_decline
 from agrivision.fields.table import field_table
 
 X0, Y0, RES = 500_000.0, 5_800_000.0, 10.0
@@ -156,3 +156,20 @@ def test_a_named_crop_column_must_exist():
     config = ReportConfig(fields={"crop_column": "gewas"})
     with pytest.raises(FieldsError, match=r"no crop column 'gewas' \(columns: crop\)"):
         field_table(fields, indices, classes, config=config)
+
+
+def test_a_field_cloudy_on_the_last_date_keeps_its_change_from_earlier_clear_dates():
+    t = table([0.7] * 5 + [np.nan], ["A"] * 6, valid=[1.0] * 5 + [0.1])
+    t = t.join(peer_groups(t, CONFIG))  # five observed "A" fields: a group of its own
+    assert t["peer_group"].tolist() == ["A"] * 6 and np.isnan(t["peer_z"].iloc[5])
+    change = pd.DataFrame(
+        {
+            "field_id": np.arange(1, 7),
+            "ndvi_change": [-0.30, -0.31, -0.29, -0.30, -0.32, -0.45],
+            "previous_date": ["2024-06-01"] * 6,
+            "last_date": ["2024-06-21"] * 6,
+        }
+    )
+    out = relative_decline(t, change, CONFIG)
+    assert out["ndvi_peer_change"].iloc[5] == pytest.approx(-0.30)  # median of all six
+    assert out["declining"].tolist() == [False] * 5 + [True]

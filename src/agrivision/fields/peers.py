@@ -14,7 +14,8 @@ field-mean NDVI of one crop varies by about 0.02 between fields from radiometric
 and sowing dates alone.
 
 Decline is judged against the group: ``<index>_peer_change`` is the median change of the
-group's fields whose last two clear dates are the field's own, and a field is ``declining``
+group's fields whose last two clear dates are the field's own (a field cloudy on the table's
+date still has a change from two earlier clear dates), and a field is ``declining``
 when ``change - peer_change < -decline_threshold`` (a whole crop ripening is not decline).
 Fewer than :data:`MIN_PEERS` such fields in the crop group: all fields with that date pair;
 fewer still: no reference (``peer_change`` NaN) and the absolute ``change`` is judged.
@@ -59,7 +60,7 @@ def peer_groups(table: pd.DataFrame, config: TimeSeriesConfig) -> pd.DataFrame:
         without enough data, or when the group has fewer than :data:`MIN_PEERS`).
     """
     value = table[f"{config.index.lower()}_mean"]
-    observed = observed_fields(table, config)
+    observed = _observed(table, config)
     group = _groups(table, observed)
     out = pd.DataFrame({"peer_group": group, "peer_n": 0, "peer_z": np.nan}, index=table.index)
     for key in group.unique():
@@ -83,8 +84,7 @@ def relative_decline(
     Parameters
     ----------
     table
-        The field table with ``peer_group`` (see :func:`peer_groups`), ``field_id`` and the
-        columns :func:`observed_fields` needs.
+        The field table with ``field_id`` and ``peer_group`` (see :func:`peer_groups`).
     change
         :func:`agrivision.fields.timeseries.field_change`: ``field_id, <index>_change,
         previous_date, last_date``.
@@ -101,7 +101,7 @@ def relative_decline(
     col, peer_col = f"{name}_change", f"{name}_peer_change"
     c = table[["field_id", "peer_group"]].merge(change, on="field_id", how="left")
     c.index = table.index
-    c = c[observed_fields(table, config) & c[col].notna()]
+    c = c[c[col].notna()]  # two clear dates: enough data, even if the last date is cloudy
     by_pair = c.groupby(["previous_date", "last_date"])[col]
     by_group = c.groupby(["peer_group", "previous_date", "last_date"])[col]
     pair_median = by_pair.transform("median").where(by_pair.transform("size") >= MIN_PEERS)
@@ -118,7 +118,7 @@ def relative_decline(
     return out
 
 
-def observed_fields(table: pd.DataFrame, config: TimeSeriesConfig) -> pd.Series:
+def _observed(table: pd.DataFrame, config: TimeSeriesConfig) -> pd.Series:
     """Fields with enough observed data for a comparison (inside, valid, index mean known)."""
     return (
         ~table["outside_scene"].astype(bool)

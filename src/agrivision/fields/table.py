@@ -74,8 +74,6 @@ def field_table(
 
     table = fields[["field_id"]].copy()
     crop = crop_column(fields, config.fields.crop_column)
-    if crop is not None:
-        table["crop"] = fields[crop].to_numpy()
     table["area_ha"] = area_ha(fields).to_numpy()
     stats = stats.set_index("field_id").loc[table["field_id"]].reset_index()
     table["coverage"] = stats["coverage"].to_numpy()
@@ -103,6 +101,8 @@ def field_table(
     table["outside_scene"] = table["coverage"] <= 0.0
     table["partly_outside"] = (table["coverage"] > 0.0) & (table["coverage"] < 0.999)
 
+    if crop is not None:
+        table["crop"] = fields[crop].to_numpy()
     ts = config.timeseries
     if f"{ts.index.lower()}_mean" not in table:  # an index the run did not compute
         ts = ts.model_copy(update={"index": first})
