@@ -171,5 +171,5 @@ def test_a_field_cloudy_on_the_last_date_keeps_its_change_from_earlier_clear_dat
         }
     )
     out = relative_decline(t, change, CONFIG)
-    assert out["ndvi_peer_change"].iloc[5] == pytest.approx(-0.30)  # median of all six
+    assert out["ndvi_peer_change"].iloc[5] == pytest.approx(-0.305)  # median of all six
     assert out["declining"].tolist() == [False] * 5 + [True]
