@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 import zipfile
+from itertools import pairwise
 from os import PathLike
 from pathlib import Path
 
@@ -140,13 +141,17 @@ def area_ha(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.Series:
         raise MissingCRSError(
             "cannot compute areas without a CRS", source="fields", fix="set one with set_crs()"
         )
-    lonlat = gdf.geometry.to_crs(_LONLAT).to_numpy()
-    # Geod counts counter-clockwise exteriors positive and subtracts clockwise holes.
-    oriented = shapely.orient_polygons(lonlat)
-    area = [
-        0.0 if g is None or g.is_empty else _GEOD.geometry_area_perimeter(g)[0] for g in oriented
-    ]
-    return pd.Series(np.asarray(area, dtype=np.float64) / 1e4, index=gdf.index, name="area_ha")
+    # Counter-clockwise exteriors and clockwise holes: the signed ring areas then add up.
+    lonlat = shapely.orient_polygons(gdf.geometry.to_crs(_LONLAT).to_numpy())
+    parts, part_owner = shapely.get_parts(lonlat, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    owner = part_owner[ring_part]
+    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    ends = np.searchsorted(ring_of, np.arange(len(rings) + 1))
+    x, y = xy[:, 0], xy[:, 1]
+    ring_m2 = [_GEOD.polygon_area_perimeter(x[a:b], y[a:b])[0] for a, b in pairwise(ends)]
+    area = np.bincount(owner, weights=ring_m2, minlength=len(lonlat)) / 1e4
+    return pd.Series(area, index=gdf.index, name="area_ha")
 
 
 def crop_column(
