@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyproj
 import rasterio
 from rasterio.transform import from_origin
 
@@ -41,3 +42,12 @@ def write_tif(
         for i, bt in enumerate(band_tags or [], start=1):
             dst.update_tags(i, **bt)
     return path
+
+
+def geodesic_ha(planar_ha: float, crs, x: float, y: float) -> float:
+    """Ellipsoidal area of a small planar area (ha) at projected (x, y): the planar area over
+    the projection's areal scale factor there (pyproj ``get_factors``), a reference that is
+    independent of the geodesic polygon areas the package computes."""
+    proj = pyproj.Proj(pyproj.CRS.from_user_input(crs))
+    lon, lat = proj(x, y, inverse=True)
+    return planar_ha / proj.get_factors(lon, lat).areal_scale

@@ -95,6 +95,9 @@ class FieldsConfig(_Section):
 
     layer: str | None = None
     id_column: str | None = None
+    # Column of each field's crop (peer groups); None: a known crop column when there is one
+    # (agrivision.io.fields.CROP_COLUMNS), else every field is compared with all fields.
+    crop_column: str | None = None
 
 
 class ZonesConfig(_Section):
@@ -120,8 +123,11 @@ class TimeSeriesConfig(_Section):
     """Trajectories and the ``declining`` flag."""
 
     index: str = "NDVI"
+    # Decline of a field's index relative to the median change of its peer group.
     decline_threshold: float = Field(default=0.05, ge=0)
     min_valid_fraction: float = Field(default=0.5, ge=0, le=1)
+    # A date whose field mean lies this far below both clear neighbours is cloud-suspect.
+    cloud_dip: float = Field(default=0.15, gt=0)
 
 
 class OutputConfig(_Section):

@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rasters import geodesic_ha
 
 from agrivision.errors import ConfigError, SpectralIndexError
 from agrivision.fields.rasterize import field_raster
@@ -25,6 +26,9 @@ from agrivision.health import (
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 HEALTHY, STRESSED, PEST, BARE = 1, 2, 3, 4
+
+# Class areas are geodesic: a 10 m pixel at the zone's central meridian is 0.08 % larger.
+PIXEL_HA = geodesic_ha(0.01, "EPSG:32633", 500_000.0, 5_800_000.0)
 
 
 def expected_three(masks: dict) -> np.ndarray:
@@ -208,10 +212,10 @@ def test_class_areas_of_the_three_fields(raster, three_fields):
     classes = classify(xr.Dataset({"NDVI": ndvi}), flds)
     areas = class_areas(classes, field_raster(flds, ndvi)).set_index(["field_id", "class"])
     assert areas.loc[("A", HEALTHY), "pixels"] == 400 - 25
-    assert areas.loc[("A", PEST), "area_ha"] == pytest.approx(0.25)
+    assert areas.loc[("A", PEST), "area_ha"] == pytest.approx(25 * PIXEL_HA)
     assert areas.loc[("A", PEST), "class_name"] == "pest_disease"
     assert areas.loc[("B", STRESSED), "share"] == 1.0
-    assert areas.loc[("C", BARE), "area_ha"] == pytest.approx(13 * 40 * 0.01)
+    assert areas.loc[("C", BARE), "area_ha"] == pytest.approx(13 * 40 * PIXEL_HA)
 
 
 @settings(
@@ -237,8 +241,9 @@ def test_class_areas_of_a_field_sum_to_its_area(raster, fields, boxes, seed, chu
     total = areas.groupby("field_id")["area_ha"].sum()
     codes = fid.values
     for field_id in np.unique(codes[codes > 0]):
-        assert total[field_id] == pytest.approx((codes == field_id).sum() * 0.01)
+        assert total[field_id] == pytest.approx((codes == field_id).sum() * PIXEL_HA)
     assert areas.groupby("field_id")["share"].sum().to_numpy() == pytest.approx(1.0)
     # disjoint fields: a field's classified area is its polygon area
     if not flds.geometry.union_all().area < flds.geometry.area.sum() - 1e-6:
-        assert total.sort_index().to_numpy() == pytest.approx(flds.area.to_numpy() / 1e4)
+        planar = flds.area.to_numpy() / 1e4
+        assert total.sort_index().to_numpy() == pytest.approx(planar * PIXEL_HA / 0.01)

@@ -11,11 +11,16 @@ import numpy as np
 import pyogrio
 import pytest
 import shapely
+from rasters import geodesic_ha
 
 from agrivision.errors import FieldsError, MissingCRSError
 from agrivision.io.fields import FieldsWarning, area_ha, read_fields
 
 UTM = "EPSG:32633"
+# Areas are geodesic: a planar hectare of EPSG:32633 is this many hectares on the ellipsoid
+# near the parcels (100 km west of the central meridian) and near the origin (500 km west).
+PARCEL_HA = geodesic_ha(2.0, UTM, 400150, 5760100)
+ORIGIN_HA = geodesic_ha(1.0, UTM, 100, 100)
 
 
 def parcels(n=3, crs=UTM, **columns):
@@ -38,7 +43,7 @@ def check_clean(gdf, n=3, crs=UTM, ordered=True):
     ids = gdf["field_id"].tolist()
     assert (ids if ordered else sorted(ids)) == list(range(10, 10 + n))
     assert gdf.crs.equals(crs)
-    np.testing.assert_allclose(area_ha(gdf), 2.0)
+    np.testing.assert_allclose(area_ha(gdf), PARCEL_HA, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -127,12 +132,14 @@ def test_bowtie_is_repaired_with_one_warning(tmp_path):
         out = read_fields(tmp_path / "f.parquet")
     assert len(record) == 1
     assert out.geometry.is_valid.all() and out.geom_type.iloc[0] == "MultiPolygon"
-    np.testing.assert_allclose(area_ha(out), [2.0, 2.0, 1.0])
+    np.testing.assert_allclose(area_ha(out), np.array([2.0, 2.0, 1.0]) * ORIGIN_HA, rtol=1e-5)
     assert not ring.is_valid  # a spike: repaired to its polygonal part
     gdf = gpd.GeoDataFrame({"field_id": [1]}, geometry=[ring], crs=UTM)
     gdf.to_parquet(tmp_path / "g.parquet")
     with pytest.warns(FieldsWarning):
-        np.testing.assert_allclose(area_ha(read_fields(tmp_path / "g.parquet")), 1.0)
+        np.testing.assert_allclose(
+            area_ha(read_fields(tmp_path / "g.parquet")), ORIGIN_HA, rtol=1e-5
+        )
 
 
 def test_unusable_geometries_are_dropped_with_one_warning(tmp_path):
@@ -155,7 +162,7 @@ def test_unusable_geometries_are_dropped_with_one_warning(tmp_path):
     assert "dropped 4 features without polygons (2 null or empty, 2 points" in messages[1]
     assert out["field_id"].tolist() == [1, 6, 7]
     assert out.geom_type.tolist() == ["Polygon", "Polygon", "MultiPolygon"]
-    np.testing.assert_allclose(area_ha(out), [1.0, 1.0, 0.02])
+    np.testing.assert_allclose(area_ha(out), np.array([1.0, 1.0, 0.02]) * ORIGIN_HA, rtol=1e-5)
 
 
 def test_only_points_is_an_error(tmp_path):
@@ -215,11 +222,12 @@ def test_missing_file(tmp_path):
 
 def test_area_ha_units():
     utm = parcels(1)
-    assert area_ha(utm).iloc[0] == pytest.approx(2.0)
-    assert area_ha(utm.to_crs(4326)).iloc[0] == pytest.approx(2.0, rel=1e-3)
+    assert area_ha(utm).iloc[0] == pytest.approx(PARCEL_HA, rel=1e-6)
+    assert area_ha(utm.to_crs(4326)).iloc[0] == pytest.approx(area_ha(utm).iloc[0], rel=1e-9)
     side = 100 / (1200 / 3937)  # 100 m in US survey feet
     feet = gpd.GeoSeries([shapely.box(1e6, 2e5, 1e6 + side, 2e5 + side)], crs="EPSG:2263")
-    assert area_ha(feet).iloc[0] == pytest.approx(1.0)
+    x, y = 1e6 + side / 2, 2e5 + side / 2
+    assert area_ha(feet).iloc[0] == pytest.approx(geodesic_ha(1.0, "EPSG:2263", x, y), rel=1e-6)
     assert area_ha(utm).name == "area_ha"
     with pytest.raises(MissingCRSError):
         area_ha(utm.set_crs(None, allow_override=True))

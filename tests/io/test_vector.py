@@ -14,6 +14,7 @@ import pyogrio
 import pyproj
 import pytest
 import shapely
+from rasters import geodesic_ha
 
 import agrivision.io.vector as vector
 from agrivision.errors import MissingCRSError, OutputError
@@ -185,7 +186,8 @@ def test_problem_polygons_from_vectorize_export_as_rfc7946(tmp_path):
     assert len(doc["features"][0]["geometry"]["coordinates"]) == 2  # shell and hole
     write_layers({"problems": problems}, tmp_path / "report.gpkg")
     read = pyogrio.read_dataframe(tmp_path / "report.gpkg", layer="problems")
-    np.testing.assert_allclose(read["area_ha"], [0.12, 0.04])
+    geodesic = [geodesic_ha(a, 32633, E0 + 30, N0 + 30) for a in (0.12, 0.04)]
+    np.testing.assert_allclose(read["area_ha"], geodesic, rtol=1e-7)
     assert read.crs == problems.crs
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import rasterio
+from rasters import geodesic_ha
 
 from agrivision.cli import main
 from agrivision.report.run import OUTPUTS, run_report
@@ -41,12 +42,14 @@ def test_field_values(report_dir):
     table = gpd.read_file(report_dir / "fields.geojson").set_index("field_id")
     assert table.crs.to_epsg() == 4326
     a, b, c = table.loc["A"], table.loc["B"], table.loc["C"]
-    assert a["area_ha"] == pytest.approx(32 * 32 * 100 / 1e4, rel=1e-6)  # 10.24 ha
+    # 10.24 ha planar in EPSG:32633, 100 km east of the central meridian: geodesic is larger
+    pixel_ha = geodesic_ha(0.01, "EPSG:32633", 600_240, 5_299_760)
+    assert a["area_ha"] == pytest.approx(32 * 32 * pixel_ha, rel=1e-6)
     # Field A, last date: 0.8 everywhere but a 6x6 patch at 0.3 -> exact coverage-weighted mean.
     assert a["ndvi_mean"] == pytest.approx((0.8 * (1024 - 36) + 0.3 * 36) / 1024, abs=2e-4)
     assert a["pest_pct"] == pytest.approx(100 * 36 / 1024, abs=0.01)
     assert a["hotspot"] and a["status"] == "problem"
-    assert a["problem_area_ha"] == pytest.approx(36 * 0.01, abs=1e-6)
+    assert a["problem_area_ha"] == pytest.approx(36 * pixel_ha, rel=1e-5)
     assert b["ndvi_mean"] == pytest.approx(0.55, abs=2e-4)
     assert b["ndvi_change"] == pytest.approx(-0.20, abs=5e-4) and b["declining"]
     assert c["outside_scene"] and c["status"] == "no data" and c["coverage"] == 0
@@ -70,7 +73,9 @@ def test_problems_and_zones(report_dir):
     problems = gpd.read_file(report_dir / "problems.geojson")
     pest = problems[(problems["field_id"] == "A") & (problems["class"] == 3)]
     assert len(pest) == 1
-    assert pest["area_ha"].iloc[0] == pytest.approx(0.36, abs=1e-6)
+    assert pest["area_ha"].iloc[0] == pytest.approx(
+        geodesic_ha(0.36, "EPSG:32633", 600_230, 5_299_770), rel=1e-6
+    )
     zones = gpd.read_file(report_dir / "zones.geojson")
     assert set(zones["field_id"]) == {"A", "B"}
 

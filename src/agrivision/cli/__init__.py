@@ -19,6 +19,7 @@ from agrivision.cli.info import info, sensors
 from agrivision.cli.report import demo, report
 from agrivision.cli.screen import screen
 from agrivision.cli.segment import chips, evaluate, segment, train
+from agrivision.cli.warn import one_line_warnings
 from agrivision.errors import AgrivisionError
 
 
@@ -49,7 +50,15 @@ for command in (
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors print one line and return 2, never a traceback."""
+    """Run the CLI; user errors print one line and return 2, never a traceback.
+
+    Warnings print as ``agrivision: warning: <message>``, each message once per run.
+    """
+    with one_line_warnings():
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="agrivision", standalone_mode=False)
     except AgrivisionError as exc:

@@ -14,7 +14,8 @@ from agrivision.health import classify as classify_health
 from agrivision.health import zones as make_zones
 from agrivision.indices import compute
 from agrivision.io.cog import to_cog
-from agrivision.io.fields import area_ha, read_fields
+from agrivision.io.fields import area_ha, check_overlap, read_fields
+from agrivision.io.fields import crop_column as find_crop_column
 from agrivision.io.vector import write_vector
 
 
@@ -25,21 +26,35 @@ def _fields_option(required: bool):
     )  # fmt: skip
 
 
+def _fields_over(fields_path: str | None, raster) -> gpd.GeoDataFrame | None:
+    """The fields in the raster's CRS, refused when none overlaps it."""
+    if fields_path is None:
+        return None
+    fields = read_fields(fields_path, to_crs=raster.rio.crs)
+    check_overlap(fields, raster, source=fields_path)
+    return fields
+
+
 @click.command()
 @scene_options
 @_fields_option(required=True)
 @click.option("-i", "--index", "names", multiple=True, default=("NDVI",), show_default=True)
+@click.option("--crop-column", help="Column of the fields' crop, copied as 'crop'.")
 @click.option("-o", "--output", required=True, help="OUT.geojson | .gpkg | .parquet | .csv")
-def stats(fields_path: str, names: tuple[str, ...], output: str, **opts) -> None:
+def stats(
+    fields_path: str, names: tuple[str, ...], crop_column: str | None, output: str, **opts
+) -> None:
     """Exact per-field (and per-date) statistics of indices over --fields."""
     scene = open_from_options(**opts)
-    fields = read_fields(fields_path, to_crs=scene.rio.crs)
+    fields = _fields_over(fields_path, scene)
+    crop = find_crop_column(fields, crop_column, source=fields_path)
     indices = compute(scene, list(names))
     table = zonal_stats(indices, fields, stats=DEFAULT_STATS)
-    table.insert(
-        1, "area_ha", area_ha(fields).set_axis(fields["field_id"]).loc[table["field_id"]].to_numpy()
-    )
-    geometry = fields.set_index("field_id").geometry.loc[table["field_id"]].to_numpy()
+    by_id = fields.assign(area_ha=area_ha(fields)).set_index("field_id").loc[table["field_id"]]
+    table.insert(1, "area_ha", by_id["area_ha"].to_numpy())
+    if crop is not None:
+        table.insert(1, "crop", by_id[crop].to_numpy())
+    geometry = by_id.geometry.to_numpy()
     out = gpd.GeoDataFrame(table, geometry=geometry, crs=fields.crs)
     write_vector(out, output)
     click.echo(f"wrote {len(out)} rows to {output}")
@@ -52,7 +67,7 @@ def stats(fields_path: str, names: tuple[str, ...], output: str, **opts) -> None
 def classify(fields_path: str | None, output: str, **opts) -> None:
     """Rule-based crop-health classes (last date) as a COG with colour table."""
     scene = open_from_options(**opts)
-    fields = read_fields(fields_path, to_crs=scene.rio.crs) if fields_path else None
+    fields = _fields_over(fields_path, scene)
     indices = compute(
         scene, ["NDVI", "NDRE"] if "rededge1" in scene or "rededge" in scene else ["NDVI"]
     )
@@ -86,7 +101,7 @@ def vectorize(
 
     file_info(classes_path)  # clear errors for missing/corrupt/un-georeferenced rasters
     raster = rioxarray.open_rasterio(classes_path, chunks=1024).squeeze("band", drop=True)
-    fields = read_fields(fields_path, to_crs=raster.rio.crs) if fields_path else None
+    fields = _fields_over(fields_path, raster)
     polys = vectorize_classes(
         raster, fields, classes_to_keep=[int(c) for c in keep.split(",")] if keep else None,
         class_names=DEFAULT_SCHEMA.labels, min_area_ha=min_area_ha, simplify=simplify,
@@ -105,7 +120,7 @@ def vectorize(
 def zones(fields_path: str, n: int, name: str, method: str, output: str, **opts) -> None:
     """Management zones per field from an index (last date)."""
     scene = open_from_options(**opts)
-    fields = read_fields(fields_path, to_crs=scene.rio.crs)
+    fields = _fields_over(fields_path, scene)
     index = compute(scene, [name])[name]
     if "time" in index.dims:
         index = index.isel(time=-1)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from agrivision.cli.options import mask_choice, source_options, split_bands
+from agrivision.cli.warn import print_warning
 from agrivision.config import load_report_config
 from agrivision.report.run import run_report
 
@@ -24,6 +25,11 @@ def _configure_logging(level: str, quiet: bool) -> None:
 @click.argument("sources", nargs=-1)
 @click.option(
     "--fields", "fields_path", help="Field boundaries (GeoJSON, GPKG, SHP, Parquet, FGB)."
+)
+@click.option(
+    "--crop-column",
+    help="Column of the fields' crop (peer groups); default: a known one (fiboa crop:code, "
+    "LPIS names), else all fields are one group.",
 )
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Run config YAML.")
@@ -45,6 +51,7 @@ def _configure_logging(level: str, quiet: bool) -> None:
 def report(
     sources: tuple[str, ...],
     fields_path: str | None,
+    crop_column: str | None,
     outdir: str | None,
     config_path: str | None,
     model: str | None,
@@ -67,6 +74,7 @@ def report(
         "scene.bands": split_bands(bands), "scene.mask": mask_choice(mask, no_mask),
         "runtime.scheduler": scheduler,
         "runtime.workers": workers, "zones.n": n_zones, "model": model,
+        "fields.crop_column": crop_column,
     }  # fmt: skip
     config = load_report_config(config_path, overrides)
     if print_config:
@@ -80,7 +88,7 @@ def report(
     )
     click.echo(f"wrote {len(result.table)} fields to {Path(outdir)}; open {result.html}")
     for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
+        print_warning(w)
 
 
 @click.command()

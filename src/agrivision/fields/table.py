@@ -3,7 +3,8 @@
 Column names are stable and documented in the README (they are the product's interface):
 ``field_id, area_ha, coverage, date, valid_fraction, <index>_<stat>...,
 <class>_pct, <class>_ha..., problem_area_ha, hotspot, low_valid_data, outside_scene,
-partly_outside, status`` and, with two or more dates, ``<index>_change, previous_date,
+partly_outside, status``, ``crop`` (when the fields have one), ``peer_group, peer_n,
+peer_z`` and, with two or more dates, ``<index>_change, <index>_peer_change, previous_date,
 declining``.
 """
 
@@ -17,8 +18,10 @@ import pandas as pd
 import xarray as xr
 
 from agrivision.config import ReportConfig
+from agrivision.fields.peers import peer_groups, relative_decline
+from agrivision.fields.timeseries import field_change, field_series
 from agrivision.fields.zonal import zonal_stats
-from agrivision.io.fields import area_ha
+from agrivision.io.fields import area_ha, crop_column
 
 INDEX_STATS = ("count", "valid_fraction", "mean", "std", "min", "max", "median", "p10", "p90")
 #: Short, stable column prefixes for the health classes (codes of the default schema).
@@ -53,7 +56,12 @@ def field_table(
     (GeoDataFrame, DataFrame or None)
         The table (one row per field, geometry of the input) and, with a ``time`` dimension,
         the long per-field, per-date series (``field_id, date, valid_fraction,
-        <index>_mean``).
+        <index>_mean, cloud_suspect``).
+
+    Raises
+    ------
+    FieldsError
+        ``config.fields.crop_column`` is not a column of ``fields``.
     """
     config = config or ReportConfig()
     timed = "time" in indices.dims
@@ -65,6 +73,7 @@ def field_table(
     stats = zonal_stats(lower, fields, stats=INDEX_STATS, fractions={_CLASSES: list(CLASS_SLUGS)})
 
     table = fields[["field_id"]].copy()
+    crop = crop_column(fields, config.fields.crop_column)
     table["area_ha"] = area_ha(fields).to_numpy()
     stats = stats.set_index("field_id").loc[table["field_id"]].reset_index()
     table["coverage"] = stats["coverage"].to_numpy()
@@ -92,11 +101,16 @@ def field_table(
     table["outside_scene"] = table["coverage"] <= 0.0
     table["partly_outside"] = (table["coverage"] > 0.0) & (table["coverage"] < 0.999)
 
+    if crop is not None:
+        table["crop"] = fields[crop].to_numpy()
+    ts = config.timeseries
+    if f"{ts.index.lower()}_mean" not in table:  # an index the run did not compute
+        ts = ts.model_copy(update={"index": first})
+    table = table.join(peer_groups(table, ts))
     series = None
     if timed:
-        series = _series(fields, indices)
-        table = table.merge(_change(series, config), on="field_id", how="left")
-        table["declining"] = table["declining"].fillna(False).astype(bool)
+        series = field_series(fields, indices, ts)
+        table = table.join(relative_decline(table, field_change(series, ts), ts))
 
     table["status"] = np.select(
         [
@@ -110,38 +124,3 @@ def field_table(
     if timed:
         table.loc[table["declining"] & (table["status"] == "good"), "status"] = "watch"
     return gpd.GeoDataFrame(table, geometry=fields.geometry.to_numpy(), crs=fields.crs), series
-
-
-def _series(fields: gpd.GeoDataFrame, indices: xr.Dataset) -> pd.DataFrame:
-    lower = indices.rename({v: str(v).lower() for v in indices.data_vars})
-    stats = zonal_stats(lower, fields, stats=("valid_fraction", "mean"))
-    first = str(next(iter(lower.data_vars)))
-    out = pd.DataFrame(
-        {
-            "field_id": stats["field_id"],
-            "date": pd.to_datetime(stats["time"]).dt.strftime("%Y-%m-%d"),
-            "valid_fraction": stats[f"{first}_valid_fraction"].fillna(0.0),
-        }
-    )
-    for var in lower.data_vars:
-        out[f"{var}_mean"] = stats[f"{var}_mean"]
-    return out
-
-
-def _change(series: pd.DataFrame, config: ReportConfig) -> pd.DataFrame:
-    """Change of the index mean between each field's last two dates with enough valid data."""
-    ts = config.timeseries
-    col = f"{ts.index.lower()}_mean"
-    rows = []
-    usable = series[(series["valid_fraction"] >= ts.min_valid_fraction) & series[col].notna()]
-    for fid, group in usable.groupby("field_id", sort=False):
-        group = group.sort_values("date")
-        if len(group) < 2:
-            rows.append((fid, np.nan, None, False))
-            continue
-        prev, last = group.iloc[-2], group.iloc[-1]
-        change = float(last[col] - prev[col])
-        rows.append((fid, change, prev["date"], change < -ts.decline_threshold))
-    return pd.DataFrame(
-        rows, columns=["field_id", f"{ts.index.lower()}_change", "previous_date", "declining"]
-    )

@@ -106,9 +106,8 @@ def vectorize(
     -------
     GeoDataFrame
         One row per connected polygon per (field and) class: ``field_id`` (only with
-        ``fields``), ``class``, ``class_name``, ``area_ha`` (hectares; planar in a projected
-        CRS, i.e. pixel count x pixel area before clipping; through EPSG:6933 for a geographic
-        CRS), ``geometry`` in the raster CRS. Sorted by field (input order), class, then
+        ``fields``), ``class``, ``class_name``, ``area_ha`` (hectares, geodesic on the WGS84
+        ellipsoid whatever the CRS: :func:`agrivision.io.fields.area_ha`), ``geometry`` in the raster CRS. Sorted by field (input order), class, then
         top-left position. Empty (with a warning) when nothing is found.
 
     Raises
@@ -259,18 +258,13 @@ def _finish(job: _Job, pieces: _Pieces, class_names: Mapping[int, str] | None) -
     """Merge pieces across seams; areas, minimum area, order, CRS coordinates, columns."""
     grid = job.grid
     geoms, codes, fidx = _merge_seams(*pieces, connectivity=job.connectivity)
-    if grid.metres_per_unit is None:
-        world = _to_world(geoms, grid.pixel_to_world)
-        areas = area_ha(gpd.GeoSeries(world, crs=grid.crs)).to_numpy()
-    else:
-        pixel_m2 = abs(grid.pixel_to_world.determinant) * grid.metres_per_unit**2
-        areas = shapely.area(geoms) * pixel_m2 / 1e4
-        world = None
+    world = _to_world(geoms, grid.pixel_to_world)
+    areas = area_ha(gpd.GeoSeries(world, crs=grid.crs)).to_numpy()
     keep_rows = areas >= job.min_area_ha
     bounds = shapely.bounds(geoms)
     order = np.lexsort((-areas, bounds[:, 0], -bounds[:, 3], codes, fidx))
     order = order[keep_rows[order]]
-    geoms = (world if world is not None else _to_world(geoms, grid.pixel_to_world))[order]
+    geoms = world[order]
     codes, fidx, areas = codes[order], fidx[order], areas[order]
     if job.simplify is not None and len(geoms):
         # Cleaning first makes shared edges vertex-identical (coverage_simplify requires it:
@@ -308,7 +302,7 @@ class _Grid:
         self.pixel_to_world: Affine = self.transform @ Affine.scale(1, -1)
         nodata = classes.rio.nodata
         self.nodata = None if nodata is None or np.isnan(nodata) else int(nodata)
-        # None for geographic CRSs: areas then go through an equal-area CRS.
+        # None for geographic CRSs (simplification needs a tolerance in metres).
         self.metres_per_unit = crs.axis_info[0].unit_conversion_factor if crs.is_projected else None
 
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import dask
 import dask.array as da
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rioxarray  # noqa: F401 - registers the .rio accessor
+import shapely
+import shapely.affinity
 import xarray as xr
 
 from agrivision.errors import GridError
 from agrivision.fields.rasterize import codes_to_ids
+from agrivision.io.fields import area_ha
 
 # Above this many dense (field, key) cells per pixel a chunk sorts instead of bincounting.
 _DENSE_CELLS_PER_PIXEL = 4
@@ -167,16 +171,18 @@ def dense_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pixel_area_ha(raster: xr.DataArray) -> float:
-    """Area of one pixel in hectares; the raster must be in a projected CRS (metres)."""
+    """Geodesic area of the raster's centre pixel in hectares (WGS84 ellipsoid), any CRS."""
     crs = raster.rio.crs
-    if crs is None or not crs.is_projected:
+    if crs is None:
         raise GridError(
-            f"{raster.name or 'raster'} is {'without a CRS' if crs is None else f'in {crs}'};"
-            " areas need a projected CRS in metres",
-            fix="reproject the scene (open_scene(..., crs='EPSG:...')) or write_crs(...)",
+            f"{raster.name or 'raster'} has no CRS; areas need one",
+            fix="set it with write_crs(...) or open the scene with its CRS",
         )
-    t = raster.rio.transform()
-    return abs(t.a * t.e - t.b * t.d) * crs.linear_units_factor[1] ** 2 / 10_000
+    row, col = raster.rio.height // 2, raster.rio.width // 2
+    pixel = shapely.affinity.affine_transform(
+        shapely.box(col, row, col + 1, row + 1), raster.rio.transform().to_shapely()
+    )
+    return float(area_ha(gpd.GeoSeries([pixel], crs=crs)).iloc[0])
 
 
 def id_columns(index: xr.DataArray) -> list[str]:

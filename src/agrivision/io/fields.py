@@ -1,4 +1,4 @@
-"""Reading field boundaries into a clean Fields table, and field areas in hectares.
+"""Reading field boundaries into a clean Fields table; field areas, crops and scene overlap.
 
 Fields = a GeoDataFrame with a unique ``field_id`` column and valid, non-empty (Multi)Polygons.
 Vector formats are read with pyogrio (GDAL); GeoParquet with geopandas/pyarrow because
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 import zipfile
+from itertools import pairwise
 from os import PathLike
 from pathlib import Path
 
@@ -17,16 +18,28 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
-from pyproj import CRS
+import xarray as xr
+from pyproj import CRS, Geod
+from pyproj.aoi import BBox
+from rasterio.warp import transform_bounds
 
-from agrivision.errors import FieldsError, MissingCRSError
+from agrivision.errors import FieldsError, MissingCRSError, NoOverlapError
 
 _PARQUET = (".parquet", ".geoparquet")
 _POLYGONAL = (3, 6)  # shapely type ids of Polygon, MultiPolygon
 #: Longest attribute value accepted, in characters (a boundary file is no place for blobs).
 MAX_ATTRIBUTE_CHARS = 1_000_000
-# World-wide equal-area CRS (WGS 84 / NSIDC EASE-Grid 2.0 Global) for areas of unprojected data.
-EQUAL_AREA_CRS = CRS.from_epsg(6933)
+_GEOD = Geod(ellps="WGS84")
+_LONLAT = CRS.from_epsg(4326)
+#: Crop columns looked for when none is named, in this order: fiboa (``crop:code``,
+#: ``crop:name``), generic names, Austria INVEKOS (``SNAR_CODE``, ``SNAR_BEZEICHNUNG``),
+#: Netherlands BRP (``gewascode``, ``gewas``), Denmark (``Afgkode``, ``Afgroede``), France RPG
+#: (``CODE_CULTU``). Codes come before names: a code groups exactly where names vary in
+#: spelling.
+CROP_COLUMNS = (
+    "crop:code", "crop:name", "crop_code", "crop_name", "crop", "SNAR_CODE", "SNAR_BEZEICHNUNG",
+    "gewascode", "gewas", "Afgkode", "Afgroede", "CODE_CULTU",
+)  # fmt: skip
 
 
 class FieldsWarning(UserWarning):
@@ -114,10 +127,10 @@ def read_fields(
 
 
 def area_ha(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.Series:
-    """Area of each geometry in hectares, never computed in degrees.
+    """Geodesic area of each geometry in hectares, on the WGS84 ellipsoid, whatever the CRS.
 
-    Projected CRSs are used as they are (their linear unit converted to metres); geographic
-    ones go through the equal-area EPSG:6933 first.
+    The vertices are transformed to lon/lat and the area is that of the polygon with geodesic
+    edges (pyproj ``Geod``), so a field far from its CRS's zone keeps its true area.
 
     Raises
     ------
@@ -128,13 +141,92 @@ def area_ha(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.Series:
         raise MissingCRSError(
             "cannot compute areas without a CRS", source="fields", fix="set one with set_crs()"
         )
-    geoms = gdf.geometry
-    if gdf.crs.is_projected:
-        metres = gdf.crs.axis_info[0].unit_conversion_factor
-        area = geoms.area * metres**2
-    else:
-        area = geoms.to_crs(EQUAL_AREA_CRS).area
-    return pd.Series(np.asarray(area) / 1e4, index=gdf.index, name="area_ha")
+    # Counter-clockwise exteriors and clockwise holes: the signed ring areas then add up.
+    lonlat = shapely.orient_polygons(gdf.geometry.to_crs(_LONLAT).to_numpy())
+    parts, part_owner = shapely.get_parts(lonlat, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    owner = part_owner[ring_part]
+    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    ends = np.searchsorted(ring_of, np.arange(len(rings) + 1))
+    x, y = xy[:, 0], xy[:, 1]
+    ring_m2 = [_GEOD.polygon_area_perimeter(x[a:b], y[a:b])[0] for a, b in pairwise(ends)]
+    area = np.bincount(owner, weights=ring_m2, minlength=len(lonlat)) / 1e4
+    return pd.Series(area, index=gdf.index, name="area_ha")
+
+
+def crop_column(
+    fields: gpd.GeoDataFrame, name: str | None = None, *, source: str | PathLike = "fields"
+) -> str | None:
+    """The column holding each field's crop: ``name`` when given, else a known one or None.
+
+    Parameters
+    ----------
+    fields
+        Fields as read by :func:`read_fields` (the file's attributes kept).
+    name
+        Column named by the user (``--crop-column``, ``fields.crop_column``).
+    source
+        The fields file, for the error message.
+
+    Returns
+    -------
+    str or None
+        ``name``, or the first of :data:`CROP_COLUMNS` present with at least one value, or
+        None when the file has none of them.
+
+    Raises
+    ------
+    FieldsError
+        ``name`` is not a column of the fields (the message lists the columns).
+    """
+    columns = [c for c in fields.columns if c not in ("field_id", fields.geometry.name)]
+    if name is not None:
+        if name not in fields.columns or name == fields.geometry.name:
+            raise FieldsError(
+                f"no crop column {name!r} (columns: {', '.join(map(str, columns))})",
+                source=source,
+                fix="pass one of these columns as --crop-column (fields.crop_column)",
+            )
+        return name
+    return next((c for c in CROP_COLUMNS if c in columns and fields[c].notna().any()), None)
+
+
+def check_overlap(
+    fields: gpd.GeoDataFrame, scene: xr.Dataset | xr.DataArray, *, source: str | PathLike
+) -> None:
+    """Refuse fields of which none overlaps the scene's extent (usually a CRS mix-up).
+
+    Parameters
+    ----------
+    fields
+        Fields in the scene's CRS (``read_fields(..., to_crs=scene.rio.crs)``).
+    scene
+        The raster (any georeferenced xarray object with ``rio.bounds()``).
+    source
+        The fields file, for the error message.
+
+    Raises
+    ------
+    NoOverlapError
+        No field intersects the scene's bounding box; the message gives both extents in
+        lon/lat. Fields partly or wholly outside, beside others inside, are not an error (the
+        field table flags them).
+    """
+    bounds = scene.rio.bounds()
+    if shapely.intersects(fields.geometry.to_numpy(), shapely.box(*bounds)).any():
+        return
+    f = BBox(*fields.to_crs(_LONLAT).total_bounds)
+    s = BBox(*transform_bounds(scene.rio.crs, _LONLAT, *bounds))
+    raise NoOverlapError(
+        f"no field overlaps the scene: the fields lie at {_lonlat(f)}; the scene covers "
+        f"{_lonlat(s)}",
+        source=source,
+        fix="check the fields' CRS (.prj / crs member) and that fields and scene are the same area",
+    )
+
+
+def _lonlat(box: BBox) -> str:
+    return f"lon {box.west:.3f}..{box.east:.3f}, lat {box.south:.3f}..{box.north:.3f}"
 
 
 def _read(path: Path, layer: str | int | None) -> gpd.GeoDataFrame:

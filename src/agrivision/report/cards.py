@@ -85,9 +85,12 @@ def _card(row, idx, cls, index_name, series, colours, config) -> FieldCard:
         own = series[series["field_id"] == row["field_id"]]
         col = f"{config.timeseries.index.lower()}_mean"
         if col in own and len(own) > 1:
-            images.append(
-                ("time series", figures.time_series(list(own["date"]), list(own[col]), title=col))
-            )
+            group = row.get("peer_group")
+            title = col if group is None or pd.isna(group) else f"{col} · peers: {group}"
+            suspect = list(own["cloud_suspect"]) if "cloud_suspect" in own else None
+            chart = figures.time_series(list(own["date"]), list(own[col]), title=title,
+                                        suspect=suspect)  # fmt: skip
+            images.append(("time series", chart))
     key = index_name.lower()
     facts = {
         "area": f"{row['area_ha']:.2f} ha",
@@ -96,8 +99,14 @@ def _card(row, idx, cls, index_name, series, colours, config) -> FieldCard:
         f"{index_name} p10–p90": f"{_fmt(row.get(f'{key}_p10'))} – {_fmt(row.get(f'{key}_p90'))}",
         "problem area": f"{row['problem_area_ha']:.2f} ha",
     }
+    if "crop" in row:
+        facts["crop"] = str(row["crop"])
+    if pd.notna(row.get("peer_z")):
+        facts["vs. peers (z)"] = f"{row['peer_z']:+.1f} among {row['peer_group']} ({row['peer_n']})"
     if "declining" in row and pd.notna(row.get(f"{config.timeseries.index.lower()}_change")):
         facts["change"] = _fmt(row[f"{config.timeseries.index.lower()}_change"])
+        if pd.notna(row.get(f"{config.timeseries.index.lower()}_peer_change")):
+            facts["peers' change"] = _fmt(row[f"{config.timeseries.index.lower()}_peer_change"])
     flags = [
         f
         for f in ("hotspot", "low_valid_data", "partly_outside", "declining")

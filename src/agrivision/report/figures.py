@@ -127,11 +127,23 @@ def histogram(values: np.ndarray, *, title: str, bins: int = 40) -> str:
     return data_uri(fig)
 
 
-def time_series(dates: Sequence[str], means: Sequence[float], *, title: str) -> str:
-    """A field's index trajectory over dates (NaN dates are gaps)."""
+def time_series(
+    dates: Sequence[str],
+    means: Sequence[float],
+    *,
+    title: str,
+    suspect: Sequence[bool] | None = None,
+) -> str:
+    """A field's index trajectory over dates (NaN dates are gaps); ``suspect`` dates (cloud
+    suspect, left out of the change) are drawn as hollow red markers."""
     fig, ax = _figure(3.6, 2.2)
     x = np.arange(len(dates))
     ax.plot(x, means, marker="o", color="#2b83ba")
+    if suspect is not None and any(suspect):
+        flagged = np.asarray(suspect, dtype=bool)
+        ax.plot(x[flagged], np.asarray(means, dtype=float)[flagged], "o", mfc="white",
+                mec="#d7191c", mew=1.5, label="cloud suspect")  # fmt: skip
+        ax.legend(fontsize=6, loc="lower left", frameon=False)
     ax.set_xticks(x, [d[5:] if len(d) >= 10 else d for d in dates], rotation=45, fontsize=7)
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)

@@ -44,7 +44,7 @@ from agrivision.health.model_classes import classes_provenance, model_classes, r
 from agrivision.health.zones import zone_batches
 from agrivision.indices import compute
 from agrivision.io.cog import gdal_cache_limit, to_cog
-from agrivision.io.fields import read_fields
+from agrivision.io.fields import check_overlap, crop_column, read_fields
 from agrivision.io.scene import open_scene
 from agrivision.io.vector import FeatureSpool, write_layers, write_vector
 from agrivision.masks import MaskConfig
@@ -180,6 +180,8 @@ def _run(
             fields_path, layer=config.fields.layer, id_column=config.fields.id_column,
             to_crs=scene.rio.crs,
         )  # fmt: skip
+        check_overlap(fields, scene, source=fields_path)
+        crop_column(fields, config.fields.crop_column, source=fields_path)
     with stage("indices"):
         indices = compute(scene, config.indices or _default_indices(scene))
         latest = indices.isel(time=-1) if "time" in indices.dims else indices
