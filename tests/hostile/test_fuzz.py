@@ -174,7 +174,7 @@ KEYS = {
     "problems": ["min_area_ha", "simplify_m", "hotspot_pct", "watch_pct", "problem_pct"],
     "timeseries": ["index", "decline_threshold", "min_valid_fraction"],
     "output": ["precision", "max_cards", "max_field_pixels"],
-    "health": ["bare_ndvi", "stressed_ndvi", "stressed_ndre", "stressed_z", "pest_z", "x"],
+    "health": ["bare_ndvi", "stressed_ndvi", "stressed_ndre", "stressed_z", "anomaly_z", "x"],
     "runtime": ["scheduler", "workers"],
     "fields": ["layer", "id_column"],
 }

@@ -101,7 +101,7 @@ def test_class_areas_sum_to_field_area(classes, ndvi, geoms):
     fields = fields_of(inside)
     index = xr.Dataset({"NDVI": grid(ndvi, chunks=5)})
     table, _ = field_table(fields, index, grid(classes, chunks=5))
-    total = table[["healthy_ha", "stressed_ha", "pest_ha", "bare_ha"]].sum(axis=1)
+    total = table[["healthy_ha", "stressed_ha", "anomaly_ha", "bare_ha"]].sum(axis=1)
     np.testing.assert_allclose(total, table["area_ha"], rtol=1e-5)
     np.testing.assert_allclose(table["area_ha"], fields.geometry.area / 1e4, rtol=1e-12)
 

@@ -116,7 +116,7 @@ def test_summary_and_html_name_the_checkpoint(case):
         "checkpoint": str(case["model"].resolve()),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "classes": {"soil": "bare_soil", "crop": "healthy", "weed": "bare_soil",
-                    "disease": "pest_disease"},
+                    "disease": "anomaly"},
     }  # fmt: skip
     assert summary["config"]["model"] == str(case["model"])
     assert summary["warnings"] == []  # no GDAL noise from chunk-wise reprojection
@@ -166,10 +166,10 @@ def test_rule_based_classes_name_their_rules():
     ("classes", "mapping", "expected"),
     [
         (("soil", "crop", "weed"), None, ("bare_soil", "healthy", "bare_soil")),  # CWFID
-        (("background", "healthy", "stressed", "pest_disease", "bare_soil"), None,
-         ("background", "healthy", "stressed", "pest_disease", "bare_soil")),
-        (("Bare Soil", "Pest-Damage", "NoData"), None, ("bare_soil", "pest_disease", "background")),
-        (("soil", "crop", "weed"), {"weed": "pest_disease"}, ("bare_soil", "healthy", "pest_disease")),
+        (("background", "healthy", "stressed", "anomaly", "bare_soil"), None,
+         ("background", "healthy", "stressed", "anomaly", "bare_soil")),
+        (("Bare Soil", "Pest-Damage", "NoData"), None, ("bare_soil", "anomaly", "background")),
+        (("soil", "crop", "weed"), {"weed": "anomaly"}, ("bare_soil", "healthy", "anomaly")),
     ],
 )  # fmt: skip
 def test_class_mapping(classes, mapping, expected):

@@ -32,7 +32,7 @@ def test_every_output_is_written(report_dir):
     assert layers == {"fields", "problems", "zones"}
     with rasterio.open(report_dir / "classes.tif") as src:
         assert src.colormap(1)[1][:3] == (26, 150, 65)
-        assert json.loads(src.tags()["CLASS_NAMES"])["3"] == "pest_disease"
+        assert json.loads(src.tags()["CLASS_NAMES"])["3"] == "anomaly"
     with rasterio.open(report_dir / "indices.tif") as src:
         assert src.descriptions == ("NDVI", "NDRE")
 
@@ -44,7 +44,7 @@ def test_field_values(report_dir):
     assert a["area_ha"] == pytest.approx(32 * 32 * 100 / 1e4, rel=1e-6)  # 10.24 ha
     # Field A, last date: 0.8 everywhere but a 6x6 patch at 0.3 -> exact coverage-weighted mean.
     assert a["ndvi_mean"] == pytest.approx((0.8 * (1024 - 36) + 0.3 * 36) / 1024, abs=2e-4)
-    assert a["pest_pct"] == pytest.approx(100 * 36 / 1024, abs=0.01)
+    assert a["anomaly_pct"] == pytest.approx(100 * 36 / 1024, abs=0.01)
     assert a["hotspot"] and a["status"] == "problem"
     assert a["problem_area_ha"] == pytest.approx(36 * 0.01, abs=1e-6)
     assert b["ndvi_mean"] == pytest.approx(0.55, abs=2e-4)

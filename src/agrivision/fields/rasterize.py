@@ -22,8 +22,10 @@ from pyproj import CRS
 from shapely import box
 
 from agrivision.errors import FieldsError, GridError, MissingCRSError, NoOverlapError
+from agrivision.fields.coverage import group_coverage, pixel_rings
 
 ID_MAP_ATTR = "field_id_map"
+_FULL_EPS = 1e-9
 _INT32_MAX = np.iinfo(np.int32).max
 
 
@@ -33,6 +35,7 @@ def field_raster(
     *,
     column: str = "field_id",
     all_touched: bool = False,
+    interior: bool = False,
 ) -> xr.DataArray:
     """Rasterise field polygons onto the grid of ``like``, lazily (one task per chunk).
 
@@ -49,6 +52,10 @@ def field_raster(
         kept in ``attrs["field_id_map"]`` (code ``k`` is ``field_id_map[k - 1]``).
     all_touched
         Burn every pixel the polygon touches instead of the pixel-centre rule.
+    interior
+        Keep only the pixels wholly inside their field (exact coverage fraction 1, as
+        :mod:`agrivision.fields.coverage` computes it): edge pixels, which mix the field with
+        its neighbour, become 0. Computed per chunk, so chunking does not change it.
 
     Returns
     -------
@@ -117,6 +124,7 @@ def field_raster(
             (window.height, window.width),
             rasterio.windows.transform(window, transform),
             all_touched,
+            interior,
         )
     data = da.map_blocks(
         _burn,
@@ -152,13 +160,33 @@ def ids_to_codes(field_ids: xr.DataArray, ids: Any) -> np.ndarray:
 
 
 def _burn(payload: np.ndarray) -> np.ndarray:
-    geoms, codes, shape, window_transform, all_touched = payload.flat[0]
+    geoms, codes, shape, window_transform, all_touched, interior = payload.flat[0]
     if not len(geoms):
         return np.zeros(shape, np.int32)
-    return rasterio.features.rasterize(
+    out = rasterio.features.rasterize(
         zip(geoms, codes.tolist(), strict=True), out_shape=shape, transform=window_transform,
         fill=0, all_touched=all_touched, dtype=np.int32,
     )  # fmt: skip
+    if interior:
+        out[~_wholly_inside(out, geoms, codes, window_transform)] = 0
+    return out
+
+
+def _wholly_inside(burnt: np.ndarray, geoms, codes: np.ndarray, transform) -> np.ndarray:
+    """Pixels whose own (burnt) field covers all of them."""
+    rings = pixel_rings(geoms, transform, burnt.shape)
+    ptr, cells, cov, _ = group_coverage(
+        rings.cols, rings.rows, rings.ring_ptr, rings.ring_sign, rings.field_ptr, rings.bbox,
+        0, 0, burnt.shape[1],
+    )  # fmt: skip
+    field = np.repeat(np.arange(len(geoms)), np.diff(ptr))
+    # Reprojected borders that run along pixel edges leave coverage 1 - 1e-15, not 1.
+    full = cov >= 1.0 - _FULL_EPS
+    cells, field = cells[full], field[full]
+    own = burnt.ravel()[cells] == codes[field]
+    inside = np.zeros(burnt.size, bool)
+    inside[cells[own]] = True
+    return inside.reshape(burnt.shape)
 
 
 def _codes(ids: pd.Series) -> tuple[np.ndarray, list | None]:

@@ -31,6 +31,7 @@ from pyproj import CRS
 from rasterio.warp import transform_geom
 
 from agrivision.errors import ConfigError, OutputError
+from agrivision.health.schema import DEFAULT_SCHEMA
 from agrivision.io.atomic import atomic_path
 from agrivision.io.cog import to_cogs
 from agrivision.sensors import load_profile
@@ -46,9 +47,8 @@ _EXTENSIONS = [
     "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
 ]
 _COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
-#: Colours of the truth rasters (RGBA); classes follow the project's health schema.
-CLASS_COLOURS = {0: (0, 0, 0, 0), 1: (26, 150, 65, 255), 2: (253, 174, 97, 255),
-                 3: (215, 25, 28, 255), 4: (140, 81, 10, 255)}  # fmt: skip
+#: Colours of the truth rasters (RGBA): those of the project's health schema.
+CLASS_COLOURS = DEFAULT_SCHEMA.colormap
 LANDCOVER_COLOURS = {0: (0, 0, 0, 0), 1: (230, 200, 90, 255), 2: (150, 210, 110, 255),
                      3: (120, 120, 120, 255), 4: (20, 90, 40, 255), 5: (40, 110, 220, 255),
                      6: (200, 60, 60, 255)}  # fmt: skip
