@@ -49,7 +49,10 @@ def test_field_values(report_dir):
     assert a["problem_area_ha"] == pytest.approx(36 * 0.01, abs=1e-6)
     assert b["ndvi_mean"] == pytest.approx(0.55, abs=2e-4)
     assert b["ndvi_change"] == pytest.approx(-0.20, abs=5e-4) and b["declining"]
-    assert c["outside_scene"] and c["status"] == "no data" and c["coverage"] == 0
+    assert c["outside_scene"] and c["status"] == "insufficient data" and c["coverage"] == 0
+    assert c["status_reason"] == "outside the scene" and a["status_reason"].startswith(
+        "anomaly patch 0.36 ha"
+    )
     assert bool(a["declining"]) is False
 
 
