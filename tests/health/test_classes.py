@@ -81,7 +81,9 @@ def test_the_old_pest_key_names_the_new_one(tmp_path):
     with pytest.raises(ConfigError) as caught:
         HealthRules.from_yaml(old)
     assert str(caught.value).count("\n") == 0
-    assert "old.yaml" in str(caught.value) and "pest_z was renamed to anomaly_z" in str(caught.value)
+    assert "old.yaml" in str(caught.value) and "pest_z was renamed to anomaly_z" in str(
+        caught.value
+    )
     assert "anomaly_z: -3.5" in str(caught.value)
 
 

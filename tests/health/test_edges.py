@@ -60,6 +60,7 @@ def test_an_interior_patch_in_the_same_field_is_found(raster):
     expected = np.zeros(values.shape, bool)
     expected[14:17, 18:21] = True
     np.testing.assert_array_equal(classes == ANOMALY, expected)
+    assert (classes[interior & ~expected] == HEALTHY).all()
 
 
 def test_a_field_without_enough_interior_pixels_gets_no_z(raster):

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 import agrivision
-
 from agrivision.errors import ConfigError
 from agrivision.health.schema import DEFAULT_SCHEMA, ClassSchema, HealthClass
 
