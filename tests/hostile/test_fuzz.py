@@ -171,10 +171,27 @@ def test_fuzz_fields_reader(content, suffix):
 KEYS = {
     "scene": ["sensor", "bands", "resolution", "crs", "chunks", "mask", "mask_exclude"],
     "zones": ["n", "method", "index", "smooth"],
-    "problems": ["min_area_ha", "simplify_m", "hotspot_pct", "watch_pct", "problem_pct"],
+    "problems": [
+        "min_area_ha",
+        "simplify_m",
+        "min_pixels",
+        "hotspot_min_ha",
+        "hotspot_pct",
+        "watch_pct",
+        "problem_pct",
+    ],  # fmt: skip
     "timeseries": ["index", "decline_threshold", "min_valid_fraction"],
     "output": ["precision", "max_cards", "max_field_pixels"],
-    "health": ["bare_ndvi", "stressed_ndvi", "stressed_ndre", "stressed_z", "anomaly_z", "x"],
+    "health": [
+        "bare_ndvi",
+        "stressed_ndvi",
+        "stressed_ndre",
+        "stressed_z",
+        "anomaly_z",
+        "pest_z",
+        "edge",
+        "x",
+    ],  # fmt: skip
     "runtime": ["scheduler", "workers"],
     "fields": ["layer", "id_column"],
 }

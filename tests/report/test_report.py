@@ -150,3 +150,19 @@ def test_print_config(capsys, tmp_path):
     assert main(["report", "--config", str(cfg), "--zones", "4", "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["zones"]["n"] == 4
+
+
+def test_without_any_supported_field_the_report_says_so(report_inputs, tmp_path):
+    config = tmp_path / "strict.yaml"
+    config.write_text("problems:\n  min_pixels: 100000\n")
+    out = tmp_path / "report"
+    args = ["report", *report_inputs["sources"], "--fields", str(report_inputs["fields"]),
+            "--config", str(config), "-o", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    table = gpd.read_file(out / "fields.geojson")
+    assert (table["status"] == "insufficient data").all() and not table["hotspot"].any()
+    assert table["status_reason"].str.endswith("observed pixels < 100000").sum() == 2
+    assert gpd.read_file(out / "problems.geojson").empty
+    assert gpd.read_file(out / "zones.geojson").empty
+    summary = json.loads((out / "summary.json").read_text())
+    assert any(w.startswith("no field has enough data for a verdict") for w in summary["warnings"])

@@ -202,6 +202,8 @@ def _names(n: int) -> dict[int, str]:
 def _with_means(polygons: gpd.GeoDataFrame, means: pd.DataFrame) -> gpd.GeoDataFrame:
     """Zone polygons (``vectorize`` output) with their zone's mean index, in their order."""
     polygons = polygons.rename(columns={"class": "zone"})
+    # the ids' type, also when no field has zones (an empty table has no ids to infer it from)
+    means = means.astype({"field_id": polygons["field_id"].dtype})
     polygons = polygons.merge(means, on=["field_id", "zone"], how="left")
     return polygons[["field_id", "zone", means.columns[-1], "area_ha", "geometry"]]
 

@@ -200,6 +200,13 @@ def _run(
         table, series = field_table(fields, indices, classes, config=config)
         # Fields without enough data get a status and no problem polygons or zones.
         supported = fields[(table["status"] != INSUFFICIENT).to_numpy()]
+        if supported.empty:
+            warnings.warn(
+                f"no field has enough data for a verdict (problems.min_pixels = "
+                f"{config.problems.min_pixels}, timeseries.min_valid_fraction = "
+                f"{config.timeseries.min_valid_fraction}): no problem polygons, no zones",
+                UserWarning, stacklevel=2,
+            )  # fmt: skip
     with stage("problems"):
         polygons = vectorize_batches(
             classes, supported, classes_to_keep=PROBLEM_CODES,
