@@ -179,7 +179,7 @@ KEYS = {
         "hotspot_pct",
         "watch_pct",
         "problem_pct",
-    ],  # fmt: skip
+    ],
     "timeseries": ["index", "decline_threshold", "min_valid_fraction"],
     "output": ["precision", "max_cards", "max_field_pixels"],
     "health": [
@@ -191,7 +191,7 @@ KEYS = {
         "pest_z",
         "edge",
         "x",
-    ],  # fmt: skip
+    ],
     "runtime": ["scheduler", "workers"],
     "fields": ["layer", "id_column"],
 }
