@@ -103,7 +103,7 @@ def field_table(
         table[f"{slug}_pct"] = 100.0 * share
         table[f"{slug}_ha"] = share * observed_ha
     table["problem_area_ha"] = sum(table[f"{CLASS_SLUGS[c]}_ha"] for c in PROBLEM_CODES)
-    problem_pct = sum(table[f"{CLASS_SLUGS[c]}_pct"] for c in PROBLEM_CODES)
+    problem_pct = problem_share(table)
     p = config.problems
     table["anomaly_patch_ha"] = largest_patch_ha(classes, fields, code=ANOMALY).to_numpy()
     table["low_valid_data"] = table["valid_fraction"] < config.timeseries.min_valid_fraction
@@ -133,6 +133,11 @@ def field_table(
     table["status"] = [status for status, _ in verdicts]
     table["status_reason"] = [reason for _, reason in verdicts]
     return gpd.GeoDataFrame(table, geometry=fields.geometry.to_numpy(), crs=fields.crs), series
+
+
+def problem_share(table: pd.DataFrame) -> pd.Series:
+    """Share (%) of each field's classified area in a problem class (stressed, anomaly)."""
+    return sum(table[f"{CLASS_SLUGS[c]}_pct"] for c in PROBLEM_CODES)
 
 
 def _lacking_support(

@@ -18,7 +18,7 @@ from rasterio.enums import Resampling
 
 from agrivision.config import ReportConfig
 from agrivision.errors import ResourceLimitError
-from agrivision.fields.table import CLASS_SLUGS, INSUFFICIENT, PROBLEM_CODES
+from agrivision.fields.table import CLASS_SLUGS, INSUFFICIENT, problem_share
 from agrivision.health.schema import DEFAULT_SCHEMA, ClassSchema
 from agrivision.report import figures
 from agrivision.report.html import FieldCard
@@ -60,10 +60,9 @@ def build_cards(
     first. ``schema`` gives the class colours and the labels of the class-area table.
     """
     config = config or ReportConfig()
-    problem_pct = sum(table[f"{CLASS_SLUGS[c]}_pct"] for c in PROBLEM_CODES)
-    order = table.assign(_s=table["status"].map(STATUS_ORDER), _p=-problem_pct).sort_values(
-        ["_s", "_p"], kind="stable"
-    )
+    order = table.assign(
+        _s=table["status"].map(STATUS_ORDER), _p=-problem_share(table)
+    ).sort_values(["_s", "_p"], kind="stable")
     order = order[~order["outside_scene"]].head(config.output.max_cards)
     cards = []
     with rasterio.open(indices_tif) as idx, rasterio.open(classes_tif) as cls:
