@@ -172,3 +172,15 @@ def test_interior_keeps_only_pixels_wholly_inside(chunks):
     np.testing.assert_array_equal(inner, expected)
     assert ((inner == 0) | (inner == full)).all()
     assert (full == 1).sum() - (inner == 1).sum() == 2 * 28 + 2 * 21  # the edge ring
+
+
+def test_an_inner_buffer_makes_a_wider_edge():
+    flds = gpd.GeoDataFrame(
+        {"field_id": [1, 2]},
+        geometry=[box(X0 + 20, Y0 - 220, X0 + 220, Y0 - 20), box(X0 + 300, Y0 - 60, X0 + 330, Y0)],
+        crs="EPSG:32633",
+    )
+    inner = field_raster(flds, grid(chunks=7), interior=True, inner_buffer=12.0).values
+    expected = np.zeros((40, 50), np.int32)
+    expected[4:20, 4:20] = 1  # 12 m in from every side: the first two pixel rings are edge
+    np.testing.assert_array_equal(inner, expected)  # field 2 (30 m wide) has no interior left

@@ -54,9 +54,12 @@ def test_a_healthy_field_beside_bare_soil_has_no_anomaly_along_its_edge(raster, 
     assert ((included == ANOMALY) <= edge).all()
 
 
-def test_an_interior_patch_in_the_same_field_is_found(raster):
+@pytest.mark.parametrize("inner_buffer_m", [0.0, 20.0])
+def test_an_interior_patch_in_the_same_field_is_found(raster, inner_buffer_m):
     values, fields, interior, _ = field_beside_soil(patch=True)
-    classes = classify(xr.Dataset({"NDVI": raster(values, chunks=7)}), fields).values
+    rules = HealthRules(inner_buffer_m=inner_buffer_m)  # the patch is 100 m from the border
+    ndvi = xr.Dataset({"NDVI": raster(values, chunks=7)})
+    classes = classify(ndvi, fields, rules=rules).values
     expected = np.zeros(values.shape, bool)
     expected[14:17, 18:21] = True
     np.testing.assert_array_equal(classes == ANOMALY, expected)

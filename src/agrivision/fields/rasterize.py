@@ -19,6 +19,7 @@ import rasterio.windows
 import rioxarray  # noqa: F401 - registers the .rio accessor
 import xarray as xr
 from pyproj import CRS
+import shapely
 from shapely import box
 
 from agrivision.errors import FieldsError, GridError, MissingCRSError, NoOverlapError
@@ -36,6 +37,7 @@ def field_raster(
     column: str = "field_id",
     all_touched: bool = False,
     interior: bool = False,
+    inner_buffer: float = 0.0,
 ) -> xr.DataArray:
     """Rasterise field polygons onto the grid of ``like``, lazily (one task per chunk).
 
@@ -56,6 +58,9 @@ def field_raster(
         Keep only the pixels wholly inside their field (exact coverage fraction 1, as
         :mod:`agrivision.fields.coverage` computes it): edge pixels, which mix the field with
         its neighbour, become 0. Computed per chunk, so chunking does not change it.
+    inner_buffer
+        With ``interior``: shrink each field by this distance (CRS units, metres in a
+        projected CRS) first, so that pixels within it of the border are edge pixels too.
 
     Returns
     -------
@@ -125,6 +130,7 @@ def field_raster(
             rasterio.windows.transform(window, transform),
             all_touched,
             interior,
+            inner_buffer,
         )
     data = da.map_blocks(
         _burn,
@@ -160,7 +166,7 @@ def ids_to_codes(field_ids: xr.DataArray, ids: Any) -> np.ndarray:
 
 
 def _burn(payload: np.ndarray) -> np.ndarray:
-    geoms, codes, shape, window_transform, all_touched, interior = payload.flat[0]
+    geoms, codes, shape, window_transform, all_touched, interior, inner_buffer = payload.flat[0]
     if not len(geoms):
         return np.zeros(shape, np.int32)
     out = rasterio.features.rasterize(
@@ -168,12 +174,13 @@ def _burn(payload: np.ndarray) -> np.ndarray:
         fill=0, all_touched=all_touched, dtype=np.int32,
     )  # fmt: skip
     if interior:
-        out[~_wholly_inside(out, geoms, codes, window_transform)] = 0
+        cores = shapely.buffer(geoms, -inner_buffer) if inner_buffer > 0 else geoms
+        out[~_wholly_inside(out, cores, codes, window_transform)] = 0
     return out
 
 
 def _wholly_inside(burnt: np.ndarray, geoms, codes: np.ndarray, transform) -> np.ndarray:
-    """Pixels whose own (burnt) field covers all of them."""
+    """Pixels that ``geoms`` (one per code) cover wholly, where their own field was burnt."""
     rings = pixel_rings(geoms, transform, burnt.shape)
     ptr, cells, cov, _ = group_coverage(
         rings.cols, rings.rows, rings.ring_ptr, rings.ring_sign, rings.field_ptr, rings.bbox,

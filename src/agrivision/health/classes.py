@@ -24,7 +24,8 @@ headland) the spectrum cannot say.
 Support: ``z`` exists only where it means something.
 
 * With ``edge="exclude"`` (the default) the median, the MAD and ``z`` use only the field's
-  *interior* pixels, those wholly inside its polygon (``field_raster(..., interior=True)``).
+  *interior* pixels, those wholly inside its polygon (``field_raster(..., interior=True)``),
+  shrunk by ``inner_buffer_m`` when the imagery's blur or geolocation error reaches further.
   An edge pixel mixes the field with its neighbour (a road, bare soil, another crop) and
   would otherwise be the field's most extreme "anomaly". Edge pixels still get the absolute
   classes (bare soil, stressed by NDVI/NDRE), never a z-based one.
@@ -81,6 +82,9 @@ class HealthRules(BaseModel):
     mad_floor: float = Field(0.01, gt=0, description="smallest MAD used for z (NDVI units)")
     edge: Literal["exclude", "include"] = Field(
         "exclude", description="exclude: z statistics and z classes from interior pixels only"
+    )
+    inner_buffer_m: float = Field(
+        0.0, ge=0, description="with edge: exclude, pixels this close to the border are edge too"
     )
 
     def __init__(self, **data: object) -> None:
@@ -183,7 +187,7 @@ def classify(
     fid = field_raster(fields, ndvi) if fields is not None else _one_field(ndvi)
     core = fid
     if fields is not None and rules.edge == "exclude":
-        core = field_raster(fields, ndvi, interior=True)
+        core = field_raster(fields, ndvi, interior=True, inner_buffer=rules.inner_buffer_m)
     stats = field_statistics(ndvi, core)
     if stats.empty:
         warnings.warn(
