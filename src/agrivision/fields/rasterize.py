@@ -17,9 +17,9 @@ import pandas as pd
 import rasterio.features
 import rasterio.windows
 import rioxarray  # noqa: F401 - registers the .rio accessor
+import shapely
 import xarray as xr
 from pyproj import CRS
-import shapely
 from shapely import box
 
 from agrivision.errors import FieldsError, GridError, MissingCRSError, NoOverlapError
