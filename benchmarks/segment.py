@@ -40,7 +40,6 @@ from harness import run_measured
 
 OUT = Path(__file__).resolve().parents[1] / "bench-output"
 BANDS = ("blue", "green", "red", "nir")
-CLASSES = ("background", "healthy", "stressed", "pest_disease", "bare_soil")
 TILE = 512
 
 
@@ -48,13 +47,16 @@ def make_model(directory: Path, encoder: str) -> None:
     """Save a seeded random U-Net checkpoint (once)."""
     import torch
 
+    from agrivision.health.schema import DEFAULT_SCHEMA
     from agrivision.segment.checkpoint import CheckpointMeta, Normalisation, save_checkpoint
     from agrivision.segment.model import ModelSpec, build_model
 
     if (directory / "model.json").exists():
         return
     torch.manual_seed(0)
-    spec = ModelSpec(encoder=encoder, bands=BANDS, classes=CLASSES, window=TILE)
+    spec = ModelSpec(
+        encoder=encoder, bands=BANDS, classes=tuple(DEFAULT_SCHEMA.names.values()), window=TILE
+    )
     norm = Normalisation(mean=(0.06, 0.09, 0.08, 0.35), std=(0.03, 0.03, 0.05, 0.1))
     save_checkpoint(build_model(spec), CheckpointMeta(spec=spec, normalisation=norm), directory)
 

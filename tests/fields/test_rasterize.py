@@ -150,3 +150,37 @@ def test_errors_name_the_problem():
     with pytest.raises(NoOverlapError, match="none of the 3 fields overlaps the raster"):
         far = fields.set_geometry(fields.geometry.translate(xoff=10_000))
         field_raster(far, grid())
+
+
+@pytest.mark.parametrize("chunks", [7, 64])
+def test_interior_keeps_only_pixels_wholly_inside(chunks):
+    # borders 0.3 / 0.6 pixel off the grid, a hole and a second, pixel-aligned field
+    outer = box(X0 + 23, Y0 - 306, X0 + 226, Y0 - 14)
+    hole = box(X0 + 100, Y0 - 200, X0 + 140, Y0 - 160)  # pixel-aligned: 4 x 4 pixels
+    flds = gpd.GeoDataFrame(
+        {"field_id": [1, 2]},
+        geometry=[outer.difference(hole), box(X0 + 300, Y0 - 300, X0 + 400, Y0 - 200)],
+        crs="EPSG:32633",
+    )
+    full = field_raster(flds, grid(chunks=chunks)).values
+    inner = field_raster(flds, grid(chunks=chunks), interior=True).values
+    # by hand: field 1 covers columns 3..21 and rows 2..29 wholly, minus the hole
+    expected = np.zeros((40, 50), np.int32)
+    expected[2:30, 3:22] = 1
+    expected[16:20, 10:14] = 0
+    expected[20:30, 30:40] = 2  # pixel-aligned: every burnt pixel is wholly inside
+    np.testing.assert_array_equal(inner, expected)
+    assert ((inner == 0) | (inner == full)).all()
+    assert (full == 1).sum() - (inner == 1).sum() == 2 * 28 + 2 * 21  # the edge ring
+
+
+def test_an_inner_buffer_makes_a_wider_edge():
+    flds = gpd.GeoDataFrame(
+        {"field_id": [1, 2]},
+        geometry=[box(X0 + 20, Y0 - 220, X0 + 220, Y0 - 20), box(X0 + 300, Y0 - 60, X0 + 330, Y0)],
+        crs="EPSG:32633",
+    )
+    inner = field_raster(flds, grid(chunks=7), interior=True, inner_buffer=12.0).values
+    expected = np.zeros((40, 50), np.int32)
+    expected[4:20, 4:20] = 1  # 12 m in from every side: the first two pixel rings are edge
+    np.testing.assert_array_equal(inner, expected)  # field 2 (30 m wide) has no interior left

@@ -22,7 +22,7 @@ from rasters import SHARED_DATA, geodesic_ha, write_tif
 from scipy import ndimage
 
 from agrivision.errors import ConfigError, FieldsError, GridError, MissingCRSError
-from agrivision.fields.vectorize import CLASS_NAMES, COLUMNS, vectorize, vectorize_batches
+from agrivision.fields.vectorize import COLUMNS, vectorize, vectorize_batches
 
 X0, Y0, RES = 500000.0, 5800000.0, 10.0
 TRANSFORM = Affine(RES, 0, X0, 0, -RES, Y0)
@@ -249,7 +249,8 @@ def test_classes_to_keep_and_class_names():
     assert set(out["class"]) == {2, 3}
     assert set(out.loc[out["class"] == 2, "class_name"]) == {"low"}
     assert out.loc[out["class"] == 3, "class_name"].isna().all()
-    assert CLASS_NAMES[3] == "pest/disease damage"
+    default = vectorize(class_raster(arr, 16), classes_to_keep=[3])  # the schema's labels
+    assert set(default["class_name"]) == {"anomaly – scout here"}
 
 
 def test_min_area_drops_small_polygons_after_seam_merging():

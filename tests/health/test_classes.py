@@ -25,7 +25,7 @@ from agrivision.health import (
 )
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
-HEALTHY, STRESSED, PEST, BARE = 1, 2, 3, 4
+HEALTHY, STRESSED, ANOMALY, BARE = 1, 2, 3, 4
 
 # Class areas are geodesic: a 10 m pixel at the zone's central meridian is 0.08 % larger.
 PIXEL_HA = geodesic_ha(0.01, "EPSG:32633", 500_000.0, 5_800_000.0)
@@ -34,7 +34,7 @@ PIXEL_HA = geodesic_ha(0.01, "EPSG:32633", 500_000.0, 5_800_000.0)
 def expected_three(masks: dict) -> np.ndarray:
     out = np.zeros(masks["A"].shape, np.uint8)
     out[masks["A"]] = HEALTHY
-    out[masks["hot"]] = PEST
+    out[masks["hot"]] = ANOMALY
     out[masks["B"]] = STRESSED
     out[masks["C"]] = BARE
     return out
@@ -47,7 +47,7 @@ def test_three_fields_closed_form(raster, three_fields):
     np.testing.assert_array_equal(classes.values, expected_three(masks))
     assert classes.rio.crs.to_epsg() == 32633 and classes.rio.nodata == 0
     assert ClassSchema.from_json(classes.attrs["class_schema"]) == DEFAULT_SCHEMA
-    assert json.loads(classes.attrs["health_rules"])["pest_z"] == -3.0
+    assert json.loads(classes.attrs["health_rules"])["anomaly_z"] == -3.0
 
 
 def test_uniformly_weaker_field_is_stressed_not_pest_with_noise(raster, three_fields):
@@ -57,10 +57,10 @@ def test_uniformly_weaker_field_is_stressed_not_pest_with_noise(raster, three_fi
     classes = classify(xr.Dataset({"NDVI": raster(noisy)}), flds).values
     b = classes[masks["B"]]
     # a few normal-tail pixels may pass z < -3; the field as a whole is not "pest"
-    assert (b == STRESSED).mean() > 0.95 and (b == PEST).mean() < 0.02
-    assert (classes[masks["hot"]] == PEST).all()
+    assert (b == STRESSED).mean() > 0.95 and (b == ANOMALY).mean() < 0.02
+    assert (classes[masks["hot"]] == ANOMALY).all()
     a_rest = classes[masks["A"] & ~masks["hot"]]
-    assert (a_rest == HEALTHY).mean() > 0.85 and (a_rest == PEST).mean() < 0.01
+    assert (a_rest == HEALTHY).mean() > 0.85 and (a_rest == ANOMALY).mean() < 0.01
 
 
 def test_yaml_thresholds_change_the_output(raster, three_fields, tmp_path):
@@ -68,22 +68,34 @@ def test_yaml_thresholds_change_the_output(raster, three_fields, tmp_path):
     default = HealthRules.from_yaml(REPO / "config" / "health-default.yaml")
     assert default == HealthRules()  # the shipped example documents the real defaults
     path = tmp_path / "rules.yaml"
-    path.write_text("health:\n  stressed_ndvi: 0.45\n  bare_ndvi: 0.05\n  pest_z: -40\n")
+    path.write_text("health:\n  stressed_ndvi: 0.45\n  bare_ndvi: 0.05\n  anomaly_z: -40\n")
     rules = HealthRules.from_yaml(path)
     classes = classify(xr.Dataset({"NDVI": raster(values)}), flds, rules=rules).values
     assert (classes[masks["B"]] == HEALTHY).all()  # 0.5 is no longer below stressed_ndvi
     assert (classes[masks["C"]] == STRESSED).all()  # 0.1 is no longer bare, but < 0.45
     assert (classes[masks["hot"]] == STRESSED).all()  # z = -33.7 is not below -40
     top_level = tmp_path / "flat.yaml"
-    top_level.write_text("stressed_ndvi: 0.45\nbare_ndvi: 0.05\npest_z: -40\n")
+    top_level.write_text("stressed_ndvi: 0.45\nbare_ndvi: 0.05\nanomaly_z: -40\n")
     assert HealthRules.from_yaml(top_level) == rules
+
+
+def test_the_old_pest_key_names_the_new_one(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text("health:\n  pest_z: -3.5\n")
+    with pytest.raises(ConfigError) as caught:
+        HealthRules.from_yaml(old)
+    assert str(caught.value).count("\n") == 0
+    assert "old.yaml" in str(caught.value) and "pest_z was renamed to anomaly_z" in str(
+        caught.value
+    )
+    assert "anomaly_z: -3.5" in str(caught.value)
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("health:\n  pest_zz: -3\n", "pest_zz.*allowed: bare_ndvi"),
-        ("pest_z: -1\n", "pest_z must be below stressed_z"),
+        ("anomaly_z: -1\n", "anomaly_z must be below stressed_z"),
         ("bare_ndvi: 0.6\n", "bare_ndvi must be below stressed_ndvi"),
         ("mad_floor: 0\n", "mad_floor"),
         ("stressed_ndvi: high\n", "stressed_ndvi"),
@@ -123,7 +135,7 @@ def test_ndre_rule_and_its_nan(raster, three_fields):
     classes = classify(ds, flds).values
     assert (classes[2:5, 2:22] == STRESSED).all()
     assert (classes[20:22, 2:22] == 0).all()
-    assert (classes[masks["hot"]] == PEST).all()
+    assert (classes[masks["hot"]] == ANOMALY).all()
     ignored = classify(ds, flds, rules=HealthRules(stressed_ndre=None)).values
     assert (ignored[2:5, 2:22] == HEALTHY).all() and (ignored[20:22, 2:22] == HEALTHY).all()
 
@@ -161,7 +173,7 @@ def test_without_fields_the_whole_image_is_one_field(raster):
     values[10:14, 10:14] = 0.4
     values[0, :] = np.nan
     classes = classify(xr.Dataset({"NDVI": raster(values)})).values
-    assert (classes[10:14, 10:14] == PEST).all()
+    assert (classes[10:14, 10:14] == ANOMALY).all()
     assert (classes[0] == 0).all()
     assert (classes == HEALTHY).sum() == 29 * 30 - 16
 
@@ -175,7 +187,7 @@ def test_time_series_scores_each_date_against_its_own_field(raster, fields):
     classes = classify(xr.Dataset({"NDVI": raster(values, times=dates)}), flds)
     assert classes.dims == ("time", "y", "x")
     v = classes.values
-    assert (v[0, 2:6, 2:6] == PEST).all() and (v[0] == PEST).sum() == 16
+    assert (v[0, 2:6, 2:6] == ANOMALY).all() and (v[0] == ANOMALY).sum() == 16
     assert (v[1] == STRESSED).all()
 
 
@@ -193,7 +205,7 @@ def test_custom_schema_codes_and_missing_ndvi(raster, three_fields):
             HealthClass(0, "background", "none", (0, 0, 0, 0)),
             HealthClass(10, "healthy", "ok", (0, 255, 0, 255)),
             HealthClass(20, "stressed", "weak", (255, 160, 0, 255)),
-            HealthClass(30, "pest_disease", "pest", (255, 0, 0, 255)),
+            HealthClass(30, "anomaly", "pest", (255, 0, 0, 255)),
             HealthClass(40, "bare_soil", "soil", (120, 70, 20, 255)),
         )
     )
@@ -202,7 +214,7 @@ def test_custom_schema_codes_and_missing_ndvi(raster, three_fields):
     with pytest.raises(SpectralIndexError, match=r"needs NDVI.*EVI"):
         classify(xr.Dataset({"EVI": raster(values)}), flds)
     partial = ClassSchema(schema.classes[:3])
-    with pytest.raises(ConfigError, match="pest_disease"):
+    with pytest.raises(ConfigError, match="anomaly"):
         classify(xr.Dataset({"NDVI": raster(values)}), flds, schema=partial)
 
 
@@ -212,8 +224,8 @@ def test_class_areas_of_the_three_fields(raster, three_fields):
     classes = classify(xr.Dataset({"NDVI": ndvi}), flds)
     areas = class_areas(classes, field_raster(flds, ndvi)).set_index(["field_id", "class"])
     assert areas.loc[("A", HEALTHY), "pixels"] == 400 - 25
-    assert areas.loc[("A", PEST), "area_ha"] == pytest.approx(25 * PIXEL_HA)
-    assert areas.loc[("A", PEST), "class_name"] == "pest_disease"
+    assert areas.loc[("A", ANOMALY), "area_ha"] == pytest.approx(25 * PIXEL_HA)
+    assert areas.loc[("A", ANOMALY), "class_name"] == "anomaly"
     assert areas.loc[("B", STRESSED), "share"] == 1.0
     assert areas.loc[("C", BARE), "area_ha"] == pytest.approx(13 * 40 * PIXEL_HA)
 

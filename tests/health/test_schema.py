@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import pytest
 
+import agrivision
 from agrivision.errors import ConfigError
 from agrivision.health.schema import DEFAULT_SCHEMA, ClassSchema, HealthClass
 
 
 def test_default_codes_names_and_colours():
     assert DEFAULT_SCHEMA.names == {
-        0: "background", 1: "healthy", 2: "stressed", 3: "pest_disease", 4: "bare_soil",
+        0: "background", 1: "healthy", 2: "stressed", 3: "anomaly", 4: "bare_soil",
     }  # fmt: skip
-    assert DEFAULT_SCHEMA.labels[3] == "pest/disease damage"
+    assert DEFAULT_SCHEMA.labels[3] == "anomaly – scout here"
     cmap = DEFAULT_SCHEMA.colormap
     assert cmap[0][3] == 0  # background transparent
     assert all(cmap[c][3] == 255 for c in (1, 2, 3, 4))
@@ -27,13 +30,14 @@ def test_default_codes_names_and_colours():
     r, g, b, _ = cmap[4]
     assert r > g > b and r < 180  # bare soil brown
     assert DEFAULT_SCHEMA.hex_colours[1] == "#1a9641ff"
-    assert DEFAULT_SCHEMA.code("pest_disease") == 3
+    assert DEFAULT_SCHEMA.code("anomaly") == 3
 
 
 def test_json_round_trip_and_hex_colours():
     text = DEFAULT_SCHEMA.to_json()
     assert json.loads(text)["classes"][1] == {
         "code": 1, "name": "healthy", "label": "healthy", "colour": [26, 150, 65, 255],
+        "slug": "healthy",
     }  # fmt: skip
     assert ClassSchema.from_json(text) == DEFAULT_SCHEMA
     custom = ClassSchema.from_dict(
@@ -76,3 +80,53 @@ def test_invalid_entries_name_the_problem():
         ClassSchema.from_json("{not json")
     with pytest.raises(ConfigError, match="no class named 'weeds'"):
         DEFAULT_SCHEMA.code("weeds")
+
+
+def _class_definitions(path: Path) -> list[str]:
+    """Literals in a module that define class codes or names besides the schema's own."""
+    names = set(DEFAULT_SCHEMA.names.values()) | {"pest_disease"}  # and the old name
+    # labels that are not also names ("healthy" is both, and a word used elsewhere too)
+    labels = set(DEFAULT_SCHEMA.labels.values()) - names
+    labels |= {"pest/disease damage", "bare soil/weeds"}  # the old labels
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)
+    }  # fmt: skip
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and id(node) not in docstrings:
+            if node.value in labels or node.value == "pest_disease":
+                found.append(f"{path.name}:{node.lineno} {node.value!r}")
+        elif isinstance(node, ast.Dict) and any(
+            isinstance(k, ast.Constant) and isinstance(k.value, int) for k in node.keys
+        ):
+            values = {v.value for v in node.values if isinstance(v, ast.Constant)}
+            if values & (names | labels):
+                found.append(f"{path.name}:{node.lineno} code -> name mapping")
+        elif isinstance(node, ast.Tuple | ast.List | ast.Set):
+            items = {e.value for e in node.elts if isinstance(e, ast.Constant)}
+            if len(items & names) >= 2:
+                found.append(f"{path.name}:{node.lineno} list of class names")
+    return found
+
+
+def test_no_other_module_defines_the_classes():
+    package = Path(agrivision.__file__).parent
+    found = [
+        hit
+        for path in sorted(package.rglob("*.py"))
+        if path != package / "health" / "schema.py"
+        for hit in _class_definitions(path)
+    ]
+    assert found == []
+
+
+def test_the_class_definition_scan_finds_copies(tmp_path):
+    copy = tmp_path / "copy.py"
+    copy.write_text(
+        '"""A docstring may say bare soil."""\n'
+        'CLASSES = {3: "anomaly"}\n'
+        'NAMES = ("healthy", "stressed")\n'
+        'LABEL = "anomaly – scout here"\n'
+    )
+    assert len(_class_definitions(copy)) == 3

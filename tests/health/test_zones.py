@@ -131,8 +131,9 @@ def test_zone_batches_hold_each_fields_zones_as_zones_does(raster, fields):
         [3, 1, 2, 4],
         [(1, 1, 22, 29), (1, 31, 45, 58), (24, 2, 46, 28), (26, 29, 30, 30)],  # rows 1..46
     )
-    whole = zones(ndvi, flds, n=3, smooth=3)
-    batches = list(zone_batches(ndvi, flds, n=3, smooth=3, rows=16))
+    # min_pixels=1: field 4 (4 pixels) keeps its zones, so that it ends in the first strip
+    whole = zones(ndvi, flds, n=3, smooth=3, min_pixels=1)
+    batches = list(zone_batches(ndvi, flds, n=3, smooth=3, rows=16, min_pixels=1))
     assert len(batches) > 1
     assert [b.field_id.unique().tolist() for b in batches] == [[3, 4], [1, 2]]  # by strip
     joined = pd.concat(batches).sort_values("field_id", kind="stable", key=lambda s: s.map(

@@ -157,7 +157,7 @@ def test_class_raster_keeps_colours_names_and_nearest_overviews(tmp_path):
     classes[:, 128:] = 3
     classes[100:110, :] = 1
     colours = {0: (0, 0, 0, 0), 1: (26, 150, 65, 255), 3: (215, 25, 28, 255)}
-    names = {0: "background", 1: "healthy", 3: "pest_disease"}
+    names = {0: "background", 1: "healthy", 3: "anomaly"}
     out = to_cog(grid(da.from_array(classes, chunks=100)).rename("classes"), tmp_path / "c.tif",
                  colormap=colours, class_names=names, nodata=0, blocksize=64)  # fmt: skip
     with rasterio.open(out) as src:
@@ -165,7 +165,7 @@ def test_class_raster_keeps_colours_names_and_nearest_overviews(tmp_path):
         assert src.colormap(1)[3] == (215, 25, 28, 255)
         assert src.colormap(1)[1] == (26, 150, 65, 255)
         assert json.loads(src.tags()["CLASS_NAMES"]) == {"0": "background", "1": "healthy",
-                                                         "3": "pest_disease"}  # fmt: skip
+                                                         "3": "anomaly"}  # fmt: skip
         np.testing.assert_array_equal(src.read(1), classes)
         ovr = src.read(1, out_shape=(64, 64))
         assert set(np.unique(ovr)) <= {0, 1, 3}  # nearest: no averaged codes

@@ -181,7 +181,7 @@ def test_problem_polygons_from_vectorize_export_as_rfc7946(tmp_path):
     doc = assert_rfc7946(write_vector(problems, tmp_path / "problems.geojson"), precision=7)
     assert [f["properties"]["class_name"] for f in doc["features"]] == [
         "stressed",
-        "pest/disease damage",
+        "anomaly – scout here",
     ]
     assert len(doc["features"][0]["geometry"]["coordinates"]) == 2  # shell and hole
     write_layers({"problems": problems}, tmp_path / "report.gpkg")

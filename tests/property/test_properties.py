@@ -102,7 +102,7 @@ def test_class_areas_sum_to_field_area(classes, ndvi, geoms):
     fields = fields_of(inside)
     index = xr.Dataset({"NDVI": grid(ndvi, chunks=5)})
     table, _ = field_table(fields, index, grid(classes, chunks=5))
-    total = table[["healthy_ha", "stressed_ha", "pest_ha", "bare_ha"]].sum(axis=1)
+    total = table[["healthy_ha", "stressed_ha", "anomaly_ha", "bare_ha"]].sum(axis=1)
     np.testing.assert_allclose(total, table["area_ha"], rtol=1e-5)
     # geodesic areas: the planar ones over the projection's areal scale at the central meridian
     planar = fields.geometry.area / 1e4

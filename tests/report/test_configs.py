@@ -26,7 +26,7 @@ def test_shipped_report_config_is_consistent(name):
     assert config.zones.index in config.indices
     assert config.timeseries.index in config.indices
     rules = HealthRules(**config.health)
-    assert rules.pest_z < rules.stressed_z
+    assert rules.anomaly_z < rules.stressed_z
     assert (rules.stressed_ndre is None) == ("NDRE" not in config.indices)
 
 

@@ -14,7 +14,12 @@ from rasterio.features import rasterize
 from agrivision.cli import main
 from agrivision.config import load_report_config
 from agrivision.errors import CheckpointError, ConfigError
-from agrivision.health.model_classes import class_mapping, classes_provenance, run_once
+from agrivision.health.model_classes import (
+    class_mapping,
+    classes_provenance,
+    model_labels,
+    run_once,
+)
 from agrivision.segment import predict
 
 pytest.importorskip("segmentation_models_pytorch")
@@ -116,11 +121,30 @@ def test_summary_and_html_name_the_checkpoint(case):
         "checkpoint": str(case["model"].resolve()),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "classes": {"soil": "bare_soil", "crop": "healthy", "weed": "bare_soil",
-                    "disease": "pest_disease"},
+                    "disease": "anomaly"},
     }  # fmt: skip
     assert summary["config"]["model"] == str(case["model"])
     assert summary["warnings"] == []  # no GDAL noise from chunk-wise reprojection
     assert hashlib.sha256(weights).hexdigest() in (case["out"] / "report.html").read_text()
+
+
+def test_the_models_names_label_the_report_classes(case):
+    """A trained model may say "disease" or "weed"; the spectral rules only "anomaly"."""
+    page = (case["out"] / "report.html").read_text()
+    for label in ("<td>crop</td>", "<td>disease</td>", "<td>soil / weed</td>"):
+        assert label in page  # the cards' class-area tables
+    assert "scout here" not in page and "bare soil" not in page
+    problems = gpd.read_file(case["out"] / "problems.geojson")
+    names = {3: "disease", 2: "stressed"}  # stressed has no model class: keeps its label
+    assert len(problems) and all(
+        names[c] == n for c, n in zip(problems["class"], problems["class_name"], strict=True)
+    )
+
+
+def test_model_labels_only_where_the_model_names_differ():
+    mapping = {"soil": "bare_soil", "crop": "healthy", "weed": "bare_soil", "stressed": "stressed",
+               "nodata": "background", "Pest-Damage": "anomaly"}  # fmt: skip
+    assert model_labels(mapping) == {4: "soil / weed", 1: "crop", 3: "Pest-Damage"}
 
 
 def test_a_scene_without_the_model_bands_is_a_one_line_error(case, tmp_path, capsys):
@@ -159,17 +183,18 @@ def test_rule_based_classes_name_their_rules():
                         dims=("y", "x"), coords={"y": 95.0 - 10 * np.arange(8),
                                                  "x": 5.0 + 10 * np.arange(8)})  # fmt: skip
     classes = classify(xr.Dataset({"NDVI": ndvi.rio.write_crs("EPSG:32633")}))
-    assert classes_provenance(classes) == {"method": "rules", "rules": HealthRules().model_dump()}
+    rules = {**HealthRules().model_dump(), "min_pixels": 30}  # the support the z-scores had
+    assert classes_provenance(classes) == {"method": "rules", "rules": rules}
 
 
 @pytest.mark.parametrize(
     ("classes", "mapping", "expected"),
     [
         (("soil", "crop", "weed"), None, ("bare_soil", "healthy", "bare_soil")),  # CWFID
-        (("background", "healthy", "stressed", "pest_disease", "bare_soil"), None,
-         ("background", "healthy", "stressed", "pest_disease", "bare_soil")),
-        (("Bare Soil", "Pest-Damage", "NoData"), None, ("bare_soil", "pest_disease", "background")),
-        (("soil", "crop", "weed"), {"weed": "pest_disease"}, ("bare_soil", "healthy", "pest_disease")),
+        (("background", "healthy", "stressed", "anomaly", "bare_soil"), None,
+         ("background", "healthy", "stressed", "anomaly", "bare_soil")),
+        (("Bare Soil", "Pest-Damage", "NoData"), None, ("bare_soil", "anomaly", "background")),
+        (("soil", "crop", "weed"), {"weed": "anomaly"}, ("bare_soil", "healthy", "anomaly")),
     ],
 )  # fmt: skip
 def test_class_mapping(classes, mapping, expected):

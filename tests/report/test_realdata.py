@@ -89,3 +89,28 @@ def test_austria_two_dates_with_generated_fields(shared_data, tmp_path):
     assert summary["dates"] == ["2021-06-17", "2021-09-25"]
     assert any("NDRE is left out" in w for w in summary["warnings"])
     assert "NDRE is left out" in (out / "report.html").read_text()
+
+
+def test_slovenia_slivers_get_no_verdict(shared_data, tmp_path):
+    """2015-09-09 over the 88 RABA parcels: 46 have under 0.1 ha (10 pixels) observed."""
+    folder = shared_data / "s2_slovenia_eolearn"
+    out = tmp_path / "report"
+    args = [str(folder / "s2l1c_toa_13band_2015-09-09.tif"), "--fields",
+            str(folder / "raba_landuse_polygons.geojson"), "-o", str(out), "--quiet"]  # fmt: skip
+    assert main(["report", *args]) == 0
+    table = gpd.read_file(out / "fields.geojson")
+    observed_ha = table["area_ha"] * table["coverage"] * table["valid_fraction"]
+    small = table[observed_ha < 0.1]
+    assert len(small) >= 40
+    assert (small["status"] == "insufficient data").all() and not small["hotspot"].any()
+    assert small["status_reason"].str.fullmatch(r"[\d.]+ observed pixels < 30").all()
+    judged = table[table["status"] != "insufficient data"]
+    assert len(judged) >= 20 and (judged["status_reason"] != "").any()
+    # no problem polygon and no zone belongs to a field without a verdict
+    for layer in ("problems", "zones"):
+        polygons = gpd.read_file(out / f"{layer}.geojson")
+        assert len(polygons) and polygons["field_id"].isin(judged["field_id"]).all()
+    # the cards lead with judged fields: the first card is a problem, no sliver
+    page = (out / "report.html").read_text()
+    first = page.index('<div class="card"')
+    assert '<span class="status problem">problem</span>' in page[first : first + 300]

@@ -33,7 +33,7 @@ def test_every_output_is_written(report_dir):
     assert layers == {"fields", "problems", "zones"}
     with rasterio.open(report_dir / "classes.tif") as src:
         assert src.colormap(1)[1][:3] == (26, 150, 65)
-        assert json.loads(src.tags()["CLASS_NAMES"])["3"] == "pest_disease"
+        assert json.loads(src.tags()["CLASS_NAMES"])["3"] == "anomaly"
     with rasterio.open(report_dir / "indices.tif") as src:
         assert src.descriptions == ("NDVI", "NDRE")
 
@@ -47,12 +47,15 @@ def test_field_values(report_dir):
     assert a["area_ha"] == pytest.approx(32 * 32 * pixel_ha, rel=1e-6)
     # Field A, last date: 0.8 everywhere but a 6x6 patch at 0.3 -> exact coverage-weighted mean.
     assert a["ndvi_mean"] == pytest.approx((0.8 * (1024 - 36) + 0.3 * 36) / 1024, abs=2e-4)
-    assert a["pest_pct"] == pytest.approx(100 * 36 / 1024, abs=0.01)
+    assert a["anomaly_pct"] == pytest.approx(100 * 36 / 1024, abs=0.01)
     assert a["hotspot"] and a["status"] == "problem"
     assert a["problem_area_ha"] == pytest.approx(36 * pixel_ha, rel=1e-5)
     assert b["ndvi_mean"] == pytest.approx(0.55, abs=2e-4)
     assert b["ndvi_change"] == pytest.approx(-0.20, abs=5e-4) and b["declining"]
-    assert c["outside_scene"] and c["status"] == "no data" and c["coverage"] == 0
+    assert c["outside_scene"] and c["status"] == "insufficient data" and c["coverage"] == 0
+    assert c["status_reason"] == "outside the scene" and a["status_reason"].startswith(
+        "anomaly patch 0.36 ha"
+    )
     assert bool(a["declining"]) is False
 
 
@@ -152,3 +155,19 @@ def test_print_config(capsys, tmp_path):
     assert main(["report", "--config", str(cfg), "--zones", "4", "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["zones"]["n"] == 4
+
+
+def test_without_any_supported_field_the_report_says_so(report_inputs, tmp_path):
+    config = tmp_path / "strict.yaml"
+    config.write_text("problems:\n  min_pixels: 100000\n")
+    out = tmp_path / "report"
+    args = ["report", *report_inputs["sources"], "--fields", str(report_inputs["fields"]),
+            "--config", str(config), "-o", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    table = gpd.read_file(out / "fields.geojson")
+    assert (table["status"] == "insufficient data").all() and not table["hotspot"].any()
+    assert table["status_reason"].str.endswith("observed pixels < 100000").sum() == 2
+    assert gpd.read_file(out / "problems.geojson").empty
+    assert gpd.read_file(out / "zones.geojson").empty
+    summary = json.loads((out / "summary.json").read_text())
+    assert any(w.startswith("no field has enough data for a verdict") for w in summary["warnings"])

@@ -126,7 +126,7 @@ def test_truth_rasters_have_colours_and_names(written):
     with rasterio.open(files.truth_classes) as src:
         assert src.descriptions == tuple(DATES) and src.dtypes == ("uint8", "uint8")
         names = json.loads(src.tags()["CLASS_NAMES"])
-        assert names["3"] == "pest_disease" and src.colormap(1)[1][:3] == (26, 150, 65)
+        assert names["3"] == "anomaly" and src.colormap(1)[1][:3] == (26, 150, 65)
         np.testing.assert_array_equal(src.read(), truth.classes.values)
     with rasterio.open(files.truth_landcover) as src:
         assert json.loads(src.tags()["CLASS_NAMES"])["5"] == "water"

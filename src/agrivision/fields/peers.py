@@ -41,7 +41,9 @@ class PeersWarning(UserWarning):
     """Peer comparisons fall back to all fields (no crop column, or small crop groups)."""
 
 
-def peer_groups(table: pd.DataFrame, config: TimeSeriesConfig) -> pd.DataFrame:
+def peer_groups(
+    table: pd.DataFrame, config: TimeSeriesConfig, supported: pd.Series | None = None
+) -> pd.DataFrame:
     """Each field's peer group and robust z-score among its peers on the table's date.
 
     Parameters
@@ -51,6 +53,9 @@ def peer_groups(table: pd.DataFrame, config: TimeSeriesConfig) -> pd.DataFrame:
         ``<index>_mean`` and, when the fields have crops, ``crop``.
     config
         ``index`` (whose ``_mean`` column is compared) and ``min_valid_fraction``.
+    supported
+        Boolean, aligned with ``table``: fields with enough observed pixels for a verdict
+        (``problems.min_pixels``); others are neither judged nor peers. Default: all.
 
     Returns
     -------
@@ -61,6 +66,8 @@ def peer_groups(table: pd.DataFrame, config: TimeSeriesConfig) -> pd.DataFrame:
     """
     value = table[f"{config.index.lower()}_mean"]
     observed = _observed(table, config)
+    if supported is not None:
+        observed &= supported
     group = _groups(table, observed)
     out = pd.DataFrame({"peer_group": group, "peer_n": 0, "peer_z": np.nan}, index=table.index)
     for key in group.unique():

@@ -17,13 +17,16 @@ import pandas as pd
 import rasterio.features
 import rasterio.windows
 import rioxarray  # noqa: F401 - registers the .rio accessor
+import shapely
 import xarray as xr
 from pyproj import CRS
 from shapely import box
 
 from agrivision.errors import FieldsError, GridError, MissingCRSError, NoOverlapError
+from agrivision.fields.coverage import group_coverage, pixel_rings
 
 ID_MAP_ATTR = "field_id_map"
+_FULL_EPS = 1e-9
 _INT32_MAX = np.iinfo(np.int32).max
 
 
@@ -33,6 +36,8 @@ def field_raster(
     *,
     column: str = "field_id",
     all_touched: bool = False,
+    interior: bool = False,
+    inner_buffer: float = 0.0,
 ) -> xr.DataArray:
     """Rasterise field polygons onto the grid of ``like``, lazily (one task per chunk).
 
@@ -49,6 +54,13 @@ def field_raster(
         kept in ``attrs["field_id_map"]`` (code ``k`` is ``field_id_map[k - 1]``).
     all_touched
         Burn every pixel the polygon touches instead of the pixel-centre rule.
+    interior
+        Keep only the pixels wholly inside their field (exact coverage fraction 1, as
+        :mod:`agrivision.fields.coverage` computes it): edge pixels, which mix the field with
+        its neighbour, become 0. Computed per chunk, so chunking does not change it.
+    inner_buffer
+        With ``interior``: shrink each field by this distance (CRS units, metres in a
+        projected CRS) first, so that pixels within it of the border are edge pixels too.
 
     Returns
     -------
@@ -117,6 +129,8 @@ def field_raster(
             (window.height, window.width),
             rasterio.windows.transform(window, transform),
             all_touched,
+            interior,
+            inner_buffer,
         )
     data = da.map_blocks(
         _burn,
@@ -152,13 +166,34 @@ def ids_to_codes(field_ids: xr.DataArray, ids: Any) -> np.ndarray:
 
 
 def _burn(payload: np.ndarray) -> np.ndarray:
-    geoms, codes, shape, window_transform, all_touched = payload.flat[0]
+    geoms, codes, shape, window_transform, all_touched, interior, inner_buffer = payload.flat[0]
     if not len(geoms):
         return np.zeros(shape, np.int32)
-    return rasterio.features.rasterize(
+    out = rasterio.features.rasterize(
         zip(geoms, codes.tolist(), strict=True), out_shape=shape, transform=window_transform,
         fill=0, all_touched=all_touched, dtype=np.int32,
     )  # fmt: skip
+    if interior:
+        cores = shapely.buffer(geoms, -inner_buffer) if inner_buffer > 0 else geoms
+        out[~_wholly_inside(out, cores, codes, window_transform)] = 0
+    return out
+
+
+def _wholly_inside(burnt: np.ndarray, geoms, codes: np.ndarray, transform) -> np.ndarray:
+    """Pixels that ``geoms`` (one per code) cover wholly, where their own field was burnt."""
+    rings = pixel_rings(geoms, transform, burnt.shape)
+    ptr, cells, cov, _ = group_coverage(
+        rings.cols, rings.rows, rings.ring_ptr, rings.ring_sign, rings.field_ptr, rings.bbox,
+        0, 0, burnt.shape[1],
+    )  # fmt: skip
+    field = np.repeat(np.arange(len(geoms)), np.diff(ptr))
+    # Reprojected borders that run along pixel edges leave coverage 1 - 1e-15, not 1.
+    full = cov >= 1.0 - _FULL_EPS
+    cells, field = cells[full], field[full]
+    own = burnt.ravel()[cells] == codes[field]
+    inside = np.zeros(burnt.size, bool)
+    inside[cells[own]] = True
+    return inside.reshape(burnt.shape)
 
 
 def _codes(ids: pd.Series) -> tuple[np.ndarray, list | None]:

@@ -2,10 +2,17 @@
 
 Column names are stable and documented in the README (they are the product's interface):
 ``field_id, area_ha, coverage, date, valid_fraction, <index>_<stat>...,
-<class>_pct, <class>_ha..., problem_area_ha, hotspot, low_valid_data, outside_scene,
-partly_outside, status``, ``crop`` (when the fields have one), ``peer_group, peer_n,
+<slug>_pct, <slug>_ha..., problem_area_ha, anomaly_patch_ha, hotspot, low_valid_data,
+outside_scene, partly_outside``, ``crop`` (when the fields have one), ``peer_group, peer_n,
 peer_z`` and, with two or more dates, ``<index>_change, <index>_peer_change, previous_date,
-declining``.
+declining``; then ``status, status_reason``. Class slugs come from the class schema
+(:data:`agrivision.health.schema.DEFAULT_SCHEMA`).
+
+Status: a verdict needs support. A field outside the scene, with too little cloud-free data
+(``timeseries.min_valid_fraction``) or with fewer observed pixels than
+``problems.min_pixels`` is ``insufficient data``; otherwise ``problem`` (a hotspot, or a
+problem share of at least ``problems.problem_pct``), ``watch`` (a problem share of at least
+``problems.watch_pct``, or declining) or ``good``. ``status_reason`` says which rule decided.
 """
 
 from __future__ import annotations
@@ -21,12 +28,19 @@ from agrivision.config import ReportConfig
 from agrivision.fields.peers import peer_groups, relative_decline
 from agrivision.fields.timeseries import field_change, field_series
 from agrivision.fields.zonal import zonal_stats
+from agrivision.health.patches import largest_patch_ha
+from agrivision.health.schema import DEFAULT_SCHEMA, HEALTH_CLASSES, PROBLEM_CLASSES
 from agrivision.io.fields import area_ha, crop_column
 
 INDEX_STATS = ("count", "valid_fraction", "mean", "std", "min", "max", "median", "p10", "p90")
-#: Short, stable column prefixes for the health classes (codes of the default schema).
-CLASS_SLUGS: Mapping[int, str] = {1: "healthy", 2: "stressed", 3: "pest", 4: "bare"}
-PROBLEM_CODES = (2, 3)
+#: Column prefixes of the health classes, by code (from the schema).
+CLASS_SLUGS: Mapping[int, str] = {
+    DEFAULT_SCHEMA.code(name): DEFAULT_SCHEMA.slugs[DEFAULT_SCHEMA.code(name)]
+    for name in HEALTH_CLASSES
+}
+PROBLEM_CODES = tuple(DEFAULT_SCHEMA.code(name) for name in PROBLEM_CLASSES)
+ANOMALY = DEFAULT_SCHEMA.code("anomaly")
+INSUFFICIENT = "insufficient data"
 _CLASSES = "__health_class"  # the class raster's (internal) variable name in zonal_stats
 
 
@@ -62,6 +76,11 @@ def field_table(
     ------
     FieldsError
         ``config.fields.crop_column`` is not a column of ``fields``.
+
+    Notes
+    -----
+    Besides the zonal pass over ``indices`` and ``classes``, the anomaly patches take one
+    more pass over ``classes`` (:func:`~agrivision.health.patches.largest_patch_ha`).
     """
     config = config or ReportConfig()
     timed = "time" in indices.dims
@@ -93,34 +112,84 @@ def field_table(
         table[f"{slug}_pct"] = 100.0 * share
         table[f"{slug}_ha"] = share * observed_ha
     table["problem_area_ha"] = sum(table[f"{CLASS_SLUGS[c]}_ha"] for c in PROBLEM_CODES)
-    problem_pct = sum(table[f"{CLASS_SLUGS[c]}_pct"] for c in PROBLEM_CODES)
+    problem_pct = problem_share(table)
     p = config.problems
-    # A hotspot needs both a share and an area: one damaged pixel in a tiny field is noise.
-    table["hotspot"] = (table["pest_pct"] >= p.hotspot_pct) & (table["pest_ha"] >= p.min_area_ha)
+    table["anomaly_patch_ha"] = largest_patch_ha(classes, fields, code=ANOMALY).to_numpy()
     table["low_valid_data"] = table["valid_fraction"] < config.timeseries.min_valid_fraction
     table["outside_scene"] = table["coverage"] <= 0.0
     table["partly_outside"] = (table["coverage"] > 0.0) & (table["coverage"] < 0.999)
+    lacking = _lacking_support(table, stats[f"{first}_count"].fillna(0.0), config)
+    slug = CLASS_SLUGS[ANOMALY]
+    table["hotspot"] = (
+        (lacking == "")
+        & (table[f"{slug}_pct"] >= p.hotspot_pct)
+        & (table["anomaly_patch_ha"] >= p.hotspot_min_ha)
+    )
 
     if crop is not None:
         table["crop"] = fields[crop].to_numpy()
     ts = config.timeseries
     if f"{ts.index.lower()}_mean" not in table:  # an index the run did not compute
         ts = ts.model_copy(update={"index": first})
-    table = table.join(peer_groups(table, ts))
+    table = table.join(peer_groups(table, ts, supported=pd.Series(lacking == "", index=table.index)))
     series = None
     if timed:
         series = field_series(fields, indices, ts)
         table = table.join(relative_decline(table, field_change(series, ts), ts))
 
-    table["status"] = np.select(
-        [
-            table["outside_scene"] | table["low_valid_data"],
-            (problem_pct >= p.problem_pct) | table["hotspot"],
-            problem_pct >= p.watch_pct,
-        ],
-        ["no data", "problem", "watch"],
-        default="good",
-    )
-    if timed:
-        table.loc[table["declining"] & (table["status"] == "good"), "status"] = "watch"
+    verdicts = [
+        _verdict(lack, hot, patch, pct, bool(declining), config)
+        for lack, hot, patch, pct, declining in zip(
+            lacking, table["hotspot"], table["anomaly_patch_ha"], problem_pct,
+            table["declining"] if timed else np.zeros(len(table), bool), strict=True,
+        )
+    ]  # fmt: skip
+    table["status"] = [status for status, _ in verdicts]
+    table["status_reason"] = [reason for _, reason in verdicts]
     return gpd.GeoDataFrame(table, geometry=fields.geometry.to_numpy(), crs=fields.crs), series
+
+
+def problem_share(table: pd.DataFrame) -> pd.Series:
+    """Share (%) of each field's classified area in a problem class (stressed, anomaly)."""
+    return sum(table[f"{CLASS_SLUGS[c]}_pct"] for c in PROBLEM_CODES)
+
+
+def _lacking_support(
+    table: pd.DataFrame, observed_px: pd.Series, config: ReportConfig
+) -> np.ndarray:
+    """Why each field has too little data for a verdict ("" where it has enough)."""
+    min_valid = config.timeseries.min_valid_fraction
+    min_px = config.problems.min_pixels
+    reasons = []
+    columns = (table["coverage"], table["valid_fraction"], observed_px)
+    for coverage, valid, px in zip(*columns, strict=True):
+        if coverage <= 0.0:
+            reasons.append("outside the scene")
+        elif valid < min_valid:
+            reasons.append(f"valid fraction {valid:.2f} < {min_valid:g}")
+        elif px < min_px:
+            reasons.append(f"{px:.3g} observed pixels < {min_px}")
+        else:
+            reasons.append("")
+    return np.array(reasons, dtype=object)
+
+
+def _verdict(
+    lacking: str, hotspot: bool, patch_ha: float, problem_pct: float, declining: bool,
+    config: ReportConfig,
+) -> tuple[str, str]:  # fmt: skip
+    """(status, reason) of one field."""
+    p = config.problems
+    if lacking:
+        return INSUFFICIENT, lacking
+    if hotspot:
+        return "problem", f"anomaly patch {patch_ha:.2f} ha >= {p.hotspot_min_ha:g} ha"
+    if problem_pct >= p.problem_pct:
+        return "problem", f"problem share {problem_pct:.0f} % >= {p.problem_pct:g} %"
+    if problem_pct >= p.watch_pct:
+        return "watch", f"problem share {problem_pct:.0f} % >= {p.watch_pct:g} %"
+    if declining:
+        ts = config.timeseries
+        return "watch", f"{ts.index} mean fell by more than {ts.decline_threshold:g}"
+    return "good", ""
+

@@ -42,13 +42,6 @@ from scipy.sparse.csgraph import connected_components
 from agrivision.errors import ConfigError, FieldsError, GridError, MissingCRSError
 from agrivision.io.fields import area_ha
 
-#: Names of the default health-class schema (0 is background/nodata and never vectorised).
-CLASS_NAMES: Mapping[int, str] = {
-    1: "healthy",
-    2: "stressed",
-    3: "pest/disease damage",
-    4: "bare soil/weeds",
-}
 #: Output columns (``field_id`` only when fields are given).
 COLUMNS = ("field_id", "class", "class_name", "area_ha", "geometry")
 
@@ -90,8 +83,9 @@ def vectorize(
     classes_to_keep : sequence of int, optional
         Class codes to vectorise; default all codes present except 0 and nodata.
     class_names : mapping of int to str, optional
-        Names for the ``class_name`` column; default :data:`CLASS_NAMES`. Codes missing from
-        the mapping get a null name.
+        Names for the ``class_name`` column; default the labels of the health-class schema
+        (:data:`agrivision.health.schema.DEFAULT_SCHEMA`). Codes missing from the mapping
+        get a null name.
     min_area_ha : float
         Polygons smaller than this (hectares, after merging and clipping) are dropped.
     simplify : float, optional
@@ -272,7 +266,12 @@ def _finish(job: _Job, pieces: _Pieces, class_names: Mapping[int, str] | None) -
         geoms = shapely.coverage_clean(geoms)
         geoms = shapely.coverage_simplify(geoms, job.simplify / grid.metres_per_unit)
 
-    names = CLASS_NAMES if class_names is None else class_names
+    if class_names is None:
+        # imported here: agrivision.health imports this module
+        from agrivision.health.schema import DEFAULT_SCHEMA
+
+        class_names = DEFAULT_SCHEMA.labels
+    names = class_names
     columns = {
         "class": codes.astype(np.int32),
         "class_name": pd.array([names.get(int(c)) for c in codes], dtype="string"),

@@ -8,7 +8,7 @@ code  class                 rule
 ====  ====================  ==============================================================
 0     background            NDVI (or NDRE, when used) is NaN, or the pixel is in no field
 4     bare_soil             ``NDVI < bare_ndvi`` (0.25)
-3     pest_disease          ``z < pest_z`` (-3.0): a hotspot far below its field's median
+3     anomaly               ``z < anomaly_z`` (-3.0): far below its field's median
 2     stressed              ``NDVI < stressed_ndvi`` (0.55) or ``NDRE < stressed_ndre``
                             (0.25, when the indices have NDRE) or ``z < stressed_z`` (-1.5)
 1     healthy               otherwise
@@ -16,14 +16,29 @@ code  class                 rule
 
 ``z`` is the robust z-score of NDVI against the pixel's own field (median and MAD of that
 field on that date; :func:`agrivision.health.anomaly.robust_z`, MAD floor ``mad_floor``).
-So a field that is uniformly weaker is "stressed" by the absolute thresholds but not "pest":
-its pixels sit at its own median. A patch far below an otherwise good field is "pest".
+So a field that is uniformly weaker is "stressed" by the absolute thresholds but not an
+anomaly: its pixels sit at its own median. A patch far below an otherwise good field is an
+anomaly to scout; what caused it (pests, disease, drought, lodging, waterlogging, a
+headland) the spectrum cannot say.
+
+Support: ``z`` exists only where it means something.
+
+* With ``edge="exclude"`` (the default) the median, the MAD and ``z`` use only the field's
+  *interior* pixels, those wholly inside its polygon (``field_raster(..., interior=True)``),
+  shrunk by ``inner_buffer_m`` when the imagery's blur or geolocation error reaches further.
+  An edge pixel mixes the field with its neighbour (a road, bare soil, another crop) and
+  would otherwise be the field's most extreme "anomaly". Edge pixels still get the absolute
+  classes (bare soil, stressed by NDVI/NDRE), never a z-based one.
+* A field with fewer than ``min_pixels`` such pixels gets no z at all, so no anomaly and no
+  z-based stress (see :class:`agrivision.config.ProblemsConfig` for the default and why).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
+from typing import Any, Literal
 
 import dask.array as da
 import geopandas as gpd
@@ -32,7 +47,7 @@ import pandas as pd
 import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agrivision.config import load_yaml
+from agrivision.config import ProblemsConfig, load_yaml
 from agrivision.errors import ConfigError, SpectralIndexError
 from agrivision.fields.rasterize import field_raster
 from agrivision.health._perfield import (
@@ -43,9 +58,10 @@ from agrivision.health._perfield import (
     with_field_ids,
 )
 from agrivision.health.anomaly import field_statistics, robust_z
-from agrivision.health.schema import DEFAULT_SCHEMA, ClassSchema
+from agrivision.health.schema import DEFAULT_SCHEMA, HEALTH_CLASSES, ClassSchema
 
-_CROP_CLASSES = ("healthy", "stressed", "pest_disease", "bare_soil")
+#: Keys that were renamed: an old config gets a one-line error naming the new key.
+RENAMED_KEYS = {"pest_z": "anomaly_z"}
 
 
 class HealthRules(BaseModel):
@@ -62,10 +78,21 @@ class HealthRules(BaseModel):
         0.25, ge=-1, le=1, description="NDRE below: stressed (None: NDRE not used)"
     )
     stressed_z: float = Field(-1.5, lt=0, description="within-field z below: stressed")
-    pest_z: float = Field(-3.0, lt=0, description="within-field z below: pest/disease damage")
+    anomaly_z: float = Field(-3.0, lt=0, description="within-field z below: anomaly to scout")
     mad_floor: float = Field(0.01, gt=0, description="smallest MAD used for z (NDVI units)")
+    edge: Literal["exclude", "include"] = Field(
+        "exclude", description="exclude: z statistics and z classes from interior pixels only"
+    )
+    inner_buffer_m: float = Field(
+        0.0, ge=0, description="with edge: exclude, pixels this close to the border are edge too"
+    )
 
     def __init__(self, **data: object) -> None:
+        if old := [k for k in RENAMED_KEYS if k in data]:
+            raise ConfigError(
+                f"{old[0]} was renamed to {RENAMED_KEYS[old[0]]}",
+                source="health rules", fix=f"write {RENAMED_KEYS[old[0]]}: {data[old[0]]}",
+            )  # fmt: skip
         try:
             super().__init__(**data)
         except ValidationError as exc:
@@ -80,8 +107,8 @@ class HealthRules(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> HealthRules:
-        if not self.pest_z < self.stressed_z:
-            raise ValueError("pest_z must be below stressed_z")
+        if not self.anomaly_z < self.stressed_z:
+            raise ValueError("anomaly_z must be below stressed_z")
         if not self.bare_ndvi < self.stressed_ndvi:
             raise ValueError("bare_ndvi must be below stressed_ndvi")
         return self
@@ -110,6 +137,7 @@ def classify(
     *,
     rules: HealthRules | None = None,
     schema: ClassSchema = DEFAULT_SCHEMA,
+    min_pixels: int | None = None,
 ) -> xr.DataArray:
     """Crop-health class raster from NDVI (and NDRE when present); lazy uint8.
 
@@ -147,7 +175,8 @@ def classify(
         The schema lacks one of the crop-health class names.
     """
     rules = rules or HealthRules()
-    codes = tuple(schema.code(name) for name in _CROP_CLASSES)
+    min_pixels = ProblemsConfig().min_pixels if min_pixels is None else min_pixels
+    codes = tuple(schema.code(name) for name in HEALTH_CLASSES)
     if "NDVI" not in indices.data_vars:
         raise SpectralIndexError(
             f"classify needs NDVI; the indices have {', '.join(map(str, indices.data_vars))}",
@@ -156,17 +185,22 @@ def classify(
     ndvi = indices["NDVI"]
     use_ndre = "NDRE" in indices.data_vars and rules.stressed_ndre is not None
     fid = field_raster(fields, ndvi) if fields is not None else _one_field(ndvi)
-    stats = field_statistics(ndvi, fid)
+    core = fid
+    if fields is not None and rules.edge == "exclude":
+        core = field_raster(fields, ndvi, interior=True, inner_buffer=rules.inner_buffer_m)
+    stats = field_statistics(ndvi, core)
     if stats.empty:
         warnings.warn(
             "classify: no valid NDVI pixel inside any field; the class raster is all background",
             UserWarning, stacklevel=2,
         )  # fmt: skip
-    z = robust_z(ndvi, fid, stats, mad_floor=rules.mad_floor)
+    stats = stats[stats["count"] >= min_pixels]
+    z = robust_z(ndvi, core, stats, mad_floor=rules.mad_floor)
     ndvi_data = as_dask(ndvi)
+    in_field = as_dask(fid).rechunk(ndvi_data.chunks[-2:])
     extra = [as_dask(indices["NDRE"]).rechunk(ndvi_data.chunks)] if use_ndre else []
     data = da.map_blocks(
-        _classes_block, ndvi_data, as_dask(z), *extra, dtype=np.uint8,
+        _classes_block, ndvi_data, as_dask(z), in_field, *extra, dtype=np.uint8,
         rules=rules.model_dump(), codes=codes,
     )  # fmt: skip
     out = ndvi.copy(data=data)
@@ -175,7 +209,7 @@ def classify(
     out.attrs = {
         "long_name": "crop-health class",
         "class_schema": schema.to_json(),
-        "health_rules": rules.model_dump_json(),
+        "health_rules": json.dumps({**rules.model_dump(), "min_pixels": min_pixels}),
     }
     return out.rio.write_nodata(0)
 
@@ -214,16 +248,19 @@ def class_areas(
     return table[[*id_columns(classes), "class", "class_name", "pixels", "area_ha", "share"]]
 
 
-def _classes_block(ndvi, z, *ndre, rules: dict, codes: tuple[int, int, int, int]) -> np.ndarray:
-    healthy, stressed, pest, bare = codes
+def _classes_block(
+    ndvi, z, fid, *ndre, rules: dict[str, Any], codes: tuple[int, int, int, int]
+) -> np.ndarray:
+    healthy, stressed, anomaly, bare = codes
     with np.errstate(invalid="ignore"):
-        valid = np.isfinite(ndvi) & np.isfinite(z)
+        # z is NaN on edge pixels and in fields without support: comparisons are then False
+        valid = np.isfinite(ndvi) & (fid > 0)
         weak = (ndvi < rules["stressed_ndvi"]) | (z < rules["stressed_z"])
         if ndre:
             valid &= np.isfinite(ndre[0])
             weak |= ndre[0] < rules["stressed_ndre"]
         out = np.where(weak, stressed, healthy).astype(np.uint8)
-        out[z < rules["pest_z"]] = pest
+        out[z < rules["anomaly_z"]] = anomaly
         out[ndvi < rules["bare_ndvi"]] = bare
     out[~valid] = 0
     return out

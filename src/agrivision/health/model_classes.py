@@ -12,16 +12,23 @@ and hyphens turned into underscores, takes the first of:
 
 1. ``mapping`` (the ``model_classes:`` section of a report config), e.g.
    ``{tractor: background, lodged: stressed}``;
-2. the schema class of the same name (``background, healthy, stressed, pest_disease,
+2. the schema class of the same name (``background, healthy, stressed, anomaly,
    bare_soil`` in the default schema);
-3. :data:`SYNONYMS`: ``crop -> healthy``, ``soil``/``weed`` -> ``bare_soil`` (the default
-   schema's "bare soil/weeds"), ``pest``/``disease`` -> ``pest_disease``, ``nodata`` ->
+3. :data:`SYNONYMS`: ``crop -> healthy``, ``soil``/``weed`` -> ``bare_soil``,
+   ``pest``/``disease`` -> ``anomaly`` (red: the place to scout), ``nodata`` ->
    ``background``, ...
 
 A class named by none of these raises :class:`~agrivision.errors.CheckpointError` naming the
 checkpoint and the class, with the config line that fixes it: a class is never dropped or
 guessed silently. Several checkpoint classes may share one schema class (CWFID's ``soil`` and
 ``weed`` both become ``bare_soil``).
+
+Names follow the evidence: the rules can only say "anomaly", but a model trained on pest,
+weed or disease labels can say more. So a report class that receives checkpoint classes of
+other names is *labelled* with them (:func:`model_labels`): CWFID's ``soil`` and ``weed``
+make the brown class "soil / weed", a ``disease`` class makes the red one "disease". The
+label is what the legend, the cards and the problem polygons' ``class_name`` show; codes,
+names, colours and the field-table columns (``anomaly_pct``, ...) stay those of the schema.
 
 Code 0 (background) is also where any model band is NaN (nodata, masked clouds) and, with
 fields, every pixel outside them.
@@ -59,7 +66,8 @@ _ALIASES = {
     "background": "nodata no_data none void unlabeled unlabelled other",
     "healthy": "crop healthy_crop normal",
     "stressed": "stress stressed_crop drought water_stress",
-    "pest_disease": "pest pests disease diseased damage pest_damage disease_damage",
+    # pest_disease: the name of this class before it was renamed (older checkpoints)
+    "anomaly": "pest pests disease diseased damage pest_damage disease_damage pest_disease",
     "bare_soil": "soil bare weed weeds bare_soil_weeds soil_weeds",
 }
 SYNONYMS: Mapping[str, str] = MappingProxyType(
@@ -148,6 +156,34 @@ def check_mapping(
     return {_key(k): v for k, v in mapping.items()}
 
 
+def model_labels(
+    mapping: Mapping[str, str], *, schema: ClassSchema = DEFAULT_SCHEMA
+) -> dict[int, str]:
+    """Labels that a checkpoint's classes give the report classes they land on.
+
+    Parameters
+    ----------
+    mapping
+        ``{checkpoint class: schema class name}`` (:func:`class_mapping`).
+    schema
+        The report's class schema.
+
+    Returns
+    -------
+    dict
+        ``{code: label}`` for every class but background that receives a checkpoint class
+        named otherwise: the checkpoint's names joined by " / ", in its order (``{4: "soil /
+        weed"}`` for CWFID). Classes the checkpoint names exactly keep their label.
+    """
+    labels: dict[int, str] = {}
+    for target in dict.fromkeys(mapping.values()):
+        sources = [name for name, t in mapping.items() if t == target]
+        code = schema.code(target)
+        if code != 0 and [_key(n) for n in sources] != [target]:
+            labels[code] = " / ".join(sources)
+    return labels
+
+
 def model_classes(
     scene: xr.Dataset,
     model: str | os.PathLike,
@@ -183,7 +219,8 @@ def model_classes(
     xarray.DataArray
         ``health_class``, uint8, the scene's grid and chunks, 0 = background/nodata (also
         the rio nodata); ``attrs["class_schema"]`` (JSON) and ``attrs["model"]`` (JSON:
-        checkpoint path, weights SHA-256, class mapping).
+        checkpoint path, weights SHA-256, class mapping); the schema's labels are the
+        model's class names (:func:`model_labels`).
 
     Raises
     ------
@@ -220,7 +257,7 @@ def model_classes(
     provenance = {"checkpoint": str(path), "weights_sha256": segmenter.meta.weights_sha256}
     out.attrs = {
         "long_name": "crop-health class (U-Net)",
-        "class_schema": schema.to_json(),
+        "class_schema": schema.relabel(model_labels(names, schema=schema)).to_json(),
         "model": json.dumps({**provenance, "classes": names}),
     }
     return out.rio.write_nodata(0)

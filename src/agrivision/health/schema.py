@@ -6,9 +6,16 @@ reserved for background/nodata; codes are ``0..254`` (255 stays free as a nodata
 for tools that want one). Colours are RGBA 0..255, written as a GDAL colour table so that
 QGIS shows the raster as "Paletted/Unique values" with the right colours straight away.
 
-The default schema is ``0 background, 1 healthy, 2 stressed, 3 pest_disease, 4 bare_soil``.
+The default schema is ``0 background, 1 healthy, 2 stressed, 3 anomaly, 4 bare_soil``. It is
+the only place where the project names its classes: the rules, the field-table columns
+(``<slug>_pct``), the problem polygons, the synthetic truth and the training tiles all read
+it. Names claim only what the evidence shows: a pixel far below its own field's median is an
+``anomaly`` to scout (pests, disease, drought, lodging, waterlogging or a headland look
+alike in a spectrum); pest, weed or disease names come only from a trained model's classes
+(:mod:`agrivision.health.model_classes` relabels the schema with them).
+
 Schemas may carry more classes (synthetic truth rasters add non-crop classes such as water
-or roads); :func:`agrivision.health.classify` only needs the four crop-health names.
+or roads); :func:`agrivision.health.classify` only needs the names in :data:`HEALTH_CLASSES`.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agrivision.errors import ConfigError
@@ -27,12 +34,14 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 @dataclass(frozen=True)
 class HealthClass:
-    """One class: raster ``code``, machine ``name`` (snake_case), human ``label``, RGBA colour."""
+    """One class: raster ``code``, machine ``name`` (snake_case), human ``label``, RGBA colour
+    and the ``slug`` that prefixes its field-table columns (default: the name)."""
 
     code: int
     name: str
     label: str
     colour: RGBA
+    slug: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,8 +67,8 @@ class ClassSchema:
             problem = "class codes and names must be unique"
         elif dict(zip(codes, names, strict=True)).get(0) != "background":
             problem = "code 0 must be the class named 'background' (it is reserved for nodata)"
-        elif bad := [n for n in names if not _NAME.match(str(n))]:
-            problem = f"class names must be snake_case identifiers, got {bad}"
+        elif bad := [n for n in [*names, *self.slugs.values()] if not _NAME.match(str(n))]:
+            problem = f"class names and slugs must be snake_case identifiers, got {bad}"
         elif bad := [c.colour for c in self.classes if not _is_rgba(c.colour)]:
             problem = f"colours must be four integers 0..255 (RGBA), got {bad}"
         if problem:
@@ -86,6 +95,17 @@ class ClassSchema:
         return {c.code: c.label for c in self.classes}
 
     @property
+    def slugs(self) -> dict[int, str]:
+        """``{code: column prefix}`` (``anomaly`` -> ``anomaly_pct``, ``anomaly_ha``)."""
+        return {c.code: c.slug or c.name for c in self.classes}
+
+    def relabel(self, labels: Mapping[int, str]) -> ClassSchema:
+        """The same schema with the labels of some codes replaced (names and codes stay)."""
+        return ClassSchema(
+            tuple(replace(c, label=labels.get(c.code, c.label)) for c in self.classes)
+        )
+
+    @property
     def colormap(self) -> dict[int, RGBA]:
         """``{code: (r, g, b, a)}`` for ``rasterio``'s ``write_colormap`` (a GDAL colour table)."""
         return {c.code: c.colour for c in self.classes}
@@ -96,10 +116,12 @@ class ClassSchema:
         return {c.code: "#{:02x}{:02x}{:02x}{:02x}".format(*c.colour) for c in self.classes}
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-ready form: ``{"classes": [{"code", "name", "label", "colour"}...]}``."""
+        """Plain, JSON-ready form: ``{"classes": [{"code", "name", "label", "colour", "slug"}]}``
+        (``slug`` only where set)."""
         return {
             "classes": [
                 {"code": c.code, "name": c.name, "label": c.label, "colour": list(c.colour)}
+                | ({"slug": c.slug} if c.slug else {})
                 for c in self.classes
             ]
         }
@@ -128,6 +150,7 @@ class ClassSchema:
                     name=item["name"],
                     label=str(item.get("label", item["name"])),
                     colour=_rgba(item["colour"]),
+                    slug=str(item.get("slug", "")),
                 )
                 for item in items
             )
@@ -177,11 +200,16 @@ def _rgba(value: Any) -> RGBA:
 DEFAULT_SCHEMA = ClassSchema(
     (
         HealthClass(0, "background", "background/nodata", (0, 0, 0, 0)),
-        HealthClass(1, "healthy", "healthy", (26, 150, 65, 255)),
-        HealthClass(2, "stressed", "stressed", (253, 174, 97, 255)),
-        HealthClass(3, "pest_disease", "pest/disease damage", (215, 25, 28, 255)),
-        HealthClass(4, "bare_soil", "bare soil/weeds", (140, 81, 10, 255)),
+        HealthClass(1, "healthy", "healthy", (26, 150, 65, 255), "healthy"),
+        HealthClass(2, "stressed", "stressed", (253, 174, 97, 255), "stressed"),
+        HealthClass(3, "anomaly", "anomaly – scout here", (215, 25, 28, 255), "anomaly"),
+        HealthClass(4, "bare_soil", "bare soil", (140, 81, 10, 255), "bare"),
     )
 )
-"""0 background (transparent), 1 healthy (green), 2 stressed (orange), 3 pest/disease
-damage (red), 4 bare soil/weeds (brown)."""
+"""0 background (transparent), 1 healthy (green), 2 stressed (orange), 3 anomaly – scout here
+(red), 4 bare soil (brown)."""
+
+#: The classes :func:`agrivision.health.classify` assigns, in the order of its rule codes.
+HEALTH_CLASSES = ("healthy", "stressed", "anomaly", "bare_soil")
+#: The classes that make problem polygons and count as the field's problem area.
+PROBLEM_CLASSES = ("stressed", "anomaly")

@@ -7,7 +7,9 @@ Breaks are per field, from its own histogram (:func:`~agrivision.health.anomaly.
   histogram bin centres weighted by their pixel counts; the breaks are the midpoints between
   the sorted cluster centres, i.e. every pixel goes to its nearest centre.
 
-A uniform field (or one with fewer distinct values than ``n``) can get fewer zones.
+A uniform field (or one with fewer distinct values than ``n``) can get fewer zones. A field
+with fewer than ``min_pixels`` valid pixels gets none: its breaks would be noise (see
+:class:`agrivision.config.ProblemsConfig` for the default).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import xarray as xr
 from scipy import ndimage
 from threadpoolctl import threadpool_limits
 
+from agrivision.config import ProblemsConfig
 from agrivision.errors import ConfigError, GridError
 from agrivision.fields.rasterize import codes_to_ids, field_raster
 from agrivision.fields.vectorize import vectorize, vectorize_batches
@@ -42,6 +45,7 @@ def zones(
     smooth: int = 0,
     bins: int = 2000,
     range: tuple[float, float] = (-1.0, 1.0),
+    min_pixels: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Management-zone polygons per field.
 
@@ -61,6 +65,8 @@ def zones(
         Majority-filter size in pixels (0 or 1: none); see :func:`zone_raster`.
     bins, range
         Histogram resolution of the breaks (index units).
+    min_pixels
+        Fields with fewer valid pixels get no zones (default ``ProblemsConfig().min_pixels``).
 
     Returns
     -------
@@ -77,7 +83,7 @@ def zones(
     Computed eagerly: the breaks (one pass over ``index``), the zone means (a second pass)
     and the polygons (``vectorize``, a third).
     """
-    zone, means = _zones_and_means(index, fields, n, method, smooth, bins, range)
+    zone, means = _zones_and_means(index, fields, n, method, smooth, bins, range, min_pixels)
     polygons = vectorize(zone, fields, class_names=_names(n), min_area_ha=min_area_ha)
     return _with_means(polygons, means)
 
@@ -92,6 +98,7 @@ def zone_batches(
     smooth: int = 0,
     bins: int = 2000,
     range: tuple[float, float] = (-1.0, 1.0),
+    min_pixels: int | None = None,
     rows: int = 2048,
 ) -> Iterator[gpd.GeoDataFrame]:
     """:func:`zones` handed over in batches of fields, for tables too large to hold at once.
@@ -102,7 +109,7 @@ def zone_batches(
     batch in input order. The breaks and zone means are computed (eagerly) before the first
     batch.
     """
-    zone, means = _zones_and_means(index, fields, n, method, smooth, bins, range)
+    zone, means = _zones_and_means(index, fields, n, method, smooth, bins, range, min_pixels)
     batches = vectorize_batches(
         zone, fields, class_names=_names(n), min_area_ha=min_area_ha, rows=rows
     )
@@ -119,6 +126,7 @@ def zone_raster(
     smooth: int = 0,
     bins: int = 2000,
     range: tuple[float, float] = (-1.0, 1.0),
+    min_pixels: int | None = None,
 ) -> xr.DataArray:
     """Lazy uint8 zone raster on the index's grid: 1 (lowest) .. ``n`` (highest), 0 outside.
 
@@ -129,10 +137,10 @@ def zone_raster(
 
     Computed eagerly: the per-field breaks (one pass over ``index``); the raster is lazy.
     """
-    return _zones(index, fields, n, method, smooth, bins, range)[0]
+    return _zones(index, fields, n, method, smooth, bins, range, min_pixels)[0]
 
 
-def _zones(index, fields, n, method, smooth, bins, range):
+def _zones(index, fields, n, method, smooth, bins, range, min_pixels):
     if index.dims != ("y", "x"):
         raise GridError(
             f"zones need a (y, x) index, got dims {index.dims}",
@@ -145,6 +153,9 @@ def _zones(index, fields, n, method, smooth, bins, range):
         )  # fmt: skip
     fid = field_raster(fields, index)
     sums = field_histograms(index, fid, bins=bins, range=range)
+    min_pixels = ProblemsConfig().min_pixels if min_pixels is None else min_pixels
+    pixels = sums.groupby("code")["count"].transform("sum")
+    sums = sums[pixels.to_numpy() >= min_pixels]  # fields without support get no zones
     codes = np.unique(sums["code"].to_numpy())
     if method == "quantile":
         breaks = histogram_quantiles(sums, bins, range, (np.arange(1, n) / n).tolist())
@@ -170,9 +181,9 @@ def _zones(index, fields, n, method, smooth, bins, range):
     return out.rio.write_nodata(0), fid
 
 
-def _zones_and_means(index, fields, n, method, smooth, bins, range):
+def _zones_and_means(index, fields, n, method, smooth, bins, range, min_pixels):
     """The lazy zone raster and the mean index of every (field, zone)."""
-    zone, fid = _zones(index, fields, n, method, smooth, bins, range)
+    zone, fid = _zones(index, fields, n, method, smooth, bins, range, min_pixels)
     sums = per_field_sums(fid, zone.copy(data=as_dask(zone).astype(np.int32) - 1), n, index)
     means = pd.DataFrame(
         {
@@ -191,6 +202,8 @@ def _names(n: int) -> dict[int, str]:
 def _with_means(polygons: gpd.GeoDataFrame, means: pd.DataFrame) -> gpd.GeoDataFrame:
     """Zone polygons (``vectorize`` output) with their zone's mean index, in their order."""
     polygons = polygons.rename(columns={"class": "zone"})
+    # the ids' type, also when no field has zones (an empty table has no ids to infer it from)
+    means = means.astype({"field_id": polygons["field_id"].dtype})
     polygons = polygons.merge(means, on=["field_id", "zone"], how="left")
     return polygons[["field_id", "zone", means.columns[-1], "area_ha", "geometry"]]
 

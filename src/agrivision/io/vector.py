@@ -167,7 +167,12 @@ def _arrow_table(frame: gpd.GeoDataFrame) -> pa.Table:
             "spooled batches must be GeoDataFrames with geometry", source="FeatureSpool"
         )
     table = pa.table(frame.to_arrow(index=False, geometry_encoding="WKB"))
-    return table.replace_schema_metadata(None)
+    # An empty object column (string ids of a table without rows) has Arrow type null, which
+    # GDAL cannot write: it is a string column.
+    schema = pa.schema(
+        [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+    )
+    return table.cast(schema).replace_schema_metadata(None)
 
 
 def write_vector(

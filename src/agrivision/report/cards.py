@@ -6,7 +6,6 @@ whole-scene map) costs a few small reads instead of recomputing the dask graph.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -19,11 +18,13 @@ from rasterio.enums import Resampling
 
 from agrivision.config import ReportConfig
 from agrivision.errors import ResourceLimitError
-from agrivision.fields.table import CLASS_SLUGS
+from agrivision.fields.table import CLASS_SLUGS, INSUFFICIENT, problem_share
+from agrivision.health.schema import DEFAULT_SCHEMA, ClassSchema
 from agrivision.report import figures
 from agrivision.report.html import FieldCard
 
-STATUS_ORDER = {"problem": 0, "watch": 1, "no data": 2, "good": 3}
+# Fields without enough data come last: their shares are not verdicts.
+STATUS_ORDER = {"problem": 0, "watch": 1, "good": 2, INSUFFICIENT: 3}
 OVERVIEW_PX = 900
 
 
@@ -50,24 +51,28 @@ def build_cards(
     classes_tif: Path,
     series: pd.DataFrame | None,
     *,
-    colours: Mapping[int, str],
+    schema: ClassSchema = DEFAULT_SCHEMA,
     config: ReportConfig | None = None,
 ) -> list[FieldCard]:
-    """One card per field, most affected first, at most ``config.output.max_cards``."""
+    """One card per field, most affected first, at most ``config.output.max_cards``.
+
+    Order: status (problem, watch, good, insufficient data), then problem share, largest
+    first. ``schema`` gives the class colours and the labels of the class-area table.
+    """
     config = config or ReportConfig()
     order = table.assign(
-        _s=table["status"].map(STATUS_ORDER), _p=-(table["stressed_pct"] + table["pest_pct"])
-    ).sort_values(["_s", "_p"])
+        _s=table["status"].map(STATUS_ORDER), _p=-problem_share(table)
+    ).sort_values(["_s", "_p"], kind="stable")
     order = order[~order["outside_scene"]].head(config.output.max_cards)
     cards = []
     with rasterio.open(indices_tif) as idx, rasterio.open(classes_tif) as cls:
         index_name = idx.descriptions[0] or "index"
         for _, row in order.iterrows():
-            cards.append(_card(row, idx, cls, index_name, series, colours, config))
+            cards.append(_card(row, idx, cls, index_name, series, schema, config))
     return cards
 
 
-def _card(row, idx, cls, index_name, series, colours, config) -> FieldCard:
+def _card(row, idx, cls, index_name, series, schema, config) -> FieldCard:
     geom = row.geometry
     values, extent, inside = _window(idx, geom, config.output.max_field_pixels)
     classes, _, _ = _window(cls, geom, config.output.max_field_pixels)
@@ -77,7 +82,9 @@ def _card(row, idx, cls, index_name, series, colours, config) -> FieldCard:
         ("index map", figures.index_thumbnail(values, extent, geom, title=index_name, vmin=-0.2)),
         (
             "classes",
-            figures.class_thumbnail(classes, extent, geom, colours, title="health classes"),
+            figures.class_thumbnail(
+                classes, extent, geom, schema.hex_colours, title="health classes"
+            ),
         ),
         ("histogram", figures.histogram(values, title=f"{index_name} histogram")),
     ]
@@ -98,11 +105,14 @@ def _card(row, idx, cls, index_name, series, colours, config) -> FieldCard:
         f"{index_name} mean": _fmt(row.get(f"{key}_mean")),
         f"{index_name} p10–p90": f"{_fmt(row.get(f'{key}_p10'))} – {_fmt(row.get(f'{key}_p90'))}",
         "problem area": f"{row['problem_area_ha']:.2f} ha",
+        "largest anomaly patch": f"{row['anomaly_patch_ha']:.2f} ha",
     }
     if "crop" in row:
         facts["crop"] = str(row["crop"])
     if pd.notna(row.get("peer_z")):
         facts["vs. peers (z)"] = f"{row['peer_z']:+.1f} among {row['peer_group']} ({row['peer_n']})"
+    if row["status_reason"]:
+        facts["why"] = row["status_reason"]
     if "declining" in row and pd.notna(row.get(f"{config.timeseries.index.lower()}_change")):
         facts["change"] = _fmt(row[f"{config.timeseries.index.lower()}_change"])
         if pd.notna(row.get(f"{config.timeseries.index.lower()}_peer_change")):
@@ -112,7 +122,10 @@ def _card(row, idx, cls, index_name, series, colours, config) -> FieldCard:
         for f in ("hotspot", "low_valid_data", "partly_outside", "declining")
         if row.get(f) is True
     ]
-    areas = [(slug, row[f"{slug}_ha"], row[f"{slug}_pct"]) for slug in CLASS_SLUGS.values()]
+    areas = [
+        (schema.labels[code], row[f"{slug}_ha"], row[f"{slug}_pct"])
+        for code, slug in CLASS_SLUGS.items()
+    ]
     return FieldCard(
         field_id=str(row["field_id"]), status=row["status"], facts=facts, flags=flags,
         images=images, class_areas=areas,

@@ -18,7 +18,7 @@ STATUS_COLOURS = {
     "good": "#1a9641",
     "watch": "#fdae61",
     "problem": "#d7191c",
-    "no data": "#9e9e9e",
+    "insufficient data": "#9e9e9e",
 }
 
 

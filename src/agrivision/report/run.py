@@ -37,9 +37,9 @@ from rasterio.errors import NotGeoreferencedWarning
 from agrivision import __version__
 from agrivision.config import ReportConfig
 from agrivision.errors import OutputError
-from agrivision.fields.table import PROBLEM_CODES, field_table
+from agrivision.fields.table import INSUFFICIENT, PROBLEM_CODES, field_table
 from agrivision.fields.vectorize import vectorize_batches
-from agrivision.health import DEFAULT_SCHEMA, HealthRules, classify
+from agrivision.health import DEFAULT_SCHEMA, ClassSchema, HealthRules, classify
 from agrivision.health.model_classes import classes_provenance, model_classes, run_once
 from agrivision.health.zones import zone_batches
 from agrivision.indices import compute
@@ -193,13 +193,27 @@ def _run(
             ))  # fmt: skip
         else:
             rules = HealthRules(**config.health) if config.health else HealthRules()
-            classes = classify(latest, fields, rules=rules, schema=DEFAULT_SCHEMA)
+            classes = classify(
+                latest, fields, rules=rules, schema=DEFAULT_SCHEMA,
+                min_pixels=config.problems.min_pixels,
+            )  # fmt: skip
+        # the labels: a model's own class names where it has them
+        schema = ClassSchema.from_json(classes.attrs["class_schema"])
     with stage("zonal"):
         table, series = field_table(fields, indices, classes, config=config)
+        # Fields without enough data get a status and no problem polygons or zones.
+        supported = fields[(table["status"] != INSUFFICIENT).to_numpy()]
+        if supported.empty:
+            warnings.warn(
+                f"no field has enough data for a verdict (problems.min_pixels = "
+                f"{config.problems.min_pixels}, timeseries.min_valid_fraction = "
+                f"{config.timeseries.min_valid_fraction}): no problem polygons, no zones",
+                UserWarning, stacklevel=2,
+            )  # fmt: skip
     with stage("problems"):
         polygons = vectorize_batches(
-            classes, fields, classes_to_keep=PROBLEM_CODES,
-            class_names=DEFAULT_SCHEMA.labels, min_area_ha=config.problems.min_area_ha,
+            classes, supported, classes_to_keep=PROBLEM_CODES,
+            class_names=schema.labels, min_area_ha=config.problems.min_area_ha,
             simplify=config.problems.simplify_m,
         )  # fmt: skip
         # Made strip by strip into a file in the staging folder (removed once written).
@@ -207,15 +221,15 @@ def _run(
     with stage("zones"):
         zone_index = config.zones.index
         polygons = zone_batches(
-            latest[zone_index], fields, n=config.zones.n, method=config.zones.method,
-            smooth=config.zones.smooth,
+            latest[zone_index], supported, n=config.zones.n, method=config.zones.method,
+            smooth=config.zones.smooth, min_pixels=config.problems.min_pixels,
         )  # fmt: skip
         zoned = FeatureSpool(polygons, folder=staging)
     with stage("write rasters"):
         to_cog(latest, staging / "indices.tif", descriptions=list(latest.data_vars))
         to_cog(
-            classes, staging / "classes.tif", colormap=DEFAULT_SCHEMA.colormap,
-            class_names=DEFAULT_SCHEMA.names, nodata=0,
+            classes, staging / "classes.tif", colormap=schema.colormap,
+            class_names=schema.names, nodata=0,
         )  # fmt: skip
     with stage("write vectors"):
         p = config.output.precision
@@ -234,7 +248,7 @@ def _run(
     with stage("html"):
         cards = build_cards(
             table, staging / "indices.tif", staging / "classes.tif", series,
-            colours=DEFAULT_SCHEMA.hex_colours, config=config,
+            schema=schema, config=config,
         )  # fmt: skip
         page = render_report(
             title="agrivision field report",

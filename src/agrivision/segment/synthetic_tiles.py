@@ -1,9 +1,10 @@
 """Small labelled training tiles with known truth, for the example config, tests and benchmark.
 
 Each tile is a 4-band (blue, green, red, nir) float32 reflectance GeoTIFF with a uint8 label
-GeoTIFF beside it, in the crop-health class schema: ``0 background`` (a road), ``1 healthy``,
-``2 stressed``, ``3 pest_disease``, ``4 bare_soil``. Stress, pest damage and bare patches are
-smooth random blobs; pest damage is speckled, so texture as well as spectrum separates it.
+GeoTIFF beside it, in the crop-health class schema (:data:`~agrivision.health.schema.DEFAULT_SCHEMA`):
+``0 background`` (a road), ``1 healthy``, ``2 stressed``, ``3 anomaly`` (speckled damaged
+canopy, like pest damage), ``4 bare_soil``. Stress, damage and bare patches are smooth random
+blobs; the damage is speckled, so texture as well as spectrum separates it.
 
 Usage: ``python -m agrivision.segment.synthetic_tiles OUT_DIR [N] [SIZE]``.
 """
@@ -19,10 +20,11 @@ import rasterio
 from rasterio.transform import from_origin
 from scipy import ndimage
 
+from agrivision.health.schema import DEFAULT_SCHEMA
 from agrivision.io.atomic import atomic_path
 
 BANDS = ("blue", "green", "red", "nir")
-CLASSES = ("background", "healthy", "stressed", "pest_disease", "bare_soil")
+CLASSES = tuple(DEFAULT_SCHEMA.names.values())
 # Mean reflectance per class and band (blue, green, red, nir): plausible, not measured.
 SPECTRA = np.array(
     [

@@ -33,6 +33,7 @@ from pyproj import CRS
 from rasterio.warp import transform_geom
 
 from agrivision.errors import ConfigError, OutputError
+from agrivision.health.schema import DEFAULT_SCHEMA
 from agrivision.io.atomic import atomic_path
 from agrivision.io.cog import to_cogs
 from agrivision.sensors import load_profile
@@ -49,9 +50,8 @@ _EXTENSIONS = [
     "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
 ]
 _COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
-#: Colours of the truth rasters (RGBA); classes follow the project's health schema.
-CLASS_COLOURS = {0: (0, 0, 0, 0), 1: (26, 150, 65, 255), 2: (253, 174, 97, 255),
-                 3: (215, 25, 28, 255), 4: (140, 81, 10, 255)}  # fmt: skip
+#: Colours of the truth rasters (RGBA): those of the project's health schema.
+CLASS_COLOURS = DEFAULT_SCHEMA.colormap
 #: Codes of the cloud truth (see :mod:`agrivision.synthetic.scene`).
 CLOUD_CODES = {0: "clear", 1: "cloud", 2: "thin cirrus", 3: "cloud shadow"}
 LANDCOVER_COLOURS = {0: (0, 0, 0, 0), 1: (230, 200, 90, 255), 2: (150, 210, 110, 255),

@@ -21,6 +21,7 @@ import shapely
 from pyproj import CRS
 
 from agrivision.errors import ConfigError
+from agrivision.health.schema import DEFAULT_SCHEMA
 from agrivision.synthetic.noise import uniform
 from agrivision.synthetic.spectra import CROPS
 
@@ -29,8 +30,12 @@ LANDCOVER = {0: "nodata", 1: "cropland", 2: "grassland", 3: "road", 4: "forest",
              6: "built"}  # fmt: skip
 #: Field conditions: what kind of truth a field carries.
 CONDITIONS = ("healthy", "stress_patches", "pest", "uniform_stress", "weeds", "bare")
-#: Health classes of the truth raster (the project schema).
-CLASSES = {0: "background", 1: "healthy", 2: "stressed", 3: "pest_disease", 4: "bare_soil"}
+#: Health classes of the truth raster: ``{code: name}`` of the project schema.
+CLASSES = dict(DEFAULT_SCHEMA.names)
+# Truth codes of the patches: stress ellipses, pest spots (an anomaly in the schema), weeds.
+_STRESSED = DEFAULT_SCHEMA.code("stressed")
+_PEST = DEFAULT_SCHEMA.code("anomaly")
+_BARE = DEFAULT_SCHEMA.code("bare_soil")
 
 _CONDITION_CDF = (0.45, 0.62, 0.74, 0.81, 0.90, 1.0)
 _CROP_CDF = (0.35, 0.60, 0.75, 1.0)
@@ -402,7 +407,7 @@ def _patches(seed: int, fields: pd.DataFrame, quads: np.ndarray) -> pd.DataFrame
     fid = fields["field_id"].to_numpy()
     cond = fields["condition"].to_numpy()
     parts: list[tuple] = []  # (field index, class, centre, a, b)
-    for kind, cls in (("stress_patches", 2), ("weeds", 4), ("pest", 3)):
+    for kind, cls in (("stress_patches", _STRESSED), ("weeds", _BARE), ("pest", _PEST)):
         idx = np.flatnonzero(cond == kind)
         u = [uniform(seed, _S_PATCH + 10 * cls + j, fid[idx], 0) for j in range(4)]
         if kind == "pest":  # clusters span 240 m: at least 300 m apart
@@ -479,7 +484,7 @@ def _with_shares(fields: pd.DataFrame, patches: pd.DataFrame) -> pd.DataFrame:
     pos = np.searchsorted(fields["field_id"].to_numpy(), patches["field_id"].to_numpy())
     clipped = shapely.area(patches["geometry"].to_numpy())
     shares = {}
-    for name, cls in (("stressed_share", 2), ("pest_share", 3), ("bare_share", 4)):
+    for name, cls in (("stressed_share", _STRESSED), ("pest_share", _PEST), ("bare_share", _BARE)):
         sel = patches["class"].to_numpy() == cls
         shares[name] = np.bincount(pos[sel], clipped[sel], minlength=len(fields)) / area
     cond = fields["condition"].to_numpy()

@@ -1,0 +1,95 @@
+"""The field table's verdicts: support before any status, hotspots need a contiguous patch."""
+
+from __future__ import annotations
+
+import dask.array as da
+import geopandas as gpd
+import numpy as np
+import pytest
+import rioxarray  # noqa: F401 - registers the .rio accessor
+import xarray as xr
+from rasterio.transform import from_origin
+from shapely import box
+
+from agrivision.config import ReportConfig
+from agrivision.fields.table import INSUFFICIENT, field_table
+from agrivision.health import classify, zones
+from agrivision.health.schema import DEFAULT_SCHEMA
+
+X0, Y0, RES = 500_000.0, 5_800_000.0, 10.0  # EPSG:32633, 10 m pixels: 0.01 ha each
+HEALTHY, ANOMALY = DEFAULT_SCHEMA.code("healthy"), DEFAULT_SCHEMA.code("anomaly")
+
+
+def on_grid(values: np.ndarray, name: str) -> xr.DataArray:
+    ny, nx = values.shape
+    coords = {"y": Y0 - RES * (np.arange(ny) + 0.5), "x": X0 + RES * (np.arange(nx) + 0.5)}
+    arr = xr.DataArray(da.from_array(values, chunks=16), dims=("y", "x"), coords=coords, name=name)
+    return arr.rio.write_crs("EPSG:32633").rio.write_transform(from_origin(X0, Y0, RES, RES))
+
+
+def fields_of(boxes: dict) -> gpd.GeoDataFrame:
+    """Fields from ``{id: (row0, col0, row1, col1)}`` pixel boxes."""
+    geoms = [box(X0 + RES * c0, Y0 - RES * r1, X0 + RES * c1, Y0 - RES * r0)
+             for r0, c0, r1, c1 in boxes.values()]  # fmt: skip
+    return gpd.GeoDataFrame({"field_id": list(boxes)}, geometry=geoms, crs="EPSG:32633")
+
+
+def table_of(ndvi: np.ndarray, classes: np.ndarray, fields, **problems):
+    indices = xr.Dataset({"NDVI": on_grid(ndvi.astype(np.float32), "NDVI")})
+    config = ReportConfig(problems=problems)
+    table, _ = field_table(fields, indices, on_grid(classes.astype(np.uint8), "c"), config=config)
+    return table.set_index("field_id")
+
+
+def test_a_field_below_the_pixel_minimum_is_insufficient_data_with_no_hotspot_or_zones():
+    ndvi = np.full((40, 60), 0.8)
+    ndvi[4:7, 4:7] = ndvi[20:24, 20:24] = 0.4  # a 3 x 3 and a 4 x 4 patch far below 0.8
+    flds = fields_of({"tiny": (3, 3, 8, 8), "big": (15, 15, 35, 35), "away": (0, 100, 5, 105)})
+    classes = classify(xr.Dataset({"NDVI": on_grid(ndvi.astype(np.float32), "NDVI")}), flds)
+    cls = classes.values
+    assert (cls[4:7, 4:7] != ANOMALY).all()  # 25 pixels: no z, no anomaly
+    assert (cls[20:24, 20:24] == ANOMALY).all()  # 400 pixels: the patch is found
+    table = table_of(ndvi, cls, flds)
+    tiny, big, away = table.loc["tiny"], table.loc["big"], table.loc["away"]
+    assert tiny["status"] == INSUFFICIENT and tiny["status_reason"] == "25 observed pixels < 30"
+    assert not tiny["hotspot"] and tiny["anomaly_pct"] == 0
+    assert away["status"] == INSUFFICIENT and away["status_reason"] == "outside the scene"
+    assert big["hotspot"] and big["status"] == "problem"
+    assert big["anomaly_patch_ha"] == pytest.approx(0.16)
+    assert big["status_reason"] == "anomaly patch 0.16 ha >= 0.05 ha"
+    zoned = zones(on_grid(ndvi.astype(np.float32), "NDVI"), flds.iloc[:2], n=2)
+    assert set(zoned["field_id"]) == {"big"}
+    # the same small field is judged once the minimum allows it: its patch is stressed
+    judged = table_of(ndvi, cls, flds, min_pixels=25).loc["tiny"]
+    assert (judged["status"], judged["status_reason"]) == ("problem", "problem share 36 % >= 30 %")
+
+
+def test_low_valid_data_is_insufficient_with_its_fraction():
+    ndvi = np.full((40, 60), 0.8)
+    ndvi[10:30, 10:27] = np.nan  # 340 of the 400 pixels under a cloud
+    flds = fields_of({"cloudy": (10, 10, 30, 30)})
+    table = table_of(ndvi, np.where(np.isnan(ndvi), 0, HEALTHY), flds)
+    assert table.loc["cloudy", "status"] == INSUFFICIENT
+    assert table.loc["cloudy", "status_reason"] == "valid fraction 0.15 < 0.5"
+
+
+def test_isolated_anomaly_pixels_are_no_hotspot_one_patch_is():
+    ndvi = np.full((40, 60), 0.8)
+    scatter = np.full((40, 60), HEALTHY)
+    scatter[5:35:3, 5:35:3] = ANOMALY  # 100 isolated pixels: 11 % of the 900-pixel field
+    patch = np.full((40, 60), HEALTHY)
+    patch[10:14, 10:14] = ANOMALY  # one 4 x 4 patch: 0.16 ha, 1.8 %
+    flds = fields_of({"f": (5, 5, 35, 35)})
+    scattered = table_of(ndvi, scatter, flds).loc["f"]
+    assert scattered["anomaly_pct"] == pytest.approx(100 * 100 / 900)
+    assert scattered["anomaly_patch_ha"] == pytest.approx(0.01)
+    assert not scattered["hotspot"]
+    assert (
+        scattered["status"] == "watch"
+        and scattered["status_reason"] == "problem share 11 % >= 10 %"
+    )
+    patched = table_of(ndvi, patch, flds).loc["f"]
+    assert patched["anomaly_patch_ha"] == pytest.approx(0.16) and patched["hotspot"]
+    assert patched["status"] == "problem"
+    # the area, not the share, decides: the same patch under a larger minimum is no hotspot
+    assert not table_of(ndvi, patch, flds, hotspot_min_ha=0.2).loc["f", "hotspot"]
