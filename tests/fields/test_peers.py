@@ -90,6 +90,10 @@ def test_without_a_crop_column_every_field_is_compared_with_all_fields():
 # --------------------------------------------------------------------------- the season
 
 
+# The season's fields are 16 pixels: below the default support (problems.min_pixels).
+SMALL_FIELDS = ReportConfig(problems={"min_pixels": 10})
+
+
 def season(day0: list[float], day1: list[float], crops: list[str] | None):
     """Fields of 4x4 pixels in a row (1 px gaps), NDVI constant per field on two dates."""
     n = len(day0)
@@ -118,7 +122,7 @@ def test_a_whole_crop_ripening_is_not_decline_but_a_failing_field_is():
     day0 = [0.8] * 5 + [0.7] * 5
     day1 = [0.5] * 5 + [0.7] * 4 + [0.4]
     fields, indices, classes = season(day0, day1, ["A"] * 5 + ["B"] * 5)
-    out, series = field_table(fields, indices, classes, config=ReportConfig())
+    out, series = field_table(fields, indices, classes, config=SMALL_FIELDS)
     out = out.set_index("field_id")
     assert out.index[out["declining"]].tolist() == [10]
     np.testing.assert_allclose(out["ndvi_change"], np.array(day1) - np.array(day0), atol=1e-6)
@@ -137,7 +141,7 @@ def test_without_crops_the_scene_is_the_reference():
     day1 = [0.5] * 5 + [0.7] * 4 + [0.4]
     fields, indices, classes = season(day0, day1, None)
     with pytest.warns(PeersWarning, match="no crop column"):
-        out, _ = field_table(fields, indices, classes, config=ReportConfig())
+        out, _ = field_table(fields, indices, classes, config=SMALL_FIELDS)
     assert (out["peer_group"] == "all fields").all()
     np.testing.assert_allclose(out["ndvi_peer_change"], -0.3, atol=1e-6)
     assert not out["declining"].any()
@@ -146,7 +150,7 @@ def test_without_crops_the_scene_is_the_reference():
 def test_too_few_fields_fall_back_to_the_absolute_change():
     fields, indices, classes = season([0.75, 0.8], [0.55, 0.8], None)
     with pytest.warns(PeersWarning):
-        out, _ = field_table(fields, indices, classes, config=ReportConfig())
+        out, _ = field_table(fields, indices, classes, config=SMALL_FIELDS)
     assert out["ndvi_peer_change"].isna().all()
     assert out["declining"].tolist() == [True, False]
 

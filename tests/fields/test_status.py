@@ -9,6 +9,7 @@ import pytest
 import rioxarray  # noqa: F401 - registers the .rio accessor
 import xarray as xr
 from rasterio.transform import from_origin
+from rasters import geodesic_ha
 from shapely import box
 
 from agrivision.config import ReportConfig
@@ -17,6 +18,8 @@ from agrivision.health import classify, zones
 from agrivision.health.schema import DEFAULT_SCHEMA
 
 X0, Y0, RES = 500_000.0, 5_800_000.0, 10.0  # EPSG:32633, 10 m pixels: 0.01 ha each
+# ... on the map; on the ellipsoid (geodesic areas) 0.08 % more at the central meridian.
+PIXEL_HA = geodesic_ha(0.01, "EPSG:32633", X0, Y0)
 HEALTHY, ANOMALY = DEFAULT_SCHEMA.code("healthy"), DEFAULT_SCHEMA.code("anomaly")
 
 
@@ -55,7 +58,7 @@ def test_a_field_below_the_pixel_minimum_is_insufficient_data_with_no_hotspot_or
     assert not tiny["hotspot"] and tiny["anomaly_pct"] == 0
     assert away["status"] == INSUFFICIENT and away["status_reason"] == "outside the scene"
     assert big["hotspot"] and big["status"] == "problem"
-    assert big["anomaly_patch_ha"] == pytest.approx(0.16)
+    assert big["anomaly_patch_ha"] == pytest.approx(16 * PIXEL_HA, rel=1e-6)
     assert big["status_reason"] == "anomaly patch 0.16 ha >= 0.05 ha"
     zoned = zones(on_grid(ndvi.astype(np.float32), "NDVI"), flds.iloc[:2], n=2)
     assert set(zoned["field_id"]) == {"big"}
@@ -82,14 +85,16 @@ def test_isolated_anomaly_pixels_are_no_hotspot_one_patch_is():
     flds = fields_of({"f": (5, 5, 35, 35)})
     scattered = table_of(ndvi, scatter, flds).loc["f"]
     assert scattered["anomaly_pct"] == pytest.approx(100 * 100 / 900)
-    assert scattered["anomaly_patch_ha"] == pytest.approx(0.01)
+    assert scattered["anomaly_patch_ha"] == pytest.approx(PIXEL_HA, rel=1e-6)
     assert not scattered["hotspot"]
     assert (
         scattered["status"] == "watch"
         and scattered["status_reason"] == "problem share 11 % >= 10 %"
     )
     patched = table_of(ndvi, patch, flds).loc["f"]
-    assert patched["anomaly_patch_ha"] == pytest.approx(0.16) and patched["hotspot"]
+    assert (
+        patched["anomaly_patch_ha"] == pytest.approx(16 * PIXEL_HA, rel=1e-6) and patched["hotspot"]
+    )
     assert patched["status"] == "problem"
     # the area, not the share, decides: the same patch under a larger minimum is no hotspot
     assert not table_of(ndvi, patch, flds, hotspot_min_ha=0.2).loc["f", "hotspot"]

@@ -131,7 +131,9 @@ def field_table(
     ts = config.timeseries
     if f"{ts.index.lower()}_mean" not in table:  # an index the run did not compute
         ts = ts.model_copy(update={"index": first})
-    table = table.join(peer_groups(table, ts, supported=pd.Series(lacking == "", index=table.index)))
+    table = table.join(
+        peer_groups(table, ts, supported=pd.Series(lacking == "", index=table.index))
+    )
     series = None
     if timed:
         series = field_series(fields, indices, ts)
@@ -192,4 +194,3 @@ def _verdict(
         ts = config.timeseries
         return "watch", f"{ts.index} mean fell by more than {ts.decline_threshold:g}"
     return "good", ""
-

@@ -40,7 +40,7 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
 from agrivision.errors import ConfigError, FieldsError, GridError, MissingCRSError
-from agrivision.io.fields import area_ha
+from agrivision.io.fields import area_ha, geodesic_ratio
 
 #: Output columns (``field_id`` only when fields are given).
 COLUMNS = ("field_id", "class", "class_name", "area_ha", "geometry")
@@ -218,6 +218,9 @@ class _Job:
             (None, None) if fields is None else _fields_in_pixels(fields, grid)
         )
         self.field_tree = None if fields is None else shapely.STRtree(self.field_px)
+        # Polygons are clipped to their field: the field's geodesic/planar ratio turns their
+        # planar areas into geodesic ones without a geodesic computation per polygon.
+        self.field_ratio = None if fields is None else geodesic_ratio(_in_crs(fields, grid.crs))
         # Computed strip by strip from one optimised graph.
         self.blocks = self.data.to_delayed()
         _silence_memory_dataset_warning()
@@ -237,6 +240,23 @@ class _Job:
         )
 
 
+def _areas_ha(world: np.ndarray, fidx: np.ndarray, job: _Job) -> np.ndarray:
+    """Geodesic areas (ha): planar area times the field's ratio, exact where there is none."""
+    if job.field_ratio is None or not len(world):
+        return area_ha(gpd.GeoSeries(world, crs=job.grid.crs)).to_numpy()
+    unit = job.grid.metres_per_unit or np.nan
+    ratio = job.field_ratio[np.maximum(fidx, 0)]
+    areas = shapely.area(world) * unit * unit / 1e4 * ratio
+    exact = ~np.isfinite(areas)  # a geographic CRS, or a field without a usable ratio
+    if exact.any():
+        areas[exact] = area_ha(gpd.GeoSeries(world[exact], crs=job.grid.crs)).to_numpy()
+    return areas
+
+
+def _in_crs(fields: gpd.GeoDataFrame, crs) -> gpd.GeoSeries:
+    return fields.geometry if fields.crs == crs else fields.geometry.to_crs(crs)
+
+
 def _strips(row_chunks: tuple[int, ...], rows: int) -> list[range]:
     """Consecutive chunk rows grouped into strips of at least ``rows`` pixel rows."""
     strips, start, height = [], 0, 0
@@ -253,7 +273,7 @@ def _finish(job: _Job, pieces: _Pieces, class_names: Mapping[int, str] | None) -
     grid = job.grid
     geoms, codes, fidx = _merge_seams(*pieces, connectivity=job.connectivity)
     world = _to_world(geoms, grid.pixel_to_world)
-    areas = area_ha(gpd.GeoSeries(world, crs=grid.crs)).to_numpy()
+    areas = _areas_ha(world, fidx, job)
     keep_rows = areas >= job.min_area_ha
     bounds = shapely.bounds(geoms)
     order = np.lexsort((-areas, bounds[:, 0], -bounds[:, 3], codes, fidx))

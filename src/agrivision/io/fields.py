@@ -154,6 +154,28 @@ def area_ha(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.Series:
     return pd.Series(area, index=gdf.index, name="area_ha")
 
 
+def geodesic_ratio(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> np.ndarray:
+    """Geodesic area over planar area (in the geometries' projected CRS) of each geometry.
+
+    A polygon drawn inside one of these (a problem or zone polygon inside its field) has the
+    geodesic area ``planar area * ratio`` to within the variation of the CRS's areal scale
+    across the outer geometry: below 1e-7 for a field inside its UTM zone, 2e-5 for a 1 km
+    field 75 degrees of longitude outside it. :func:`area_ha` on hundreds of thousands of
+    pixel polygons costs about 65 microseconds each; this costs one per outer geometry.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, aligned with ``gdf``; NaN for empty geometries or a geographic CRS.
+    """
+    planar = gdf.geometry.area.to_numpy() if gdf.crs is not None and gdf.crs.is_projected else None
+    if planar is None:
+        return np.full(len(gdf), np.nan)
+    unit = gdf.crs.axis_info[0].unit_conversion_factor
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return area_ha(gdf).to_numpy() * 1e4 / (planar * unit * unit)
+
+
 def crop_column(
     fields: gpd.GeoDataFrame, name: str | None = None, *, source: str | PathLike = "fields"
 ) -> str | None:
