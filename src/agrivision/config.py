@@ -115,8 +115,8 @@ class ProblemsConfig(_Section):
     Support rules (a verdict needs evidence):
 
     ``min_pixels`` (default 30)
-        Fewest observed pixels (in the scene, cloud-free, counted by their share inside the
-        field) a field needs for any classes-derived verdict: z-scores and so anomalies,
+        Fewest usable pixels (in the scene, cloud-free and classified: interior pixels, as
+        edge pixels get no class with ``health.edge: exclude``) a field needs for any classes-derived verdict: z-scores and so anomalies,
         hotspots, management zones and a status other than ``insufficient data``. The robust
         z of a pixel is judged against its field's median and MAD; estimated from n pixels
         of a uniform normal field they are off by 1.25/sqrt(n) and 1.17/sqrt(n) standard

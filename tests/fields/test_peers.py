@@ -111,7 +111,9 @@ def season(day0: list[float], day1: list[float], crops: list[str] | None):
     ndvi = xr.DataArray(da.from_array(values, chunks=(1, 4, 8)), dims=("time", "y", "x"),
                         coords=coords, name="NDVI")  # fmt: skip
     ndvi = ndvi.rio.write_crs("EPSG:32633").rio.write_transform(from_origin(X0, Y0, RES, RES))
-    classes = xr.zeros_like(ndvi.isel(time=-1), dtype=np.uint8)
+    # every field pixel classified (healthy): usable for the support count
+    classes = xr.where(ndvi.isel(time=-1) != np.float32(0.1), np.uint8(1), np.uint8(0))
+    classes = classes.rio.write_crs("EPSG:32633").rio.write_transform(ndvi.rio.transform())
     attrs = {"field_id": np.arange(1, n + 1)} | ({"crop": crops} if crops else {})
     fields = gpd.GeoDataFrame(attrs, geometry=geoms, crs="EPSG:32633")
     return fields, xr.Dataset({"NDVI": ndvi}), classes

@@ -54,7 +54,7 @@ def test_a_field_below_the_pixel_minimum_is_insufficient_data_with_no_hotspot_or
     assert (cls[20:24, 20:24] == ANOMALY).all()  # 400 pixels: the patch is found
     table = table_of(ndvi, cls, flds)
     tiny, big, away = table.loc["tiny"], table.loc["big"], table.loc["away"]
-    assert tiny["status"] == INSUFFICIENT and tiny["status_reason"] == "25 observed pixels < 30"
+    assert tiny["status"] == INSUFFICIENT and tiny["status_reason"] == "25 usable pixels < 30"
     assert not tiny["hotspot"] and tiny["anomaly_pct"] == 0
     assert away["status"] == INSUFFICIENT and away["status_reason"] == "outside the scene"
     assert big["hotspot"] and big["status"] == "problem"

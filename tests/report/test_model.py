@@ -124,7 +124,8 @@ def test_summary_and_html_name_the_checkpoint(case):
                     "disease": "anomaly"},
     }  # fmt: skip
     assert summary["config"]["model"] == str(case["model"])
-    assert summary["warnings"] == []  # no GDAL noise from chunk-wise reprojection
+    # no GDAL noise from chunk-wise reprojection (the small crop groups are said, rightly)
+    assert [w for w in summary["warnings"] if not w.startswith("peer comparisons")] == []
     assert hashlib.sha256(weights).hexdigest() in (case["out"] / "report.html").read_text()
 
 

@@ -54,7 +54,7 @@ def peer_groups(
     config
         ``index`` (whose ``_mean`` column is compared) and ``min_valid_fraction``.
     supported
-        Boolean, aligned with ``table``: fields with enough observed pixels for a verdict
+        Boolean, aligned with ``table``: fields with enough usable pixels for a verdict
         (``problems.min_pixels``); others are neither judged nor peers. Default: all.
 
     Returns

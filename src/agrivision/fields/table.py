@@ -9,7 +9,7 @@ declining``; then ``status, status_reason``. Class slugs come from the class sch
 (:data:`agrivision.health.schema.DEFAULT_SCHEMA`).
 
 Status: a verdict needs support. A field outside the scene, with too little cloud-free data
-(``timeseries.min_valid_fraction``) or with fewer observed pixels than
+(``timeseries.min_valid_fraction``) or with fewer usable (classified) pixels than
 ``problems.min_pixels`` is ``insufficient data``; otherwise ``problem`` (a hotspot, or a
 problem share of at least ``problems.problem_pct``), ``watch`` (a problem share of at least
 ``problems.watch_pct``, or declining) or ``good``. ``status_reason`` says which rule decided.
@@ -42,6 +42,7 @@ PROBLEM_CODES = tuple(DEFAULT_SCHEMA.code(name) for name in PROBLEM_CLASSES)
 ANOMALY = DEFAULT_SCHEMA.code("anomaly")
 INSUFFICIENT = "insufficient data"
 _CLASSES = "__health_class"  # the class raster's (internal) variable name in zonal_stats
+_USABLE = "__usable"  # 1 classified, 2 observed but unclassified (an edge pixel), 0 neither
 
 
 def field_table(
@@ -89,7 +90,11 @@ def field_table(
     # Class shares among the classified pixels (class 0, unclassified, is the nodata), in the
     # same pass: one byte per pixel, where one float32 indicator raster per class took 16.
     lower[_CLASSES] = classes.rename(None).drop_attrs().rio.write_nodata(0)
-    stats = zonal_stats(lower, fields, stats=INDEX_STATS, fractions={_CLASSES: list(CLASS_SLUGS)})
+    lower[_USABLE] = _usable(classes, lower[str(next(iter(lower.data_vars)))])
+    stats = zonal_stats(
+        lower, fields, stats=INDEX_STATS,
+        fractions={_CLASSES: list(CLASS_SLUGS), _USABLE: [1]},
+    )  # fmt: skip
 
     table = fields[["field_id"]].copy()
     crop = crop_column(fields, config.fields.crop_column)
@@ -118,7 +123,9 @@ def field_table(
     table["low_valid_data"] = table["valid_fraction"] < config.timeseries.min_valid_fraction
     table["outside_scene"] = table["coverage"] <= 0.0
     table["partly_outside"] = (table["coverage"] > 0.0) & (table["coverage"] < 0.999)
-    lacking = _lacking_support(table, stats[f"{first}_count"].fillna(0.0), config)
+    # Usable pixels: observed and classified (edge pixels get no class): the support count.
+    usable_px = stats[f"{first}_count"].fillna(0.0) * stats[f"{_USABLE}_frac_1"].fillna(0.0)
+    lacking = _lacking_support(table, usable_px, config)
     slug = CLASS_SLUGS[ANOMALY]
     table["hotspot"] = (
         (lacking == "")
@@ -156,6 +163,13 @@ def problem_share(table: pd.DataFrame) -> pd.Series:
     return sum(table[f"{CLASS_SLUGS[c]}_pct"] for c in PROBLEM_CODES)
 
 
+def _usable(classes: xr.DataArray, index: xr.DataArray) -> xr.DataArray:
+    """uint8: 1 where a pixel has a class, 2 where it is observed but has none, else 0."""
+    unclassified = xr.where(np.isfinite(index), np.uint8(2), np.uint8(0))
+    usable = xr.where(classes.rename(None).drop_attrs() > 0, np.uint8(1), unclassified)
+    return usable.astype(np.uint8).rio.write_nodata(0)
+
+
 def _lacking_support(
     table: pd.DataFrame, observed_px: pd.Series, config: ReportConfig
 ) -> np.ndarray:
@@ -170,7 +184,7 @@ def _lacking_support(
         elif valid < min_valid:
             reasons.append(f"valid fraction {valid:.2f} < {min_valid:g}")
         elif px < min_px:
-            reasons.append(f"{px:.3g} observed pixels < {min_px}")
+            reasons.append(f"{px:.0f} usable pixels < {min_px}")
         else:
             reasons.append("")
     return np.array(reasons, dtype=object)

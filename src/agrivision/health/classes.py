@@ -6,7 +6,8 @@ The rules, in order of precedence (the first that holds wins), with the defaults
 ====  ====================  ==============================================================
 code  class                 rule
 ====  ====================  ==============================================================
-0     background            NDVI (or NDRE, when used) is NaN, or the pixel is in no field
+0     background            NDVI (or NDRE, when used) is NaN, the pixel is in no field,
+                            or it is an edge pixel (``edge="exclude"``, below)
 4     bare_soil             ``NDVI < bare_ndvi`` (0.25)
 3     anomaly               ``z < anomaly_z`` (-3.0): far below its field's median
 2     stressed              ``NDVI < stressed_ndvi`` (0.55) or ``NDRE < stressed_ndre``
@@ -26,9 +27,11 @@ Support: ``z`` exists only where it means something.
 * With ``edge="exclude"`` (the default) the median, the MAD and ``z`` use only the field's
   *interior* pixels, those wholly inside its polygon (``field_raster(..., interior=True)``),
   shrunk by ``inner_buffer_m`` when the imagery's blur or geolocation error reaches further.
-  An edge pixel mixes the field with its neighbour (a road, bare soil, another crop) and
-  would otherwise be the field's most extreme "anomaly". Edge pixels still get the absolute
-  classes (bare soil, stressed by NDVI/NDRE), never a z-based one.
+  An edge pixel mixes the field with its neighbour (a road, bare soil, another crop): it
+  would be the field's most extreme "anomaly", and beside a road or bare soil it would be
+  "stressed" or "bare soil" by the absolute thresholds too. So edge pixels get no class
+  (0): no share, polygon or status rests on them. The field's index statistics
+  (``agrivision.fields.zonal_stats``) still use every pixel, weighted by its coverage.
 * A field with fewer than ``min_pixels`` such pixels gets no z at all, so no anomaly and no
   z-based stress (see :class:`agrivision.config.ProblemsConfig` for the default and why).
 """
@@ -81,7 +84,7 @@ class HealthRules(BaseModel):
     anomaly_z: float = Field(-3.0, lt=0, description="within-field z below: anomaly to scout")
     mad_floor: float = Field(0.01, gt=0, description="smallest MAD used for z (NDVI units)")
     edge: Literal["exclude", "include"] = Field(
-        "exclude", description="exclude: z statistics and z classes from interior pixels only"
+        "exclude", description="exclude: only interior pixels get a class and make z statistics"
     )
     inner_buffer_m: float = Field(
         0.0, ge=0, description="with edge: exclude, pixels this close to the border are edge too"
@@ -197,7 +200,9 @@ def classify(
     stats = stats[stats["count"] >= min_pixels]
     z = robust_z(ndvi, core, stats, mad_floor=rules.mad_floor)
     ndvi_data = as_dask(ndvi)
-    in_field = as_dask(fid).rechunk(ndvi_data.chunks[-2:])
+    # Edge pixels mix the field with its neighbour: with ``edge: exclude`` they get no class
+    # (0), so no verdict, share or polygon rests on them.
+    in_field = as_dask(core).rechunk(ndvi_data.chunks[-2:])
     extra = [as_dask(indices["NDRE"]).rechunk(ndvi_data.chunks)] if use_ndre else []
     data = da.map_blocks(
         _classes_block, ndvi_data, as_dask(z), in_field, *extra, dtype=np.uint8,
