@@ -166,7 +166,7 @@ def test_without_any_supported_field_the_report_says_so(report_inputs, tmp_path)
     assert main(args) == 0
     table = gpd.read_file(out / "fields.geojson")
     assert (table["status"] == "insufficient data").all() and not table["hotspot"].any()
-    assert table["status_reason"].str.endswith("observed pixels < 100000").sum() == 2
+    assert table["status_reason"].str.endswith("usable pixels < 100000").sum() == 2
     assert gpd.read_file(out / "problems.geojson").empty
     assert gpd.read_file(out / "zones.geojson").empty
     summary = json.loads((out / "summary.json").read_text())
