@@ -47,6 +47,7 @@ from agrivision.segment.checkpoint import (
 )
 from agrivision.segment.device import autocast, resolve_device, use_bf16
 from agrivision.segment.prepare import NODATA, normalise, pool
+from agrivision.segment.windows import window_starts
 
 PROBABILITY_SCALE = 254  # probabilities are stored as round(p * 254); 255 stays nodata
 CPU_CHUNK = 2048  # default chunk edge (source pixels); memory per task ~ chunk^2 * bands * 8 B
@@ -334,7 +335,11 @@ def _blend(
         for (c0, c1), n in zip(core, scene_m, strict=True)
     ]
     starts = [
-        [s for s in _starts(n, p.window, p.stride) if s < b and s + p.window > a]
+        [
+            s
+            for s in window_starts(n, p.window, p.stride, pad_short=True)
+            if s < b and s + p.window > a
+        ]
         for (a, b), n in zip(need, scene_m, strict=True)
     ]
     lo = [s[0] for s in starts]
@@ -379,15 +384,6 @@ def _blend(
         probs = F.interpolate(probs[None], scale_factor=f, mode="bilinear", align_corners=False)[0]
         probs = probs[:, cy0 - ya * f : cy1 - ya * f, cx0 - xa * f : cx1 - xa * f]
     return probs, valid
-
-
-def _starts(n: int, window: int, stride: int) -> list[int]:
-    """Window starts along an axis of ``n`` model pixels: every ``stride``, the last one moved
-    back to end on the scene's edge (no padding), one window at 0 if the scene is smaller."""
-    if n <= window:
-        return [0]
-    count = -(-(n - window) // stride) + 1
-    return [k * stride for k in range(count - 1)] + [n - window]
 
 
 def _ramp(window: int, overlap: int, device: torch.device) -> torch.Tensor:

@@ -25,15 +25,17 @@ from tqdm import tqdm  # plain text bar: tqdm.auto warns in Jupyter without ipyw
 
 from agrivision.errors import ConfigError
 from agrivision.io.atomic import atomic_path
+from agrivision.segment.augment import augment
 from agrivision.segment.checkpoint import CheckpointMeta, Normalisation, save_checkpoint
-from agrivision.segment.chipdir import chip_pairs
-from agrivision.segment.chips import ChipSampler, Split, augment, block_split
+from agrivision.segment.chip_folders import chip_pairs
 from agrivision.segment.config import SegmentConfig
 from agrivision.segment.data import Pair, Sample, fingerprint, load_pairs, resolve
 from agrivision.segment.device import autocast, resolve_device
 from agrivision.segment.metrics import confusion, scores
 from agrivision.segment.model import build_model
 from agrivision.segment.prepare import NODATA, normalise
+from agrivision.segment.sampling import ChipSampler
+from agrivision.segment.split import Split, block_split
 
 
 @dataclass

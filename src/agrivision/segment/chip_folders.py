@@ -2,7 +2,7 @@
 
 ``write_chips`` cuts each image (and its label raster, or polygons rasterised from a class
 column) into ``size``-pixel chips on a regular grid, assigns each chip to ``train`` or
-``validation`` by blocks (:func:`agrivision.segment.chips.validation_blocks`, seeded) and
+``validation`` by blocks (:func:`agrivision.segment.split.validation_blocks`, seeded) and
 writes::
 
     CHIPDIR/images/NNN_STEM_rROW_cCOL.tif   all bands of the image, its dtype, nodata, band names
@@ -32,27 +32,16 @@ from rasterio.windows import Window
 
 from agrivision.errors import ConfigError, OutputError, SourceError
 from agrivision.io.atomic import atomic_path, check_writable
-from agrivision.segment.chips import validation_blocks
 from agrivision.segment.config import DataSource
 from agrivision.segment.data import Pair, rasterise, vector_labels
 from agrivision.segment.prepare import NODATA
+from agrivision.segment.split import validation_blocks
+from agrivision.segment.windows import window_starts
 
 INDEX = "index.json"
 SPLITS = ("train", "validation")
 # Without class names, vector class values must be integer codes 0..254 (as numbers or text).
 _CODES = tuple(str(i) for i in range(NODATA))
-
-
-def chip_starts(n: int, size: int, stride: int) -> list[int]:
-    """Chip offsets along an axis of ``n`` pixels: every ``stride``, plus one chip flush with
-    the far edge when the grid does not reach it (so every pixel is covered); none if
-    ``n < size``."""
-    if n < size:
-        return []
-    starts = list(range(0, n - size + 1, stride))
-    if starts[-1] + size < n:
-        starts.append(n - size)
-    return starts
 
 
 def write_chips(
@@ -153,8 +142,8 @@ def write_chips(
             shapes_i = vector_labels(label_path, src.crs, source, _CODES) if vector else None
             label_src = None if vector else _open_labels(label_path, grid["shape"])
             try:
-                for r in chip_starts(src.height, size, stride):
-                    for c in chip_starts(src.width, size, stride):
+                for r in window_starts(src.height, size, stride):
+                    for c in window_starts(src.width, size, stride):
                         split = _split(r, c, size, buffer, block, grid["shape"], val_sets[i])
                         if split is None:
                             continue
