@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import xarray as xr
-from rasterio.errors import NotGeoreferencedWarning
 
 from agrivision.drone.align import Alignment, align_bands, undistort
 from agrivision.drone.metadata import PROFILE_ORDER, BandMeta, Capture
 from agrivision.drone.panel import PanelRegion, panel_factors
 from agrivision.drone.radiometry import radiance
-from agrivision.io.atomic import atomic_path
+from agrivision.io.cog import geotiff_writer
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +132,6 @@ def write_reflectance(
     the metadata does not give: mosaic the captures with a photogrammetry tool for maps.
     """
     ds = calibration.reflectance
-    rows, cols = ds.sizes["y"], ds.sizes["x"]
     tags = {
         "SENSOR": "micasense-rededge",
         "GEOREFERENCED": "no",
@@ -146,34 +142,30 @@ def write_reflectance(
     }
     if "datetime" in ds.attrs:
         tags["DATETIME"] = ds.attrs["datetime"]
-    profile = dict(
-        driver="GTiff",
-        width=cols,
-        height=rows,
+    band_tags = [
+        {
+            "PANEL_FACTOR": f"{calibration.factors[name]:.6g}",
+            "ALIGN_RESIDUAL_MEDIAN_PX": f"{calibration.alignment[name].residual_median_px:.3f}",
+            "ALIGN_RESIDUAL_MAX_PX": f"{calibration.alignment[name].residual_max_px:.3f}",
+        }
+        for name in PROFILE_ORDER
+    ]
+    with geotiff_writer(
+        path,
         count=len(PROFILE_ORDER),
+        height=ds.sizes["y"],
+        width=ds.sizes["x"],
         dtype="float32",
         nodata=np.nan,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        compress="deflate",
         predictor=3,
-    )
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **profile) as dst:
-                for i, name in enumerate(PROFILE_ORDER, start=1):
-                    dst.write(ds[name].to_numpy(), i)
-                    dst.set_band_description(i, name)
-                    align = calibration.alignment[name]
-                    dst.update_tags(
-                        i,
-                        PANEL_FACTOR=f"{calibration.factors[name]:.6g}",
-                        ALIGN_RESIDUAL_MEDIAN_PX=f"{align.residual_median_px:.3f}",
-                        ALIGN_RESIDUAL_MAX_PX=f"{align.residual_max_px:.3f}",
-                    )
-                dst.update_tags(**tags, **_position_tags(ds))
+        blocksize=256,
+        descriptions=PROFILE_ORDER,
+        tags={**tags, **_position_tags(ds)},
+        band_tags=band_tags,
+        overwrite=overwrite,
+    ) as writer:
+        for i, name in enumerate(PROFILE_ORDER, start=1):
+            writer.dataset.write(ds[name].to_numpy(), i)
     logger.warning("%s is not georeferenced (single MicaSense frame, pixel grid only)", path)
     return Path(path)
 

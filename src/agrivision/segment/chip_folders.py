@@ -32,6 +32,7 @@ from rasterio.windows import Window
 
 from agrivision.errors import ConfigError, OutputError, SourceError
 from agrivision.io.atomic import atomic_path, check_writable
+from agrivision.io.cog import write_geotiff
 from agrivision.segment.config import DataSource
 from agrivision.segment.data import Pair, rasterise, vector_labels
 from agrivision.segment.prepare import NODATA
@@ -309,24 +310,15 @@ def _open_labels(path: Path, shape: tuple[int, int]):
 
 
 def _write_chip(path: Path, src, window: Window, data: np.ndarray, *, label: bool = False) -> None:
-    profile = dict(
-        driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-        dtype="uint8" if label else data.dtype, nodata=NODATA if label else src.nodata,
-        compress="deflate",
-    )  # fmt: skip
+    georef = {}
     if src.crs is not None:
-        profile.update(crs=src.crs, transform=src.window_transform(window))
+        georef = {"crs": src.crs, "transform": src.window_transform(window)}
+    descriptions = ["class"] if label else src.descriptions
     try:
-        with (
-            _quiet(),
-            atomic_path(path, overwrite=True) as tmp,
-            rasterio.open(tmp, "w", **profile) as dst,
-        ):
-            dst.write(data)
-            if label:
-                dst.set_band_description(1, "class")
-            elif any(src.descriptions):
-                dst.descriptions = src.descriptions
+        write_geotiff(
+            data.astype(np.uint8, copy=False) if label else data, path, nodata=NODATA if label else src.nodata,
+            descriptions=descriptions, **georef,
+        )  # fmt: skip
     except rasterio.errors.RasterioIOError as exc:
         raise OutputError(f"cannot write chip ({exc})", source=path) from exc
 
