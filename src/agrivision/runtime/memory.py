@@ -15,8 +15,8 @@ def return_freed_memory() -> None:
 
     By default glibc raises its mmap threshold (up to 32 MB) at the first large free; from
     then on chunk-sized numpy arrays (1-4 MB) come from per-thread heaps that fragment and
-    are not returned, so the process keeps what earlier stages used (about 100 MB more on a
-    6000² scene than on a 1024² one). A fixed threshold keeps them mmapped: freed at once.
+    are not returned, so the process keeps what earlier stages used. A fixed threshold keeps
+    them mmapped: freed at once.
     dask.distributed's nanny sets ``MALLOC_TRIM_THRESHOLD_`` on workers for the same reason.
     The setting is process-wide and stays after the call; a no-op outside glibc.
     """
@@ -28,8 +28,8 @@ def trim_heap() -> None:
     """Return the free pages of glibc's heaps to the system (``malloc_trim``).
 
     Polygon stages free hundreds of MB in small GEOS allocations that stay in fragmented
-    heaps otherwise: 1.15 GB kept after the zones of a 10980² tile instead of 0.6 GB. As
-    dask's docs advise for "memory not released back to the OS".
+    heaps otherwise (see ``benchmarks/README.md``). As dask's docs advise for "memory not
+    released back to the OS".
     """
     if (libc := _glibc()) is not None:
         libc.malloc_trim(0)
