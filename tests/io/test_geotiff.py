@@ -1,4 +1,4 @@
-"""Plain GeoTIFFs through io/cog: layout, metadata and block writes, checked with rasterio."""
+"""Plain GeoTIFFs (io/geotiff): layout, metadata and block writes, checked with rasterio."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rasterio.transform import from_origin
 
 from agrivision.errors import OutputError
 from agrivision.io.blocks import store_blocks
-from agrivision.io.cog import geotiff_writer, write_geotiff
+from agrivision.io.geotiff import geotiff_writer, write_geotiff
 
 TRANSFORM = from_origin(500000, 5800000, 10, 10)
 

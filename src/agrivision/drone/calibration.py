@@ -15,7 +15,7 @@ from agrivision.drone.align import Alignment, align_bands, undistort
 from agrivision.drone.metadata import PROFILE_ORDER, BandMeta, Capture
 from agrivision.drone.panel import PanelRegion, panel_factors
 from agrivision.drone.radiometry import radiance
-from agrivision.io.cog import geotiff_writer
+from agrivision.io.geotiff import geotiff_writer
 
 logger = logging.getLogger(__name__)
 

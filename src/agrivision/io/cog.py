@@ -1,7 +1,6 @@
-"""GeoTIFF writers: every raster agrivision writes goes through this module, as a
-Cloud-Optimized GeoTIFF (:func:`to_cog`) or, where a COG does not fit (chips, single drone
-frames without a CRS, predictions written strip by strip), as a plain GeoTIFF
-(:func:`geotiff_writer`, :func:`write_geotiff`).
+"""Cloud-Optimized GeoTIFF writer: every raster agrivision writes goes through :func:`to_cog`,
+or, where a COG does not fit, through the plain GeoTIFF writer it builds on
+(:mod:`agrivision.io.geotiff`).
 
 How it writes: the lazy data are computed chunk by chunk with
 :func:`~agrivision.io.blocks.store_blocks` (:func:`dask.array.store` locally; on a
@@ -37,7 +36,6 @@ import contextlib
 import json
 import os
 import tempfile
-import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,15 +47,14 @@ import numpy as np
 import pandas as pd
 import rasterio
 import rasterio.env
-import rasterio.errors
 import rasterio.shutil
 import xarray as xr
 from rasterio.io import MemoryFile
-from rasterio.windows import Window
 
 from agrivision.errors import MissingCRSError, OutputError
 from agrivision.io.atomic import atomic_path, check_writable
 from agrivision.io.blocks import store_blocks
+from agrivision.io.geotiff import BlockWriter, set_metadata
 
 #: Staging files up to this size in all live in memory (``/vsimem/``); the rest on disk.
 #: Small: an in-memory staging file is a whole raster held in RAM (a 6000² uint8 class
@@ -353,141 +350,6 @@ def _int_nodata(data: Raster) -> float | None:
     return None if value is None else float(value)
 
 
-class BlockWriter:
-    """A ``dask.array.store`` target: windowed writes of ``(band, y, x)`` blocks into an open
-    rasterio dataset (thread-safe); notes whether any pixel differs from ``nodata``."""
-
-    def __init__(self, dataset: rasterio.io.DatasetWriter, nodata: float | None):
-        self.dataset = dataset
-        self.name = dataset.name
-        self.nodata = nodata
-        self.any_valid = nodata is None
-        self._lock = threading.Lock()  # GDAL dataset handles are not thread-safe
-
-    def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
-        bands, rows, cols = key
-        if not self.any_valid:  # cheap: the chunk is in cache, and it stops at the first hit
-            nodata = self.nodata
-            self.any_valid = bool(
-                (~np.isnan(value) if np.isnan(nodata) else value != nodata).any()  # type: ignore[arg-type]
-            )
-        window = Window.from_slices(
-            rows, cols, height=self.dataset.height, width=self.dataset.width
-        )
-        first = bands.start or 0
-        indexes = list(range(first + 1, first + value.shape[0] + 1))
-        with self._lock:
-            self.dataset.write(value, indexes=indexes, window=window)
-
-    def close(self) -> None:
-        self.dataset.close()
-
-
-@contextlib.contextmanager
-def geotiff_writer(
-    path: str | os.PathLike,
-    *,
-    count: int,
-    height: int,
-    width: int,
-    dtype: str | np.dtype,
-    crs: rasterio.crs.CRS | None = None,
-    transform: rasterio.Affine | None = None,
-    nodata: float | None = None,
-    compress: str = "deflate",
-    predictor: int | None = None,
-    blocksize: int | None = None,
-    descriptions: Sequence[str | None] | None = None,
-    tags: Mapping[str, Any] | None = None,
-    band_tags: Sequence[Mapping[str, Any]] | None = None,
-    overwrite: bool = True,
-) -> Iterator[BlockWriter]:
-    """Open a plain (not cloud-optimised) GeoTIFF for block writes; it appears at ``path``
-    atomically when the ``with`` block ends without an error.
-
-    For outputs that must not be COGs: small chips, single drone frames without a CRS
-    (pixel grid only, no ``NotGeoreferencedWarning``), predictions written strip by strip.
-
-    Parameters
-    ----------
-    path
-        Output ``.tif``.
-    count, height, width, dtype
-        Bands, rows, columns (pixels) and data type.
-    crs, transform
-        Georeferencing; both None for a plain pixel grid.
-    nodata
-        Nodata value of every band (NaN allowed for floats), or None.
-    compress, predictor
-        GDAL compression and predictor (GDAL's default predictor when None).
-    blocksize
-        Tile edge in pixels (multiple of 16); None writes GDAL's default strips.
-    descriptions
-        Band descriptions (None entries stay empty).
-    tags, band_tags
-        Dataset tags and one mapping of tags per band (values become strings).
-    overwrite
-        Replace an existing file (default) or raise :class:`OutputError`.
-
-    Yields
-    ------
-    BlockWriter
-        Accepts ``writer[bands, rows, cols] = block``; ``writer.dataset`` is the open file.
-    """
-    profile: dict[str, Any] = {
-        "driver": "GTiff", "width": width, "height": height, "count": count,
-        "dtype": np.dtype(dtype).name, "nodata": nodata, "compress": compress,
-    }  # fmt: skip
-    if predictor is not None:
-        profile["predictor"] = predictor
-    if blocksize is not None:
-        profile.update(tiled=True, blockxsize=blocksize, blockysize=blocksize)
-    if crs is not None:
-        profile.update(crs=crs, transform=transform)
-    with contextlib.ExitStack() as stack:
-        if crs is None:  # a pixel grid is all there is: expected, not worth a warning
-            stack.enter_context(warnings.catch_warnings())
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        tmp = stack.enter_context(atomic_path(path, overwrite=overwrite))
-        dataset = stack.enter_context(rasterio.open(tmp, "w", **profile))
-        _describe(dataset, descriptions or (), tags, band_tags=band_tags)
-        yield BlockWriter(dataset, nodata)
-
-
-def write_geotiff(data: np.ndarray, path: str | os.PathLike, **options: Any) -> Path:
-    """Write an in-memory ``(band, y, x)`` array as a plain GeoTIFF, atomically.
-
-    ``options`` are those of :func:`geotiff_writer` besides the shape and dtype, which come
-    from ``data``. Returns the written path.
-    """
-    count, height, width = data.shape
-    with geotiff_writer(
-        path, count=count, height=height, width=width, dtype=data.dtype, **options
-    ) as writer:
-        writer.dataset.write(data)
-    return Path(path)
-
-
-def _describe(
-    dataset: rasterio.io.DatasetWriter,
-    descriptions: Sequence[str | None],
-    tags: Mapping[str, Any] | None,
-    *,
-    colormap: Mapping[int, tuple[int, ...]] | None = None,
-    band_tags: Sequence[Mapping[str, Any]] | None = None,
-) -> None:
-    """Band descriptions, tags and colour table of a dataset open for writing."""
-    for i, text in enumerate(descriptions, start=1):
-        if text is not None:
-            dataset.set_band_description(i, text)
-    for i, own in enumerate(band_tags or (), start=1):
-        dataset.update_tags(i, **{str(k): str(v) for k, v in own.items()})
-    if tags:
-        dataset.update_tags(**{str(k): str(v) for k, v in tags.items()})
-    if colormap is not None:  # GeoTIFF holds one colour table, on band 1
-        dataset.write_colormap(1, {int(k): tuple(v) for k, v in colormap.items()})
-
-
 @contextlib.contextmanager
 def _staging(job: _Job, *, in_memory: bool) -> Iterator[BlockWriter]:
     """Open an uncompressed tiled GTiff with the job's metadata; removed on exit."""
@@ -511,7 +373,7 @@ def _staging(job: _Job, *, in_memory: bool) -> Iterator[BlockWriter]:
             cleanup.callback(_remove, Path(name))
             dataset = rasterio.open(name, "w", **profile)
         cleanup.callback(dataset.close)
-        _describe(dataset, job.descriptions, job.tags, colormap=job.colormap)
+        set_metadata(dataset, job.descriptions, job.tags, colormap=job.colormap)
         yield BlockWriter(dataset, job.nodata)
 
 

@@ -33,7 +33,7 @@ from rasterio.windows import Window
 
 from agrivision.errors import ConfigError, OutputError, SourceError
 from agrivision.io.atomic import atomic_path, check_writable
-from agrivision.io.cog import write_geotiff
+from agrivision.io.geotiff import write_geotiff
 from agrivision.segment.config import DataSource
 from agrivision.segment.data import Pair, rasterise, vector_labels
 from agrivision.segment.prepare import NODATA

@@ -35,7 +35,7 @@ from dask.array.overlap import ensure_minimum_chunksize
 
 from agrivision.errors import BandNotFoundError, ConfigError
 from agrivision.io.blocks import store_blocks
-from agrivision.io.cog import geotiff_writer
+from agrivision.io.geotiff import geotiff_writer
 from agrivision.segment.checkpoint import (
     METADATA,
     WEIGHTS,
