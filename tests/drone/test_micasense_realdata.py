@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agrivision.drone.micasense import _otsu, calibrate, find_captures, find_panel
+from agrivision.drone.micasense import calibrate, find_captures, find_panel
+from agrivision.drone.panel import _otsu
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURES = REPO.parent / "shared" / "data" / "uav_micasense_rededge" / "raw_capture"

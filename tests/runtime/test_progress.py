@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from runtime.blockfuncs import slow_double
 
-from agrivision import runtime
-from agrivision.runtime import compute_context
+from agrivision.runtime import compute_context, progress
 
 EXPECTED = np.arange(400).reshape(20, 20)
 
@@ -33,8 +32,8 @@ def address():
 @pytest.fixture
 def eager_bar(monkeypatch):
     """Draw from the first poll and poll often, so that a short computation shows its bar."""
-    monkeypatch.setattr(runtime, "PROGRESS_MINIMUM_S", 0.0)
-    monkeypatch.setattr(runtime, "PROGRESS_INTERVAL_S", 0.05)
+    monkeypatch.setattr(progress, "PROGRESS_MINIMUM_S", 0.0)
+    monkeypatch.setattr(progress, "PROGRESS_INTERVAL_S", 0.05)
 
 
 def _work() -> da.Array:
@@ -105,7 +104,7 @@ def test_a_failing_display_never_breaks_the_computation(address, eager_bar, monk
     def lost(self):
         raise OSError("connection to the scheduler lost")
 
-    monkeypatch.setattr(runtime.ClusterProgress, "_poll", lost)
+    monkeypatch.setattr(progress.ClusterProgress, "_poll", lost)
     with compute_context(address, progress=True):
         np.testing.assert_array_equal(_work().compute(), EXPECTED * 2)
     _assert_nothing_left(address)
@@ -113,7 +112,7 @@ def test_a_failing_display_never_breaks_the_computation(address, eager_bar, monk
     def refused(client_id, name):
         raise TypeError("pickled plugins are disabled")
 
-    monkeypatch.setattr(runtime, "_task_counter", refused)
+    monkeypatch.setattr(progress, "_task_counter", refused)
     with caplog.at_level(logging.WARNING, logger="agrivision.runtime"):
         with compute_context(address, progress=True):
             np.testing.assert_array_equal(_work().compute(), EXPECTED * 2)
@@ -125,7 +124,7 @@ def test_the_scheduler_needs_no_agrivision():
     """The plugin travels by value: it unpickles where agrivision cannot be imported."""
     import cloudpickle
 
-    blob = cloudpickle.dumps(runtime._task_counter("client-1", "agrivision-progress-x"))
+    blob = cloudpickle.dumps(progress._task_counter("client-1", "agrivision-progress-x"))
     code = (
         "import pickle, sys; sys.modules['agrivision'] = None; "
         "plugin = pickle.loads(sys.stdin.buffer.read()); "
@@ -141,7 +140,7 @@ def test_the_plugin_leaves_when_its_client_disconnects(address):
     from distributed import Client
 
     with Client(address) as client:
-        client.register_plugin(runtime._task_counter(client.id, "agrivision-progress-orphan"),
+        client.register_plugin(progress._task_counter(client.id, "agrivision-progress-orphan"),
                                name="agrivision-progress-orphan")  # fmt: skip
     _assert_nothing_left(address)
 

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from agrivision.segment.chips import ChipSampler, augment, block_split, corners
+from agrivision.segment.augment import augment
 from agrivision.segment.config import AugmentConfig
+from agrivision.segment.sampling import ChipSampler, corners
+from agrivision.segment.split import block_split
 
 
 def test_block_split_is_seeded_exact_and_buffered():

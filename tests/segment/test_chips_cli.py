@@ -16,7 +16,7 @@ from shapely.geometry import box
 
 from agrivision.cli.segment import chips
 from agrivision.errors import ConfigError, SourceError
-from agrivision.segment.chipdir import chip_pairs, chip_starts, read_index, write_chips
+from agrivision.segment.chip_folders import chip_pairs, read_index, write_chips
 from agrivision.segment.config import load_config
 from agrivision.segment.evaluate import evaluate
 from agrivision.segment.train import train
@@ -54,12 +54,6 @@ def _run(tmp_path, scenes, out, *extra):
     result = CliRunner().invoke(chips, [*args, "--size", "32", "-o", str(out), *extra])
     assert result.exit_code == 0, result.output
     return read_index(out)
-
-
-def test_chip_starts_cover_the_axis():
-    assert chip_starts(100, 32, 32) == [0, 32, 64, 68]
-    assert chip_starts(96, 32, 24) == [0, 24, 48, 64]
-    assert chip_starts(32, 32, 32) == [0] and chip_starts(31, 32, 32) == []
 
 
 def test_same_seed_same_chips_and_split(scenes):

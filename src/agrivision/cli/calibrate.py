@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from agrivision.drone.micasense import PROFILE_ORDER, find_captures, write_reflectance
-from agrivision.drone.micasense import calibrate as calibrate_capture
+from agrivision.drone.calibration import calibrate as calibrate_capture
+from agrivision.drone.calibration import write_reflectance
+from agrivision.drone.metadata import PROFILE_ORDER, find_captures
 from agrivision.errors import AgrivisionError, ConfigError
 
 

@@ -184,7 +184,7 @@ def chips(
     Writes OUTPUT/images/*.tif, OUTPUT/labels/*.tif and OUTPUT/index.json (chip, label,
     split, window, class counts). Train with `data: {chips: OUTPUT}` in a config.
     """
-    from agrivision.segment.chipdir import read_index, write_chips
+    from agrivision.segment.chip_folders import read_index, write_chips
 
     path = write_chips(
         images, labels, output, size=size, overlap=overlap, seed=seed,

@@ -1,18 +1,10 @@
 """Drone imagery: raw multispectral captures to calibrated, band-aligned reflectance."""
 
 from agrivision.drone.align import Alignment, align_bands, phase_correlation
-from agrivision.drone.micasense import (
-    BandMeta,
-    Calibration,
-    Capture,
-    calibrate,
-    find_captures,
-    find_panel,
-    panel_factors,
-    radiance,
-    read_metadata,
-    write_reflectance,
-)
+from agrivision.drone.calibration import Calibration, calibrate, write_reflectance
+from agrivision.drone.metadata import BandMeta, Capture, find_captures, read_metadata
+from agrivision.drone.panel import find_panel, panel_factors
+from agrivision.drone.radiometry import radiance
 
 __all__ = [
     "Alignment",

@@ -1,4 +1,6 @@
-"""Cloud-Optimized GeoTIFF writer: every raster agrivision writes goes through :func:`to_cog`.
+"""Cloud-Optimized GeoTIFF writer: every raster agrivision writes goes through :func:`to_cog`,
+or, where a COG does not fit, through the plain GeoTIFF writer it builds on
+(:mod:`agrivision.io.geotiff`).
 
 How it writes: the lazy data are computed chunk by chunk with
 :func:`~agrivision.io.blocks.store_blocks` (:func:`dask.array.store` locally; on a
@@ -34,7 +36,6 @@ import contextlib
 import json
 import os
 import tempfile
-import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,11 +50,11 @@ import rasterio.env
 import rasterio.shutil
 import xarray as xr
 from rasterio.io import MemoryFile
-from rasterio.windows import Window
 
 from agrivision.errors import MissingCRSError, OutputError
 from agrivision.io.atomic import atomic_path, check_writable
 from agrivision.io.blocks import store_blocks
+from agrivision.io.geotiff import BlockWriter, set_metadata
 
 #: Staging files up to this size in all live in memory (``/vsimem/``); the rest on disk.
 #: Small: an in-memory staging file is a whole raster held in RAM (a 6000² uint8 class
@@ -349,34 +350,8 @@ def _int_nodata(data: Raster) -> float | None:
     return None if value is None else float(value)
 
 
-class _StagingTarget:
-    """A ``dask.array.store`` target: windowed writes into an open staging GTiff."""
-
-    def __init__(self, dataset: rasterio.io.DatasetWriter, nodata: float | None):
-        self.dataset = dataset
-        self.name = dataset.name
-        self.nodata = nodata
-        self.any_valid = nodata is None
-        self._lock = threading.Lock()  # GDAL dataset handles are not thread-safe
-
-    def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
-        bands, rows, cols = key
-        if not self.any_valid:  # cheap: the chunk is in cache, and it stops at the first hit
-            nodata = self.nodata
-            self.any_valid = bool(
-                (~np.isnan(value) if np.isnan(nodata) else value != nodata).any()  # type: ignore[arg-type]
-            )
-        window = Window.from_slices(rows, cols)
-        indexes = list(range(bands.start + 1, bands.stop + 1))
-        with self._lock:
-            self.dataset.write(value, indexes=indexes, window=window)
-
-    def close(self) -> None:
-        self.dataset.close()
-
-
 @contextlib.contextmanager
-def _staging(job: _Job, *, in_memory: bool) -> Iterator[_StagingTarget]:
+def _staging(job: _Job, *, in_memory: bool) -> Iterator[BlockWriter]:
     """Open an uncompressed tiled GTiff with the job's metadata; removed on exit."""
     count, height, width = job.array.shape
     profile = {
@@ -398,14 +373,8 @@ def _staging(job: _Job, *, in_memory: bool) -> Iterator[_StagingTarget]:
             cleanup.callback(_remove, Path(name))
             dataset = rasterio.open(name, "w", **profile)
         cleanup.callback(dataset.close)
-        for i, text in enumerate(job.descriptions, start=1):
-            if text is not None:
-                dataset.set_band_description(i, text)
-        if job.tags:
-            dataset.update_tags(**job.tags)
-        if job.colormap is not None:  # GeoTIFF holds one colour table, on band 1
-            dataset.write_colormap(1, {int(k): tuple(v) for k, v in job.colormap.items()})
-        yield _StagingTarget(dataset, job.nodata)
+        set_metadata(dataset, job.descriptions, job.tags, colormap=job.colormap)
+        yield BlockWriter(dataset, job.nodata)
 
 
 def gdal_cache_limit(megabytes: int) -> contextlib.AbstractContextManager:

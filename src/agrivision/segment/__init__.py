@@ -4,7 +4,7 @@ Needs the ``segment`` extra (torch, segmentation-models-pytorch, safetensors).
 """
 
 from agrivision.segment.checkpoint import Segmenter, load_checkpoint, save_checkpoint
-from agrivision.segment.chipdir import write_chips
+from agrivision.segment.chip_folders import write_chips
 from agrivision.segment.config import SegmentConfig, load_config
 from agrivision.segment.evaluate import evaluate
 from agrivision.segment.model import ModelSpec, build_model

@@ -23,6 +23,7 @@ from agrivision import __version__
 from agrivision.errors import CheckpointError
 from agrivision.io.atomic import atomic_path
 from agrivision.segment.model import ModelSpec, build_model
+from agrivision.segment.weights import read_safetensors
 
 WEIGHTS = "model.safetensors"
 METADATA = "model.json"
@@ -178,29 +179,6 @@ def read_metadata(path: Path) -> CheckpointMeta:
             f"invalid metadata at {key!r}: {problem}",
             source=path,
             fix="model.json must be the file written by agrivision with its weights",
-        ) from exc
-
-
-def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read tensors from a safetensors file (the only weights format accepted).
-
-    Raises
-    ------
-    CheckpointError
-        The file is missing, not safetensors (e.g. a pickle), or truncated.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except FileNotFoundError as exc:
-        raise CheckpointError("weights file not found", source=path) from exc
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"not a valid safetensors file ({exc})",
-            source=path,
-            fix="weights must be safetensors; pickled .pt/.pth files are never loaded",
         ) from exc
 
 

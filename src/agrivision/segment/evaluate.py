@@ -7,13 +7,13 @@ import os
 import numpy as np
 
 from agrivision.segment.checkpoint import Segmenter, load_checkpoint
-from agrivision.segment.chipdir import chip_pairs
-from agrivision.segment.chips import block_split
+from agrivision.segment.chip_folders import chip_pairs
 from agrivision.segment.config import SegmentConfig
 from agrivision.segment.data import image_scene, read_image, read_labels, resolve
 from agrivision.segment.metrics import confusion, scores
 from agrivision.segment.predict import segment
 from agrivision.segment.prepare import NODATA
+from agrivision.segment.split import block_split
 
 
 def evaluate(

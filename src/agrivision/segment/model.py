@@ -14,6 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agrivision.errors import CheckpointError
+from agrivision.segment.weights import read_safetensors
 
 # smp's default decoder widths for a depth-5 encoder; shallower encoders take the last entries.
 _DECODER = (256, 128, 64, 32, 16)
@@ -129,8 +130,6 @@ def load_encoder_weights(model: torch.nn.Module, path: str | os.PathLike) -> Non
     CheckpointError
         Unreadable file, or encoder tensors missing or of the wrong shape.
     """
-    from agrivision.segment.checkpoint import read_safetensors
-
     tensors = read_safetensors(path)
     own = model.encoder.state_dict()
     # The stem convolution (the first 4-d tensor in every smp encoder) sees the bands.

@@ -22,7 +22,6 @@ import contextlib
 import os
 import threading
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +34,8 @@ import xarray as xr
 from dask.array.overlap import ensure_minimum_chunksize
 
 from agrivision.errors import BandNotFoundError, ConfigError
-from agrivision.io.atomic import atomic_path
 from agrivision.io.blocks import store_blocks
+from agrivision.io.geotiff import geotiff_writer
 from agrivision.segment.checkpoint import (
     METADATA,
     WEIGHTS,
@@ -47,6 +46,7 @@ from agrivision.segment.checkpoint import (
 )
 from agrivision.segment.device import autocast, resolve_device, use_bf16
 from agrivision.segment.prepare import NODATA, normalise, pool
+from agrivision.segment.windows import window_starts
 
 PROBABILITY_SCALE = 254  # probabilities are stored as round(p * 254); 255 stays nodata
 CPU_CHUNK = 2048  # default chunk edge (source pixels); memory per task ~ chunk^2 * bands * 8 B
@@ -334,7 +334,11 @@ def _blend(
         for (c0, c1), n in zip(core, scene_m, strict=True)
     ]
     starts = [
-        [s for s in _starts(n, p.window, p.stride) if s < b and s + p.window > a]
+        [
+            s
+            for s in window_starts(n, p.window, p.stride, pad_short=True)
+            if s < b and s + p.window > a
+        ]
         for (a, b), n in zip(need, scene_m, strict=True)
     ]
     lo = [s[0] for s in starts]
@@ -381,15 +385,6 @@ def _blend(
     return probs, valid
 
 
-def _starts(n: int, window: int, stride: int) -> list[int]:
-    """Window starts along an axis of ``n`` model pixels: every ``stride``, the last one moved
-    back to end on the scene's edge (no padding), one window at 0 if the scene is smaller."""
-    if n <= window:
-        return [0]
-    count = -(-(n - window) // stride) + 1
-    return [k * stride for k in range(count - 1)] + [n - window]
-
-
 def _ramp(window: int, overlap: int, device: torch.device) -> torch.Tensor:
     """2-D weights: 1 inside, a linear ramp over ``overlap`` pixels at each edge (never 0).
 
@@ -422,8 +417,6 @@ def write_predictions(
     list of Path
         The files written.
     """
-    import rasterio
-
     if probabilities_path is not None and "probabilities" not in result:
         raise ConfigError(
             "the result has no probabilities", fix="call segment(..., probabilities=True)"
@@ -436,22 +429,21 @@ def write_predictions(
     if probabilities_path is not None:
         jobs.append((result["probabilities"], Path(probabilities_path)))
     with contextlib.ExitStack() as stack:
-        if result.rio.crs is None:  # plain images: a pixel grid is all there is
-            stack.enter_context(warnings.catch_warnings())
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         sources, targets = [], []
         for arr, path in jobs:
-            tmp = stack.enter_context(atomic_path(path, overwrite=overwrite))
-            dst = stack.enter_context(rasterio.open(tmp, "w", **_profile(result, arr)))
+            source = arr.data if arr.ndim == 3 else arr.data[None]
+            tags = {"classes": ",".join(result.attrs["classes"]), "nodata": NODATA}
             if arr.ndim == 3:
-                for i, name in enumerate(arr["class"].values, start=1):
-                    dst.set_band_description(i, str(name))
-                dst.update_tags(scale=1 / PROBABILITY_SCALE)
+                descriptions = [str(name) for name in arr["class"].values]
+                tags = {"scale": 1 / PROBABILITY_SCALE, **tags}
             else:
-                dst.set_band_description(1, "class")
-            dst.update_tags(classes=",".join(result.attrs["classes"]), nodata=NODATA)
-            sources.append(arr.data if arr.ndim == 3 else arr.data[None])
-            targets.append(_Target(dst))
+                descriptions = ["class"]
+            writer = geotiff_writer(
+                path, **_layout(result, source), descriptions=descriptions, tags=tags,
+                overwrite=overwrite,
+            )  # fmt: skip
+            sources.append(source)
+            targets.append(stack.enter_context(writer))
         start = 0
         for height in sources[0].chunks[1]:
             rows = slice(start, start + height)
@@ -462,31 +454,13 @@ def write_predictions(
     return [p for _, p in jobs]
 
 
-def _profile(result: xr.Dataset, arr: xr.DataArray) -> dict:
-    height, width = arr.shape[-2:]
-    profile = dict(
-        driver="GTiff", width=width, height=height, count=1 if arr.ndim == 2 else arr.shape[0],
-        dtype="uint8", nodata=NODATA, compress="deflate",
+def _layout(result: xr.Dataset, source: da.Array) -> dict:
+    """Grid, dtype and tiling of a prediction GeoTIFF: 512-pixel tiles unless it is smaller."""
+    count, height, width = source.shape
+    layout = dict(
+        count=count, height=height, width=width, dtype="uint8", nodata=NODATA,
+        blocksize=512 if height >= 512 and width >= 512 else None,
     )  # fmt: skip
-    if height >= 512 and width >= 512:
-        profile.update(tiled=True, blockxsize=512, blockysize=512)
     if result.rio.crs is not None:
-        profile.update(crs=result.rio.crs, transform=result.rio.transform())
-    return profile
-
-
-class _Target:
-    """A ``da.store`` target that writes each chunk into an open rasterio dataset."""
-
-    def __init__(self, dst) -> None:
-        self.dst = dst
-        self.lock = threading.Lock()
-
-    def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
-        from rasterio.windows import Window
-
-        bands, rows, cols = key
-        window = Window.from_slices(rows, cols, height=self.dst.height, width=self.dst.width)
-        indexes = list(range(bands.start or 0, bands.stop or value.shape[0]))
-        with self.lock:
-            self.dst.write(value, indexes=[i + 1 for i in indexes], window=window)
+        layout.update(crs=result.rio.crs, transform=result.rio.transform())
+    return layout

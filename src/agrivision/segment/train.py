@@ -8,6 +8,7 @@ saved as the checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
@@ -25,15 +26,17 @@ from tqdm import tqdm  # plain text bar: tqdm.auto warns in Jupyter without ipyw
 
 from agrivision.errors import ConfigError
 from agrivision.io.atomic import atomic_path
+from agrivision.segment.augment import augment
 from agrivision.segment.checkpoint import CheckpointMeta, Normalisation, save_checkpoint
-from agrivision.segment.chipdir import chip_pairs
-from agrivision.segment.chips import ChipSampler, Split, augment, block_split
+from agrivision.segment.chip_folders import chip_pairs
 from agrivision.segment.config import SegmentConfig
 from agrivision.segment.data import Pair, Sample, fingerprint, load_pairs, resolve
 from agrivision.segment.device import autocast, resolve_device
 from agrivision.segment.metrics import confusion, scores
-from agrivision.segment.model import build_model
+from agrivision.segment.model import ModelSpec, build_model
 from agrivision.segment.prepare import NODATA, normalise
+from agrivision.segment.sampling import ChipSampler
+from agrivision.segment.split import Box, Split, block_split
 
 
 @dataclass
@@ -81,48 +84,44 @@ def train(
     if opt_cfg.threads:
         torch.set_num_threads(opt_cfg.threads)
     spec = cfg.model.spec()
-    n_classes = len(spec.classes)
-    size = cfg.chips.size
-
-    train_pairs, val_pairs = training_pairs(cfg)
-    train_set = [_pad(s, size) for s in load_pairs(train_pairs, cfg.data, spec, cfg.data.train)]
-    if val_pairs is not None:
-        val_set = load_pairs(val_pairs, cfg.data, spec, cfg.data.validation)
-        split = Split(
-            train=[np.ones(s.label.shape, bool) for s in train_set],
-            val=[[(0, s.label.shape[0], 0, s.label.shape[1])] for s in val_set],
-        )
-    else:
-        val_set = train_set
-        split = block_split(
-            [s.label.shape for s in train_set],
-            block=cfg.split.block,
-            val_fraction=cfg.split.val_fraction,
-            buffer=cfg.split.buffer,
-            seed=opt_cfg.seed,
-        )
-    if not any(split.val):
-        raise ConfigError(
-            "no validation pixels", fix="raise split.val_fraction or give data.validation"
-        )
-
-    norm = _normalisation(train_set, split.train)
-    weights = _class_weights(train_set, split.train, n_classes, opt_cfg.class_weights)
-    images = [normalise(torch.from_numpy(s.image), norm.mean, norm.std) for s in train_set]
-    val_images = [normalise(torch.from_numpy(s.image), norm.mean, norm.std) for s in val_set]
-    sampler = ChipSampler(
-        [s.label for s in train_set], split.train, size, n_classes, seed=opt_cfg.seed
-    )
-    # Training chips only ever see training labels: mask the rest out.
-    labels = [
-        np.where(a, s.label, NODATA).astype(np.uint8)
-        for s, a in zip(train_set, split.train, strict=True)
-    ]
-
+    data = _training_data(cfg, spec)
     model = (
         build_model(spec, cfg.model.encoder_weights).to(dev).to(memory_format=torch.channels_last)
     )
-    grid = sampler.grid() if cfg.chips.sampling == "grid" else None
+    history, best = _fit(model, data, cfg, dev, out, progress=progress, start=start)
+    model.load_state_dict(best[2])
+    seconds = time.monotonic() - start
+    metrics = {"epoch": best[1], "epochs_run": len(history), "train_seconds": round(seconds, 1)}
+    metrics.update({f"val_{k}": v for k, v in best[3].items()})
+    settings = cfg.data.model_dump(exclude={"root"}) | {
+        "split": cfg.split.model_dump(),
+        "seed": opt_cfg.seed,
+    }
+    meta = CheckpointMeta(
+        spec=spec,
+        normalisation=data.normalisation,
+        metrics=metrics,
+        data_fingerprint=fingerprint(data.pairs, settings),
+    )
+    save_checkpoint(model, meta, out)
+    return TrainResult(out, best[1], len(history), seconds, best[3])
+
+
+def _fit(
+    model: torch.nn.Module,
+    data: _TrainingData,
+    cfg: SegmentConfig,
+    dev: torch.device,
+    out: Path,
+    *,
+    progress: bool,
+    start: float,
+) -> tuple[list[dict], tuple[float, int, dict, dict]]:
+    """Epochs until the last, ``patience`` epochs without a better validation mIoU, or the
+    time limit; logs every epoch to ``out``. Returns the history and the best epoch as
+    ``(mIoU, epoch, state, scores)``."""
+    opt_cfg, classes = cfg.training, cfg.model.spec().classes
+    grid = data.sampler.grid() if cfg.chips.sampling == "grid" else None
     per_epoch = len(grid) if grid is not None else cfg.chips.per_epoch
     steps = max(1, per_epoch // opt_cfg.batch_size)
     optimiser = torch.optim.AdamW(
@@ -130,51 +129,29 @@ def train(
     )
     limit_s = opt_cfg.time_limit_min * 60 if opt_cfg.time_limit_min else None
     scheduler = _scheduler(optimiser, opt_cfg.schedule, steps * opt_cfg.epochs, limit_s, start)
-    import segmentation_models_pytorch as smp
-
-    dice = smp.losses.DiceLoss("multiclass", from_logits=True, ignore_index=NODATA)
-    class_weight = torch.tensor(weights, dtype=torch.float32, device=dev)
+    loss_of = _loss(opt_cfg.dice_weight, data.class_weights, dev)
     generator = torch.Generator().manual_seed(opt_cfg.seed)
 
     history: list[dict] = []
     best: tuple[float, int, dict, dict] | None = None  # (mIoU, epoch, state, scores)
     stale = 0
     for epoch in range(1, opt_cfg.epochs + 1):
-        model.train()
         if grid is not None:
             order = np.random.default_rng([opt_cfg.seed, epoch]).permutation(len(grid))
             chips = [grid[i] for i in order]
         else:
-            chips = sampler.random(epoch, per_epoch, balance=cfg.chips.balance)
-        losses = []
+            chips = data.sampler.random(epoch, per_epoch, balance=cfg.chips.balance)
         bar = tqdm(
             total=steps, desc=f"epoch {epoch}/{opt_cfg.epochs}", disable=not progress, leave=False
         )
-        for step in range(steps):
-            batch = chips[step * opt_cfg.batch_size : (step + 1) * opt_cfg.batch_size]
-            x, y = _batch(images, labels, batch, size)
-            x, y = augment(x, y, cfg.augment, generator)
-            x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            y = y.to(dev, non_blocking=True).long()
-            with autocast(dev):
-                logits = model(x)
-            logits = logits.float()
-            loss = F.cross_entropy(logits, y, weight=class_weight, ignore_index=NODATA)
-            if opt_cfg.dice_weight:
-                loss = loss + opt_cfg.dice_weight * dice(logits, y)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            if scheduler is not None:
-                scheduler.step()
-            losses.append(loss.item())
-            bar.update()
-            bar.set_postfix(loss=f"{np.mean(losses):.3f}")
-        bar.close()
+        with contextlib.closing(bar):
+            losses = _train_epoch(
+                model, optimiser, scheduler, loss_of, data, chips, steps, cfg, generator, dev, bar
+            )
         val_scores = validate(
-            model, val_images, [s.label for s in val_set], split.val, n_classes, spec.classes, dev
+            model, data.val_images, data.val_labels, data.val_boxes, len(classes), classes, dev
         )
-        row = _row(epoch, losses, optimiser, val_scores, spec.classes, time.monotonic() - start)
+        row = _row(epoch, losses, optimiser, val_scores, classes, time.monotonic() - start)
         history.append(row)
         _write_log(out, history)
         if progress:
@@ -192,23 +169,116 @@ def train(
             break
 
     assert best is not None
-    model.load_state_dict(best[2])
-    seconds = time.monotonic() - start
-    metrics = {"epoch": best[1], "epochs_run": len(history), "train_seconds": round(seconds, 1)}
-    metrics.update({f"val_{k}": v for k, v in best[3].items()})
-    pairs = train_pairs + (val_pairs or [])
-    settings = cfg.data.model_dump(exclude={"root"}) | {
-        "split": cfg.split.model_dump(),
-        "seed": opt_cfg.seed,
-    }
-    meta = CheckpointMeta(
-        spec=spec,
+    return history, best
+
+
+@dataclass
+class _TrainingData:
+    """Everything an epoch reads: normalised images, labels and where chips may lie."""
+
+    pairs: list[Pair]  # training then validation pairs (the data fingerprint)
+    normalisation: Normalisation
+    class_weights: list[float]
+    images: list[torch.Tensor]  # normalised training images
+    labels: list[np.ndarray]  # training labels, NODATA outside the training part
+    sampler: ChipSampler
+    val_images: list[torch.Tensor]
+    val_labels: list[np.ndarray]
+    val_boxes: list[list[Box]]
+
+
+def _training_data(cfg: SegmentConfig, spec: ModelSpec) -> _TrainingData:
+    """Read the pairs, split them, and normalise with statistics of the training part only."""
+    seed, size = cfg.training.seed, cfg.chips.size
+    train_pairs, val_pairs = training_pairs(cfg)
+    train_set = [_pad(s, size) for s in load_pairs(train_pairs, cfg.data, spec, cfg.data.train)]
+    if val_pairs is not None:
+        val_set = load_pairs(val_pairs, cfg.data, spec, cfg.data.validation)
+        split = Split(
+            train=[np.ones(s.label.shape, bool) for s in train_set],
+            val=[[(0, s.label.shape[0], 0, s.label.shape[1])] for s in val_set],
+        )
+    else:
+        val_set = train_set
+        split = block_split(
+            [s.label.shape for s in train_set],
+            block=cfg.split.block,
+            val_fraction=cfg.split.val_fraction,
+            buffer=cfg.split.buffer,
+            seed=seed,
+        )
+    if not any(split.val):
+        raise ConfigError(
+            "no validation pixels", fix="raise split.val_fraction or give data.validation"
+        )
+    n_classes = len(spec.classes)
+    norm = _normalisation(train_set, split.train)
+    return _TrainingData(
+        pairs=train_pairs + (val_pairs or []),
         normalisation=norm,
-        metrics=metrics,
-        data_fingerprint=fingerprint(pairs, settings),
+        class_weights=_class_weights(train_set, split.train, n_classes, cfg.training.class_weights),
+        images=[normalise(torch.from_numpy(s.image), norm.mean, norm.std) for s in train_set],
+        # Training chips only ever see training labels: mask the rest out.
+        labels=[
+            np.where(a, s.label, NODATA).astype(np.uint8)
+            for s, a in zip(train_set, split.train, strict=True)
+        ],
+        sampler=ChipSampler([s.label for s in train_set], split.train, size, n_classes, seed=seed),
+        val_images=[normalise(torch.from_numpy(s.image), norm.mean, norm.std) for s in val_set],
+        val_labels=[s.label for s in val_set],
+        val_boxes=split.val,
     )
-    save_checkpoint(model, meta, out)
-    return TrainResult(out, best[1], len(history), seconds, best[3])
+
+
+def _loss(dice_weight: float, class_weights: list[float], device: torch.device):
+    """``loss(logits, labels)``: class-weighted cross-entropy, plus Dice when weighted."""
+    import segmentation_models_pytorch as smp
+
+    dice = smp.losses.DiceLoss("multiclass", from_logits=True, ignore_index=NODATA)
+    weight = torch.tensor(class_weights, dtype=torch.float32, device=device)
+
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        value = F.cross_entropy(logits, y, weight=weight, ignore_index=NODATA)
+        return value + dice_weight * dice(logits, y) if dice_weight else value
+
+    return loss
+
+
+def _train_epoch(
+    model,
+    optimiser,
+    scheduler,
+    loss_of,
+    data: _TrainingData,
+    chips,
+    steps: int,
+    cfg,
+    generator,
+    dev,
+    bar,
+) -> list[float]:
+    """``steps`` optimiser steps over consecutive batches of ``chips`` (augmented); the losses."""
+    model.train()
+    batch_size, size = cfg.training.batch_size, cfg.chips.size
+    losses = []
+    for step in range(steps):
+        batch = chips[step * batch_size : (step + 1) * batch_size]
+        x, y = _batch(data.images, data.labels, batch, size)
+        x, y = augment(x, y, cfg.augment, generator)
+        x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        y = y.to(dev, non_blocking=True).long()
+        with autocast(dev):
+            logits = model(x)
+        loss = loss_of(logits.float(), y)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if scheduler is not None:
+            scheduler.step()
+        losses.append(loss.item())
+        bar.update()
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+    return losses
 
 
 def training_pairs(config: SegmentConfig) -> tuple[list[Pair], list[Pair] | None]:

@@ -1,23 +1,5 @@
-"""How dask graphs run: the local threaded scheduler by default, a dask.distributed cluster
-when given a scheduler address (``--scheduler``, ``DASK_SCHEDULER_ADDRESS``, the config key
-``runtime.scheduler``), or a ``LocalCluster`` of N worker processes (``--workers N``).
+"""Progress display while dask computes.
 
-No home-made cluster code: this module only chooses and configures dask's own schedulers.
-
-What a cluster needs
---------------------
-- Workers run the same agrivision (same Python packages) as the client.
-- Inputs are opened *on the workers* by the path or URL the client was given: local paths must
-  name the same file on every worker (a shared file system mounted at the same place, e.g.
-  NFS or Lustre), or use GDAL's remote paths (``/vsicurl/https://...``, ``/vsis3/bucket/key``,
-  STAC items whose hrefs are URLs), with credentials in the workers' environment.
-- Field polygons are read by the client and travel inside the task graph (per chunk).
-- Outputs are written by the client (see :mod:`agrivision.io.blocks`): workers compute the
-  blocks, the client writes them into its staging file; no file handle travels to a worker.
-- A worker that dies mid-run costs only time: the scheduler recomputes the tasks it held, so
-  results are identical to a run without failures.
-
-Progress
 --------
 ``progress=True`` draws dask's text progress bar on stderr: :class:`dask.diagnostics.ProgressBar`
 under the local scheduler, :class:`ClusterProgress` on a cluster (the same format, plus task
@@ -28,29 +10,17 @@ never stops a computation: if it cannot run, it logs why and stays silent.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import logging
-import os
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
-
-import dask
-from dask.base import get_scheduler
-
-from agrivision.errors import AgrivisionError
 
 if TYPE_CHECKING:
     from distributed import Client
 
 log = logging.getLogger(__name__)
-
-_M_MMAP_THRESHOLD = -3  # mallopt parameter (glibc's malloc.h)
-_MMAP_THRESHOLD_BYTES = 1 << 20
 
 #: Computations shorter than this (seconds) draw no progress bar.
 PROGRESS_MINIMUM_S = 1.0
@@ -58,89 +28,11 @@ PROGRESS_MINIMUM_S = 1.0
 PROGRESS_INTERVAL_S = 0.5
 
 
-@contextlib.contextmanager
-def compute_context(
-    scheduler: str | None = None,
-    *,
-    workers: int | None = None,
-    progress: bool = False,
-) -> Iterator[Client | None]:
-    """Run the enclosed dask computations on the chosen scheduler.
+def local_progress_bar() -> contextlib.AbstractContextManager:
+    """dask's text progress bar on stderr for the local scheduler (same timings as a cluster's)."""
+    from dask.diagnostics import ProgressBar
 
-    Parameters
-    ----------
-    scheduler
-        Address of a running ``dask scheduler`` (``tcp://host:8786``). Defaults to the
-        ``DASK_SCHEDULER_ADDRESS`` environment variable (or dask's ``scheduler-address``
-        config); without either, dask's local threaded scheduler runs (no start-up cost).
-    workers
-        Start a ``LocalCluster`` with this many worker processes (one thread each) instead
-        (ignored when a scheduler address is given).
-    progress
-        Show a progress bar on stderr while dask computes, on the local scheduler and on a
-        cluster (:class:`ClusterProgress`).
-
-    Yields
-    ------
-    distributed.Client or None
-        The client when a cluster is used; None for the local scheduler.
-
-    Raises
-    ------
-    AgrivisionError
-        The scheduler cannot be reached.
-    """
-    address = (
-        scheduler
-        or os.environ.get("DASK_SCHEDULER_ADDRESS")
-        or dask.config.get("scheduler-address", None)
-    )
-    if address or workers:
-        from distributed import Client, LocalCluster
-
-        if address:
-            try:
-                client = Client(address, timeout="10s")
-            except (OSError, TimeoutError) as exc:
-                raise AgrivisionError(
-                    f"cannot reach dask scheduler at {address} ({exc})",
-                    fix="start it with `dask scheduler` or check --scheduler / "
-                    "DASK_SCHEDULER_ADDRESS",
-                ) from exc
-            cluster = None
-        else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
-            client = Client(cluster)
-        log.info("computing on dask cluster %s", client.scheduler.address)
-        try:
-            with ClusterProgress(client) if progress else contextlib.nullcontext():
-                yield client
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-        return
-    bar: contextlib.AbstractContextManager = contextlib.nullcontext()
-    if progress:
-        from dask.diagnostics import ProgressBar
-
-        bar = ProgressBar(minimum=PROGRESS_MINIMUM_S, dt=PROGRESS_INTERVAL_S, out=sys.stderr)
-    with dask.config.set(scheduler="threads"), bar:
-        yield None
-
-
-def active_client() -> Client | None:
-    """The ``distributed.Client`` that ``dask.compute`` would use here, or None.
-
-    None under the local schedulers, including inside ``dask.config.set(scheduler=...)``
-    blocks that override a default client.
-    """
-    if "distributed" not in sys.modules:  # no client can exist: skip dask's lookup
-        return None
-    from distributed import Client
-
-    owner = getattr(get_scheduler(), "__self__", None)
-    return owner if isinstance(owner, Client) else None
+    return ProgressBar(minimum=PROGRESS_MINIMUM_S, dt=PROGRESS_INTERVAL_S, out=sys.stderr)
 
 
 class ClusterProgress:
@@ -309,39 +201,3 @@ def _task_counter(client_id: str, name: str):
                 self.detach()
 
     return TaskCounter(client_id, name)
-
-
-def return_freed_memory() -> None:
-    """Have glibc's malloc give freed chunk-sized arrays back to the system.
-
-    By default glibc raises its mmap threshold (up to 32 MB) at the first large free; from
-    then on chunk-sized numpy arrays (1-4 MB) come from per-thread heaps that fragment and
-    are not returned, so the process keeps what earlier stages used (about 100 MB more on a
-    6000² scene than on a 1024² one). A fixed threshold keeps them mmapped: freed at once.
-    dask.distributed's nanny sets ``MALLOC_TRIM_THRESHOLD_`` on workers for the same reason.
-    The setting is process-wide and stays after the call; a no-op outside glibc.
-    """
-    if (libc := _glibc()) is not None:
-        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
-
-
-def trim_heap() -> None:
-    """Return the free pages of glibc's heaps to the system (``malloc_trim``).
-
-    Polygon stages free hundreds of MB in small GEOS allocations that stay in fragmented
-    heaps otherwise: 1.15 GB kept after the zones of a 10980² tile instead of 0.6 GB. As
-    dask's docs advise for "memory not released back to the OS".
-    """
-    if (libc := _glibc()) is not None:
-        libc.malloc_trim(0)
-
-
-@functools.cache
-def _glibc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # another C library (musl)
-        return None
-    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None

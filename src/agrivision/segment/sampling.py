@@ -1,78 +1,10 @@
-"""Deterministic spatial sampling of training windows ("chips") and their augmentation.
-
-The train/validation split is by blocks, not by chips: neighbouring pixels are strongly
-correlated, so a random chip split would leak the validation set into training. Validation
-blocks are drawn with a seeded generator over all blocks of all images; training chips lie
-wholly inside the training part, ``buffer`` pixels away from any validation block.
-"""
+"""Where training chips are drawn: random (optionally class-balanced) or a regular grid,
+inside the training part of a :mod:`~agrivision.segment.split`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import torch
 from scipy import ndimage
-
-from agrivision.segment.config import AugmentConfig
-
-Box = tuple[int, int, int, int]  # row0, row1, col0, col1
-
-
-@dataclass
-class Split:
-    """Per image: pixels that training chips may use, and the validation blocks."""
-
-    train: list[np.ndarray]  # (H, W) bool
-    val: list[list[Box]]
-
-
-def block_split(
-    shapes: list[tuple[int, int]], *, block: int, val_fraction: float, buffer: int, seed: int
-) -> Split:
-    """Assign ``round(val_fraction * n_blocks)`` blocks of a regular grid to validation.
-
-    Parameters
-    ----------
-    shapes
-        ``(H, W)`` of each image, in model pixels.
-    block
-        Block edge in model pixels (blocks at the bottom/right edge may be smaller).
-    val_fraction
-        Share of all blocks (over all images) used for validation.
-    buffer
-        Training pixels closer than this to a validation block are not used.
-    seed
-        The same seed and shapes always give the same split.
-    """
-    val: list[list[Box]] = [[] for _ in shapes]
-    train = [np.ones(s, bool) for s in shapes]
-    for i, r, c in validation_blocks(shapes, block=block, val_fraction=val_fraction, seed=seed):
-        h, w = shapes[i]
-        box = (r, min(r + block, h), c, min(c + block, w))
-        val[i].append(box)
-        train[i][max(0, r - buffer) : box[1] + buffer, max(0, c - buffer) : box[3] + buffer] = False
-    return Split(train, val)
-
-
-def validation_blocks(
-    shapes: list[tuple[int, int]], *, block: int, val_fraction: float, seed: int
-) -> list[tuple[int, int, int]]:
-    """``(image, row, col)`` of the top-left pixel of each validation block, sorted.
-
-    The blocks of a regular ``block``-pixel grid over all images are numbered image by image,
-    row by row; a generator seeded with ``seed`` permutes them and the first
-    ``round(val_fraction * n_blocks)`` are validation blocks.
-    """
-    blocks = [
-        (i, r, c)
-        for i, (h, w) in enumerate(shapes)
-        for r in range(0, h, block)
-        for c in range(0, w, block)
-    ]
-    n_val = round(val_fraction * len(blocks))
-    chosen = np.random.default_rng(seed).permutation(len(blocks))[:n_val]
-    return [blocks[k] for k in sorted(chosen)]
 
 
 def corners(allowed: np.ndarray, size: int) -> np.ndarray:
@@ -181,30 +113,3 @@ class ChipSampler:
             ):
                 return i, r, c
         return None
-
-
-def augment(
-    x: torch.Tensor, y: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Randomly flip, rotate by 90 degrees and jitter brightness/contrast a batch of chips.
-
-    ``x`` is ``(N, C, S, S)`` normalised input, ``y`` is ``(N, S, S)`` labels; geometry is
-    applied to both, jitter (shared by all bands, in standard deviations) to ``x`` only.
-    """
-    n = x.shape[0]
-    draws = torch.rand((n, 5), generator=generator)
-    xs, ys = [], []
-    for i in range(n):
-        xi, yi = x[i], y[i]
-        if cfg.flips and draws[i, 0] < 0.5:
-            xi, yi = xi.flip(-1), yi.flip(-1)
-        if cfg.flips and draws[i, 1] < 0.5:
-            xi, yi = xi.flip(-2), yi.flip(-2)
-        if cfg.rotate90:
-            k = int(draws[i, 2] * 4) % 4
-            xi, yi = torch.rot90(xi, k, (-2, -1)), torch.rot90(yi, k, (-2, -1))
-        gain = 1 + cfg.contrast * (2 * draws[i, 3] - 1)
-        shift = cfg.brightness * (2 * draws[i, 4] - 1)
-        xs.append(xi * gain + shift)
-        ys.append(yi)
-    return torch.stack(xs), torch.stack(ys)

@@ -2,7 +2,7 @@
 
 ``write_chips`` cuts each image (and its label raster, or polygons rasterised from a class
 column) into ``size``-pixel chips on a regular grid, assigns each chip to ``train`` or
-``validation`` by blocks (:func:`agrivision.segment.chips.validation_blocks`, seeded) and
+``validation`` by blocks (:func:`agrivision.segment.split.validation_blocks`, seeded) and
 writes::
 
     CHIPDIR/images/NNN_STEM_rROW_cCOL.tif   all bands of the image, its dtype, nodata, band names
@@ -23,6 +23,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,27 +33,17 @@ from rasterio.windows import Window
 
 from agrivision.errors import ConfigError, OutputError, SourceError
 from agrivision.io.atomic import atomic_path, check_writable
-from agrivision.segment.chips import validation_blocks
+from agrivision.io.geotiff import write_geotiff
 from agrivision.segment.config import DataSource
 from agrivision.segment.data import Pair, rasterise, vector_labels
 from agrivision.segment.prepare import NODATA
+from agrivision.segment.split import validation_blocks
+from agrivision.segment.windows import window_starts
 
 INDEX = "index.json"
 SPLITS = ("train", "validation")
 # Without class names, vector class values must be integer codes 0..254 (as numbers or text).
 _CODES = tuple(str(i) for i in range(NODATA))
-
-
-def chip_starts(n: int, size: int, stride: int) -> list[int]:
-    """Chip offsets along an axis of ``n`` pixels: every ``stride``, plus one chip flush with
-    the far edge when the grid does not reach it (so every pixel is covered); none if
-    ``n < size``."""
-    if n < size:
-        return []
-    starts = list(range(0, n - size + 1, stride))
-    if starts[-1] + size < n:
-        starts.append(n - size)
-    return starts
 
 
 def write_chips(
@@ -114,14 +105,7 @@ def write_chips(
     """
     block = 2 * size if block is None else block
     buffer = max(1, size // 8) if buffer is None else buffer
-    if size < 8 or not 0 <= overlap < size or block < 1 or buffer < 1:
-        raise ConfigError(
-            f"invalid chip settings: size {size}, overlap {overlap}, block {block}, "
-            f"buffer {buffer}",
-            fix="use size >= 8, 0 <= overlap < size, block >= 1, buffer >= 1",
-        )
-    if not 0 <= val_fraction < 1:
-        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    _check_settings(size, overlap, block, buffer, val_fraction)
     images = [Path(p) for p in images]
     labels = [Path(p) for p in labels]
     vector = len(labels) == 1 and labels[0].suffix.lower() not in {".tif", ".tiff", ".png"}
@@ -138,93 +122,119 @@ def write_chips(
         (out / sub).mkdir(parents=True, exist_ok=True)
     check_writable(index_path, overwrite=overwrite)
 
-    shapes = [_shape(p) for p in images]
-    val = validation_blocks(shapes, block=block, val_fraction=val_fraction, seed=seed)
-    val_sets = [{(r, c) for j, r, c in val if j == i} for i in range(len(images))]
+    val = validation_blocks(
+        [_shape(p) for p in images], block=block, val_fraction=val_fraction, seed=seed
+    )
+    layout = _Layout(size, size - overlap, block, buffer)
     source = DataSource(
         images="", vector=str(labels[0]), class_column=class_column or "class", layer=layer
     )
-    stride = size - overlap
     records, sources = [], []
     for i, image in enumerate(images):
+        val_blocks = {(r, c) for j, r, c in val if j == i}
         label_path = labels[0] if vector else labels[i]
         with _quiet(), rasterio.open(image) as src:
-            grid = {"crs": src.crs, "transform": src.transform, "shape": (src.height, src.width)}
-            shapes_i = vector_labels(label_path, src.crs, source, _CODES) if vector else None
-            label_src = None if vector else _open_labels(label_path, grid["shape"])
-            try:
-                for r in chip_starts(src.height, size, stride):
-                    for c in chip_starts(src.width, size, stride):
-                        split = _split(r, c, size, buffer, block, grid["shape"], val_sets[i])
-                        if split is None:
-                            continue
-                        window = Window(c, r, size, size)
-                        if vector:
-                            chip_grid = {
-                                "transform": src.window_transform(window),
-                                "shape": (size, size),
-                            }
-                            label = rasterise(shapes_i, chip_grid)
-                        else:
-                            label = label_src.read(1, window=window, masked=True)
-                            label = label.filled(NODATA).astype(np.uint8)
-                        counts = np.bincount(label.ravel(), minlength=256)
-                        if counts[:NODATA].sum() == 0:
-                            continue  # nothing labelled: nothing to learn or score
-                        name = f"{i:03d}_{image.stem}_r{r:05d}_c{c:05d}.tif"
-                        _write_chip(out / "images" / name, src, window, src.read(window=window))
-                        _write_chip(out / "labels" / name, src, window, label[None], label=True)
-                        records.append(
-                            {
-                                "image": f"images/{name}",
-                                "label": f"labels/{name}",
-                                "split": split,
-                                "source": i,
-                                "window": {"row": r, "col": c, "height": size, "width": size},
-                                "class_counts": {
-                                    str(k): int(n)
-                                    for k, n in enumerate(counts)
-                                    if n and k != NODATA
-                                },
-                                "unlabelled": int(counts[NODATA]),
-                            }
-                        )
-            finally:
-                if label_src is not None:
-                    label_src.close()
-        sources.append(
-            {
-                "image": str(image.resolve()),
-                "labels": str(label_path.resolve()),
-                "height": grid["shape"][0],
-                "width": grid["shape"][1],
-                "crs": grid["crs"].to_string() if grid["crs"] else None,
-                "validation_blocks": sorted([r, c] for r, c in val_sets[i]),
-            }
-        )
+            shapes = vector_labels(label_path, src.crs, source, _CODES) if vector else None
+            with contextlib.ExitStack() as stack:
+                grid = (src.height, src.width)
+                label_src = None if vector else stack.enter_context(_open_labels(label_path, grid))
+                records += _cut_image(i, image, src, label_src, shapes, layout, val_blocks, out)
+            sources.append(_source_record(image, label_path, src, val_blocks))
     if not records:
         raise ConfigError(
             f"no labelled {size}-pixel chip fits into the images",
             fix="use a smaller --size, or check that labels overlap the images",
         )
+    settings = {
+        "size": size, "overlap": overlap, "seed": seed, "val_fraction": val_fraction,
+        "block": block, "buffer": buffer, "class_column": class_column,
+    }  # fmt: skip
     index = {
         "format": "agrivision-chips",
         "format_version": 1,
-        "settings": {
-            "size": size,
-            "overlap": overlap,
-            "seed": seed,
-            "val_fraction": val_fraction,
-            "block": block,
-            "buffer": buffer,
-            "class_column": class_column,
-        },
+        "settings": settings,
         "sources": sources,
         "chips": records,
     }
     with atomic_path(index_path, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(index, indent=1), encoding="utf-8")
     return index_path
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Chip grid and split geometry, pixels."""
+
+    size: int
+    stride: int
+    block: int
+    buffer: int
+
+
+def _check_settings(size: int, overlap: int, block: int, buffer: int, val_fraction: float) -> None:
+    if size < 8 or not 0 <= overlap < size or block < 1 or buffer < 1:
+        raise ConfigError(
+            f"invalid chip settings: size {size}, overlap {overlap}, block {block}, "
+            f"buffer {buffer}",
+            fix="use size >= 8, 0 <= overlap < size, block >= 1, buffer >= 1",
+        )
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+
+
+def _cut_image(
+    i: int, image: Path, src, label_src, shapes, layout: _Layout, val_blocks: set, out: Path
+) -> list[dict]:
+    """Write the labelled chips of image number ``i``; their index records.
+
+    Labels come from ``label_src`` (an open raster on the image's grid) or, when it is None,
+    from rasterising ``shapes``.
+    """
+    size, shape = layout.size, (src.height, src.width)
+    records = []
+    for r in window_starts(src.height, size, layout.stride):
+        for c in window_starts(src.width, size, layout.stride):
+            split = _split(r, c, size, layout.buffer, layout.block, shape, val_blocks)
+            if split is None:
+                continue
+            window = Window(c, r, size, size)
+            if label_src is None:
+                chip_grid = {"transform": src.window_transform(window), "shape": (size, size)}
+                label = rasterise(shapes, chip_grid)
+            else:
+                label = label_src.read(1, window=window, masked=True)
+                label = label.filled(NODATA).astype(np.uint8)
+            counts = np.bincount(label.ravel(), minlength=256)
+            if counts[:NODATA].sum() == 0:
+                continue  # nothing labelled: nothing to learn or score
+            name = f"{i:03d}_{image.stem}_r{r:05d}_c{c:05d}.tif"
+            _write_chip(out / "images" / name, src, window, src.read(window=window))
+            _write_chip(out / "labels" / name, src, window, label[None], label=True)
+            records.append(
+                {
+                    "image": f"images/{name}",
+                    "label": f"labels/{name}",
+                    "split": split,
+                    "source": i,
+                    "window": {"row": r, "col": c, "height": size, "width": size},
+                    "class_counts": {
+                        str(k): int(n) for k, n in enumerate(counts) if n and k != NODATA
+                    },
+                    "unlabelled": int(counts[NODATA]),
+                }
+            )
+    return records
+
+
+def _source_record(image: Path, label_path: Path, src, val_blocks: set) -> dict:
+    return {
+        "image": str(image.resolve()),
+        "labels": str(label_path.resolve()),
+        "height": src.height,
+        "width": src.width,
+        "crs": src.crs.to_string() if src.crs else None,
+        "validation_blocks": sorted([r, c] for r, c in val_blocks),
+    }
 
 
 def read_index(directory: str | os.PathLike) -> dict:
@@ -320,24 +330,15 @@ def _open_labels(path: Path, shape: tuple[int, int]):
 
 
 def _write_chip(path: Path, src, window: Window, data: np.ndarray, *, label: bool = False) -> None:
-    profile = dict(
-        driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-        dtype="uint8" if label else data.dtype, nodata=NODATA if label else src.nodata,
-        compress="deflate",
-    )  # fmt: skip
+    georef = {}
     if src.crs is not None:
-        profile.update(crs=src.crs, transform=src.window_transform(window))
+        georef = {"crs": src.crs, "transform": src.window_transform(window)}
+    descriptions = ["class"] if label else src.descriptions
     try:
-        with (
-            _quiet(),
-            atomic_path(path, overwrite=True) as tmp,
-            rasterio.open(tmp, "w", **profile) as dst,
-        ):
-            dst.write(data)
-            if label:
-                dst.set_band_description(1, "class")
-            elif any(src.descriptions):
-                dst.descriptions = src.descriptions
+        write_geotiff(
+            data.astype(np.uint8, copy=False) if label else data, path, nodata=NODATA if label else src.nodata,
+            descriptions=descriptions, **georef,
+        )  # fmt: skip
     except rasterio.errors.RasterioIOError as exc:
         raise OutputError(f"cannot write chip ({exc})", source=path) from exc
 
