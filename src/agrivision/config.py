@@ -141,6 +141,9 @@ class ProblemsConfig(_Section):
     hotspot_pct: float = Field(default=1.0, ge=0, le=100)
     watch_pct: float = Field(default=10.0, ge=0, le=100)
     problem_pct: float = Field(default=30.0, ge=0, le=100)
+    # A field whose index mean lies this many robust SDs below its crop's fields is "watch"
+    # (uniform stress, failed emergence, a wrong crop declared); only within a crop group.
+    peer_watch_z: float = Field(default=-3.0, le=0)
 
 
 class TimeSeriesConfig(_Section):

@@ -21,6 +21,7 @@ X0, Y0, RES = 500_000.0, 5_800_000.0, 10.0  # EPSG:32633, 10 m pixels: 0.01 ha e
 # ... on the map; on the ellipsoid (geodesic areas) 0.08 % more at the central meridian.
 PIXEL_HA = geodesic_ha(0.01, "EPSG:32633", X0, Y0)
 HEALTHY, ANOMALY = DEFAULT_SCHEMA.code("healthy"), DEFAULT_SCHEMA.code("anomaly")
+STRESSED = DEFAULT_SCHEMA.code("stressed")
 
 
 def on_grid(values: np.ndarray, name: str) -> xr.DataArray:
@@ -98,3 +99,43 @@ def test_isolated_anomaly_pixels_are_no_hotspot_one_patch_is():
     assert patched["status"] == "problem"
     # the area, not the share, decides: the same patch under a larger minimum is no hotspot
     assert not table_of(ndvi, patch, flds, hotspot_min_ha=0.2).loc["f", "hotspot"]
+
+
+def test_a_whole_crop_below_the_stress_threshold_is_no_problem_a_stressed_field_is():
+    # Six ripening rapeseed fields, wholly "stressed" by the absolute NDVI threshold, and six
+    # wheat fields of which one has a stressed patch over 40 % of it: 8 x 8 pixels each.
+    ndvi = np.full((20, 120), 0.8)
+    classes = np.zeros((20, 120), int)
+    boxes, crops = {}, []
+    for i in range(12):
+        r0, c0 = 2, 2 + 10 * i
+        boxes[f"f{i}"] = (r0, c0, r0 + 8, c0 + 8)
+        crops.append("rapeseed" if i < 6 else "wheat")
+        ripe = i < 6
+        ndvi[r0 : r0 + 8, c0 : c0 + 8] = 0.40 if ripe else 0.80
+        classes[r0 : r0 + 8, c0 : c0 + 8] = STRESSED if ripe else HEALTHY
+    classes[2:10, 112:118] = STRESSED  # field f11 (columns 112..119): 6 of its 8 columns
+    flds = fields_of(boxes).assign(crop=crops)
+    table = table_of(ndvi, classes, flds)
+    rape, wheat = table.iloc[:6], table.iloc[6:]
+    assert (rape["stressed_pct"] == 100).all() and (rape["stressed_peer_pct"] == 100).all()
+    assert (rape["status"] == "good").all()
+    assert wheat.loc["f11", "stressed_pct"] == 75 and (wheat["stressed_peer_pct"] == 0).all()
+    assert wheat.loc["f11", "status"] == "problem"
+    assert wheat.loc["f11", "status_reason"] == (
+        "problem share 75 % (stressed beyond its crop's 0 %) >= 30 %"
+    )
+    assert (wheat.drop("f11")["status"] == "good").all()
+    # a wheat field uniformly weaker than the other wheat: watch by its peer z, not by class
+    weak = ndvi.copy()
+    weak[2:10, 62:70] = 0.70  # field f6: 0.1 NDVI below the wheat median, peer z -5
+    judged = table_of(weak, classes, flds).loc["f6"]
+    assert judged["peer_z"] == pytest.approx(-0.1 / 0.02, rel=1e-4)
+    assert (judged["status"], judged["status_reason"]) == (
+        "watch",
+        "NDVI mean far below its crop (peer z -5.0 < -3)",
+    )
+    # without crops the same stressed share is judged whole: every rapeseed field is a problem
+    blind = table_of(ndvi, classes, flds.drop(columns="crop"))
+    assert (blind.iloc[:6]["status"] == "problem").all()
+    assert blind["stressed_peer_pct"].isna().all()

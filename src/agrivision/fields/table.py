@@ -4,7 +4,7 @@ Column names are stable and documented in the README (they are the product's int
 ``field_id, area_ha, coverage, date, valid_fraction, <index>_<stat>...,
 <slug>_pct, <slug>_ha..., problem_area_ha, anomaly_patch_ha, hotspot, low_valid_data,
 outside_scene, partly_outside``, ``crop`` (when the fields have one), ``peer_group, peer_n,
-peer_z`` and, with two or more dates, ``<index>_change, <index>_peer_change, previous_date,
+peer_z, stressed_peer_pct`` and, with two or more dates, ``<index>_change, <index>_peer_change, previous_date,
 declining``; then ``status, status_reason``. Class slugs come from the class schema
 (:data:`agrivision.health.schema.DEFAULT_SCHEMA`).
 
@@ -12,7 +12,9 @@ Status: a verdict needs support. A field outside the scene, with too little clou
 (``timeseries.min_valid_fraction``) or with fewer usable (classified) pixels than
 ``problems.min_pixels`` is ``insufficient data``; otherwise ``problem`` (a hotspot, or a
 problem share of at least ``problems.problem_pct``), ``watch`` (a problem share of at least
-``problems.watch_pct``, or declining) or ``good``. ``status_reason`` says which rule decided.
+``problems.watch_pct``, an index mean below its crop's fields by ``problems.peer_watch_z``
+robust SDs, or declining) or ``good``. ``status_reason`` says which rule decided. The problem
+share is judged against the field's crop (:func:`problem_share`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from agrivision.config import ReportConfig
-from agrivision.fields.peers import peer_groups, relative_decline
+from agrivision.fields.peers import ALL_FIELDS, peer_groups, relative_decline
 from agrivision.fields.timeseries import field_change, field_series
 from agrivision.fields.zonal import zonal_stats
 from agrivision.health.patches import largest_patch_ha
@@ -40,6 +42,7 @@ CLASS_SLUGS: Mapping[int, str] = {
 }
 PROBLEM_CODES = tuple(DEFAULT_SCHEMA.code(name) for name in PROBLEM_CLASSES)
 ANOMALY = DEFAULT_SCHEMA.code("anomaly")
+STRESSED = DEFAULT_SCHEMA.code("stressed")
 INSUFFICIENT = "insufficient data"
 _CLASSES = "__health_class"  # the class raster's (internal) variable name in zonal_stats
 _USABLE = "__usable"  # 1 classified, 2 observed but unclassified (an edge pixel), 0 neither
@@ -117,7 +120,6 @@ def field_table(
         table[f"{slug}_pct"] = 100.0 * share
         table[f"{slug}_ha"] = share * observed_ha
     table["problem_area_ha"] = sum(table[f"{CLASS_SLUGS[c]}_ha"] for c in PROBLEM_CODES)
-    problem_pct = problem_share(table)
     p = config.problems
     table["anomaly_patch_ha"] = largest_patch_ha(classes, fields, code=ANOMALY).to_numpy()
     table["low_valid_data"] = table["valid_fraction"] < config.timeseries.min_valid_fraction
@@ -138,18 +140,21 @@ def field_table(
     ts = config.timeseries
     if f"{ts.index.lower()}_mean" not in table:  # an index the run did not compute
         ts = ts.model_copy(update={"index": first})
-    table = table.join(
-        peer_groups(table, ts, supported=pd.Series(lacking == "", index=table.index))
-    )
+    supported = pd.Series(lacking == "", index=table.index)
+    table = table.join(peer_groups(table, ts, supported=supported))
+    table["stressed_peer_pct"] = _crop_median(table, f"{CLASS_SLUGS[STRESSED]}_pct", supported)
+    problem_pct = problem_share(table)
     series = None
     if timed:
         series = field_series(fields, indices, ts)
         table = table.join(relative_decline(table, field_change(series, ts), ts))
 
     verdicts = [
-        _verdict(lack, hot, patch, pct, bool(declining), config)
-        for lack, hot, patch, pct, declining in zip(
+        _verdict(lack, hot, patch, pct, crop_pct, crop_z, bool(declining), config)
+        for lack, hot, patch, pct, crop_pct, crop_z, declining in zip(
             lacking, table["hotspot"], table["anomaly_patch_ha"], problem_pct,
+            table["stressed_peer_pct"],
+            table["peer_z"].where(table["peer_group"] != ALL_FIELDS),
             table["declining"] if timed else np.zeros(len(table), bool), strict=True,
         )
     ]  # fmt: skip
@@ -159,8 +164,26 @@ def field_table(
 
 
 def problem_share(table: pd.DataFrame) -> pd.Series:
-    """Share (%) of each field's classified area in a problem class (stressed, anomaly)."""
-    return sum(table[f"{CLASS_SLUGS[c]}_pct"] for c in PROBLEM_CODES)
+    """Share (%) of each field's classified area in a problem class, judged against its crop.
+
+    The anomaly share counts as it is (anomalies are already judged against the field's own
+    pixels). The stressed share counts only beyond ``stressed_peer_pct``, the median stressed
+    share of the field's crop group when there is one: the absolute NDVI/NDRE thresholds
+    call a whole ripening or senescing crop "stressed", which is no problem of one field.
+    Without a crop group (``peer_group`` "all fields") the stressed share counts whole.
+    """
+    stressed = table[f"{CLASS_SLUGS[STRESSED]}_pct"]
+    if "stressed_peer_pct" in table:
+        stressed = (stressed - table["stressed_peer_pct"].fillna(0.0)).clip(lower=0.0)
+    return table[f"{CLASS_SLUGS[ANOMALY]}_pct"] + stressed
+
+
+def _crop_median(table: pd.DataFrame, column: str, supported: pd.Series) -> pd.Series:
+    """Median of ``column`` over the supported fields of each field's crop group (NaN for
+    fields compared with all fields: no crop to compare with)."""
+    judged = table[supported & (table["peer_group"] != ALL_FIELDS)]
+    medians = judged.groupby("peer_group")[column].median()
+    return table["peer_group"].map(medians).astype(float)
 
 
 def _usable(classes: xr.DataArray, index: xr.DataArray) -> xr.DataArray:
@@ -191,8 +214,8 @@ def _lacking_support(
 
 
 def _verdict(
-    lacking: str, hotspot: bool, patch_ha: float, problem_pct: float, declining: bool,
-    config: ReportConfig,
+    lacking: str, hotspot: bool, patch_ha: float, problem_pct: float, crop_pct: float,
+    crop_z: float, declining: bool, config: ReportConfig,
 ) -> tuple[str, str]:  # fmt: skip
     """(status, reason) of one field."""
     p = config.problems
@@ -200,10 +223,19 @@ def _verdict(
         return INSUFFICIENT, lacking
     if hotspot:
         return "problem", f"anomaly patch {patch_ha:.2f} ha >= {p.hotspot_min_ha:g} ha"
+    share = f"problem share {problem_pct:.0f} %"
+    if np.isfinite(crop_pct):
+        share += f" (stressed beyond its crop's {crop_pct:.0f} %)"
     if problem_pct >= p.problem_pct:
-        return "problem", f"problem share {problem_pct:.0f} % >= {p.problem_pct:g} %"
+        return "problem", f"{share} >= {p.problem_pct:g} %"
     if problem_pct >= p.watch_pct:
-        return "watch", f"problem share {problem_pct:.0f} % >= {p.watch_pct:g} %"
+        return "watch", f"{share} >= {p.watch_pct:g} %"
+    if crop_z < p.peer_watch_z:  # NaN (no crop group) compares False
+        ts = config.timeseries
+        return (
+            "watch",
+            f"{ts.index} mean far below its crop (peer z {crop_z:.1f} < {p.peer_watch_z:g})",
+        )
     if declining:
         ts = config.timeseries
         return "watch", f"{ts.index} mean fell by more than {ts.decline_threshold:g}"
