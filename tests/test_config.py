@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agrivision.config import load_report_config, load_yaml
 from agrivision.errors import ConfigError
+from agrivision.report.config import load_report_config, load_yaml
 
 
 def write(tmp_path, text: str):

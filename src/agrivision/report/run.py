@@ -35,12 +35,10 @@ import xarray as xr
 from rasterio.errors import NotGeoreferencedWarning
 
 from agrivision import __version__
-from agrivision.config import ReportConfig
 from agrivision.errors import OutputError
 from agrivision.fields.table import INSUFFICIENT, PROBLEM_CODES, field_table
 from agrivision.fields.vectorize import vectorize_batches
 from agrivision.health import DEFAULT_SCHEMA, ClassSchema, HealthRules, classify
-from agrivision.health.model_classes import classes_provenance, model_classes, run_once
 from agrivision.health.zones import zone_batches
 from agrivision.indices import compute
 from agrivision.io.cog import gdal_cache_limit, to_cog
@@ -49,8 +47,10 @@ from agrivision.io.scene import open_scene
 from agrivision.io.vector import FeatureSpool, write_layers, write_vector
 from agrivision.masks import MaskConfig
 from agrivision.report.cards import build_cards, overview
+from agrivision.report.config import ReportConfig
 from agrivision.report.html import render_report, write_report
 from agrivision.runtime import compute_context, return_freed_memory, trim_heap
+from agrivision.segment.model_classes import classes_provenance, model_classes, run_once
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def run_report(
     outdir
         Output folder; it must not hold report outputs unless ``overwrite``.
     config
-        Run configuration (:class:`agrivision.config.ReportConfig`); defaults otherwise.
+        Run configuration (:class:`agrivision.report.config.ReportConfig`); defaults otherwise.
 
     Returns
     -------
