@@ -34,7 +34,7 @@ import pandas as pd
 import xarray as xr
 from rasterio.errors import NotGeoreferencedWarning
 
-from agrivision import __version__
+from agrivision._version import __version__
 from agrivision.errors import OutputError
 from agrivision.fields.table import INSUFFICIENT, PROBLEM_CODES, field_table
 from agrivision.fields.vectorize import vectorize_batches
