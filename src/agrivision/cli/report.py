@@ -105,5 +105,6 @@ def demo(outdir: str, seed: int, size: int) -> None:
     files = write_synthetic(
         out / "data", seed=seed, shape=(size, size), dates=["2024-06-01", "2024-06-21"]
     )
+    assert files.fields is not None  # write_synthetic always writes the fields
     result = run_report([str(files.items)], files.fields, out / "report", overwrite=True)
     click.echo(f"demo report: {result.html.resolve()}")

@@ -31,8 +31,9 @@ class ProblemsConfig(Section):
 
     ``min_pixels`` (default 30)
         Fewest usable pixels (in the scene, cloud-free and classified: interior pixels, as
-        edge pixels get no class with ``health.edge: exclude``) a field needs for any classes-derived verdict: z-scores and so anomalies,
-        hotspots, management zones and a status other than ``insufficient data``. The robust
+        edge pixels get no class with ``health.edge: exclude``) a field needs for any
+        classes-derived verdict: z-scores and so anomalies, hotspots, management zones and a
+        status other than ``insufficient data``. The robust
         z of a pixel is judged against its field's median and MAD; estimated from n pixels
         of a uniform normal field they are off by 1.25/sqrt(n) and 1.17/sqrt(n) standard
         deviations, which inflates the false-anomaly rate of ``z < -3`` (0.13 % with exact

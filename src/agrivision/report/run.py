@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -167,8 +168,9 @@ def _run(
 ) -> ReportResult:
     sc = config.scene
     with stage("open"):
+        exclude: dict[str, Any] = {"exclude": tuple(sc.mask_exclude)} if sc.mask_exclude else {}
         mask = MaskConfig(
-            **({"exclude": tuple(sc.mask_exclude)} if sc.mask_exclude else {}),
+            **exclude,
             cloud_probability_threshold=sc.cloud_probability_threshold,
             method=sc.mask,
         )
@@ -226,7 +228,7 @@ def _run(
         )  # fmt: skip
         zoned = FeatureSpool(polygons, folder=staging)
     with stage("write rasters"):
-        to_cog(latest, staging / "indices.tif", descriptions=list(latest.data_vars))
+        to_cog(latest, staging / "indices.tif", descriptions=[str(v) for v in latest.data_vars])
         to_cog(
             classes, staging / "classes.tif", colormap=schema.colormap,
             class_names=schema.names, nodata=0,
