@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agrivision.config import load_report_config, load_yaml
+from agrivision.config import load_yaml
 from agrivision.errors import ConfigError
+from agrivision.fields.config import FieldTableConfig
+from agrivision.report.config import ReportConfig, load_report_config
 
 
 def write(tmp_path, text: str):
@@ -22,6 +24,15 @@ def test_defaults_and_overrides(tmp_path):
     assert cfg.zones.n == 4 and cfg.zones.method == "kmeans"
     assert cfg.indices == ["NDVI", "EVI"]
     assert load_report_config().scene.chunks == 1024
+
+
+def test_the_report_reads_the_field_tables_sections_from_its_file(tmp_path):
+    cfg = load_report_config(write(tmp_path, "problems:\n  min_pixels: 12\n"))
+    table = FieldTableConfig()
+    for name in ("fields", "problems", "timeseries"):  # the same section classes
+        assert type(getattr(cfg, name)) is type(getattr(table, name))
+    assert cfg.problems.min_pixels == 12 and table.problems.min_pixels == 30
+    assert list(ReportConfig.model_fields)[:3] == ["indices", "scene", "fields"]  # dump order
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,11 @@ from rasterio.transform import from_origin
 from scipy.stats import median_abs_deviation
 from shapely import box
 
-from agrivision.config import ReportConfig, TimeSeriesConfig
 from agrivision.errors import FieldsError
+from agrivision.fields.config import TimeSeriesConfig
 from agrivision.fields.peers import MAD_FLOOR, PeersWarning, peer_groups, relative_decline
 from agrivision.fields.table import field_table
+from agrivision.report.config import ReportConfig
 
 X0, Y0, RES = 500_000.0, 5_800_000.0, 10.0
 CONFIG = TimeSeriesConfig()

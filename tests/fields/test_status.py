@@ -12,10 +12,10 @@ from rasterio.transform import from_origin
 from rasters import geodesic_ha
 from shapely import box
 
-from agrivision.config import ReportConfig
 from agrivision.fields.table import INSUFFICIENT, field_table
 from agrivision.health import classify, zones
 from agrivision.health.schema import DEFAULT_SCHEMA
+from agrivision.report.config import ReportConfig
 
 X0, Y0, RES = 500_000.0, 5_800_000.0, 10.0  # EPSG:32633, 10 m pixels: 0.01 ha each
 # ... on the map; on the ellipsoid (geodesic areas) 0.08 % more at the central meridian.

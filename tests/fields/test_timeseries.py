@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agrivision.config import TimeSeriesConfig
+from agrivision.fields.config import TimeSeriesConfig
 from agrivision.fields.timeseries import cloud_suspect, field_change
 
 CONFIG = TimeSeriesConfig()  # NDVI, cloud_dip 0.15, min_valid_fraction 0.5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agrivision.config import ProblemsConfig
+from agrivision.fields.config import ProblemsConfig
 from agrivision.health.anomaly import MAD_TO_SIGMA
 
 

@@ -23,11 +23,11 @@ from rasters import write_tif
 
 from agrivision import errors as E
 from agrivision.cli import main
-from agrivision.config import load_report_config
 from agrivision.indices import compute
 from agrivision.indices.formula import compile_formula
 from agrivision.io.fields import read_fields
 from agrivision.io.scene import open_scene
+from agrivision.report.config import load_report_config
 
 Api = Callable[[], object]
 

@@ -20,10 +20,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agrivision.config import load_report_config
 from agrivision.errors import AgrivisionError
 from agrivision.indices.formula import compile_formula
 from agrivision.io.fields import read_fields
+from agrivision.report.config import load_report_config
 
 N_FORMULAS = 6000
 N_FIELDS = 1500

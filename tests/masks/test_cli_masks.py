@@ -7,8 +7,8 @@ import json
 import pytest
 
 from agrivision.cli import main
-from agrivision.config import load_report_config
 from agrivision.errors import ConfigError
+from agrivision.report.config import load_report_config
 from agrivision.synthetic import write_synthetic
 
 

@@ -9,10 +9,10 @@ import geopandas as gpd
 import pytest
 
 from agrivision.cli import main
-from agrivision.config import load_report_config
 from agrivision.errors import ConfigError
 from agrivision.health import HealthRules
 from agrivision.indices import index_info
+from agrivision.report.config import load_report_config
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 REPORT_CONFIGS = ["sentinel2-field-report", "landsat-timeseries", "drone-micasense"]

@@ -12,15 +12,15 @@ import rasterio
 from rasterio.features import rasterize
 
 from agrivision.cli import main
-from agrivision.config import load_report_config
 from agrivision.errors import CheckpointError, ConfigError
-from agrivision.health.model_classes import (
+from agrivision.report.config import load_report_config
+from agrivision.segment import predict
+from agrivision.segment.model_classes import (
     class_mapping,
     classes_provenance,
     model_labels,
     run_once,
 )
-from agrivision.segment import predict
 
 pytest.importorskip("segmentation_models_pytorch")
 

@@ -11,7 +11,7 @@ import sys
 import click
 from rasterio.errors import RasterioIOError
 
-from agrivision import __version__
+from agrivision._version import __version__
 from agrivision.cli.calibrate import calibrate
 from agrivision.cli.fields import classify, stats, vectorize, zones
 from agrivision.cli.indices import indices

@@ -10,7 +10,7 @@ import click
 
 from agrivision.cli.options import mask_choice, source_options, split_bands
 from agrivision.cli.warn import print_warning
-from agrivision.config import load_report_config
+from agrivision.report.config import load_report_config
 from agrivision.report.run import run_report
 
 
@@ -36,7 +36,7 @@ def _configure_logging(level: str, quiet: bool) -> None:
 @click.option(
     "--model",
     help="U-Net checkpoint folder: health classes from the model, not the "
-    "index rules (class names mapped as in agrivision.health.model_classes).",
+    "index rules (class names mapped as in agrivision.segment.model_classes).",
 )
 @click.option("-i", "--index", "indices", multiple=True, help="Index (repeat); overrides config.")
 @source_options
@@ -105,5 +105,6 @@ def demo(outdir: str, seed: int, size: int) -> None:
     files = write_synthetic(
         out / "data", seed=seed, shape=(size, size), dates=["2024-06-01", "2024-06-21"]
     )
+    assert files.fields is not None  # write_synthetic always writes the fields
     result = run_report([str(files.items)], files.fields, out / "report", overwrite=True)
     click.echo(f"demo report: {result.html.resolve()}")

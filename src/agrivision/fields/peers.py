@@ -29,7 +29,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from agrivision.config import TimeSeriesConfig
+from agrivision.fields.config import TimeSeriesConfig
 
 MIN_PEERS = 5
 #: Lowest robust spread of a group's index means (index units, NDVI).

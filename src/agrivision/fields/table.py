@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from agrivision.config import ReportConfig
+from agrivision.fields.config import FieldTableConfig, FieldTableSettings
 from agrivision.fields.peers import ALL_FIELDS, peer_groups, relative_decline
 from agrivision.fields.timeseries import field_change, field_series
 from agrivision.fields.zonal import zonal_stats
@@ -53,7 +53,7 @@ def field_table(
     indices: xr.Dataset,
     classes: xr.DataArray,
     *,
-    config: ReportConfig | None = None,
+    config: FieldTableSettings | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame | None]:
     """Per-field statistics, class areas, flags and status; and the per-date series.
 
@@ -86,7 +86,7 @@ def field_table(
     Besides the zonal pass over ``indices`` and ``classes``, the anomaly patches take one
     more pass over ``classes`` (:func:`~agrivision.health.patches.largest_patch_ha`).
     """
-    config = config or ReportConfig()
+    config = config or FieldTableConfig()
     timed = "time" in indices.dims
     latest = indices.isel(time=-1) if timed else indices
     lower = latest.rename({v: str(v).lower() for v in latest.data_vars})
@@ -194,7 +194,7 @@ def _usable(classes: xr.DataArray, index: xr.DataArray) -> xr.DataArray:
 
 
 def _lacking_support(
-    table: pd.DataFrame, observed_px: pd.Series, config: ReportConfig
+    table: pd.DataFrame, observed_px: pd.Series, config: FieldTableSettings
 ) -> np.ndarray:
     """Why each field has too little data for a verdict ("" where it has enough)."""
     min_valid = config.timeseries.min_valid_fraction
@@ -215,7 +215,7 @@ def _lacking_support(
 
 def _verdict(
     lacking: str, hotspot: bool, patch_ha: float, problem_pct: float, crop_pct: float,
-    crop_z: float, declining: bool, config: ReportConfig,
+    crop_z: float, declining: bool, config: FieldTableSettings,
 ) -> tuple[str, str]:  # fmt: skip
     """(status, reason) of one field."""
     p = config.problems

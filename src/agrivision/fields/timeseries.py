@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from agrivision.config import TimeSeriesConfig
+from agrivision.fields.config import TimeSeriesConfig
 from agrivision.fields.zonal import zonal_stats
 
 #: Longest run of consecutive usable dates that can be one cloud-suspect dip.

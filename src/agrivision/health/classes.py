@@ -33,7 +33,7 @@ Support: ``z`` exists only where it means something.
   (0): no share, polygon or status rests on them. The field's index statistics
   (``agrivision.fields.zonal_stats``) still use every pixel, weighted by its coverage.
 * A field with fewer than ``min_pixels`` such pixels gets no z at all, so no anomaly and no
-  z-based stress (see :class:`agrivision.config.ProblemsConfig` for the default and why).
+  z-based stress (see :class:`agrivision.fields.config.ProblemsConfig` for the default and why).
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ import pandas as pd
 import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agrivision.config import ProblemsConfig, load_yaml
+from agrivision.config import load_yaml
 from agrivision.errors import ConfigError, SpectralIndexError
+from agrivision.fields.config import ProblemsConfig
 from agrivision.fields.rasterize import field_raster
 from agrivision.health._perfield import (
     as_dask,

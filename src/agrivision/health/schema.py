@@ -12,7 +12,7 @@ the only place where the project names its classes: the rules, the field-table c
 it. Names claim only what the evidence shows: a pixel far below its own field's median is an
 ``anomaly`` to scout (pests, disease, drought, lodging, waterlogging or a headland look
 alike in a spectrum); pest, weed or disease names come only from a trained model's classes
-(:mod:`agrivision.health.model_classes` relabels the schema with them).
+(:mod:`agrivision.segment.model_classes` relabels the schema with them).
 
 Schemas may carry more classes (synthetic truth rasters add non-crop classes such as water
 or roads); :func:`agrivision.health.classify` only needs the names in :data:`HEALTH_CLASSES`.

@@ -9,7 +9,7 @@ Breaks are per field, from its own histogram (:func:`~agrivision.health.anomaly.
 
 A uniform field (or one with fewer distinct values than ``n``) can get fewer zones. A field
 with fewer than ``min_pixels`` valid pixels gets none: its breaks would be noise (see
-:class:`agrivision.config.ProblemsConfig` for the default).
+:class:`agrivision.fields.config.ProblemsConfig` for the default).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import xarray as xr
 from scipy import ndimage
 from threadpoolctl import threadpool_limits
 
-from agrivision.config import ProblemsConfig
 from agrivision.errors import ConfigError, GridError
+from agrivision.fields.config import ProblemsConfig
 from agrivision.fields.rasterize import codes_to_ids, field_raster
 from agrivision.fields.vectorize import vectorize, vectorize_batches
 from agrivision.health._perfield import as_dask, dense_codes, per_field_sums

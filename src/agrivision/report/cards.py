@@ -16,11 +16,11 @@ import rasterio.features
 import rasterio.windows
 from rasterio.enums import Resampling
 
-from agrivision.config import ReportConfig
 from agrivision.errors import ResourceLimitError
 from agrivision.fields.table import CLASS_SLUGS, INSUFFICIENT, problem_share
 from agrivision.health.schema import DEFAULT_SCHEMA, ClassSchema
 from agrivision.report import figures
+from agrivision.report.config import ReportConfig
 from agrivision.report.html import FieldCard
 
 # Fields without enough data come last: their shares are not verdicts.

@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -34,13 +35,11 @@ import pandas as pd
 import xarray as xr
 from rasterio.errors import NotGeoreferencedWarning
 
-from agrivision import __version__
-from agrivision.config import ReportConfig
+from agrivision._version import __version__
 from agrivision.errors import OutputError
 from agrivision.fields.table import INSUFFICIENT, PROBLEM_CODES, field_table
 from agrivision.fields.vectorize import vectorize_batches
 from agrivision.health import DEFAULT_SCHEMA, ClassSchema, HealthRules, classify
-from agrivision.health.model_classes import classes_provenance, model_classes, run_once
 from agrivision.health.zones import zone_batches
 from agrivision.indices import compute
 from agrivision.io.cog import gdal_cache_limit, to_cog
@@ -49,8 +48,10 @@ from agrivision.io.scene import open_scene
 from agrivision.io.vector import FeatureSpool, write_layers, write_vector
 from agrivision.masks import MaskConfig
 from agrivision.report.cards import build_cards, overview
+from agrivision.report.config import ReportConfig
 from agrivision.report.html import render_report, write_report
 from agrivision.runtime import compute_context, return_freed_memory, trim_heap
+from agrivision.segment.model_classes import classes_provenance, model_classes, run_once
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def run_report(
     outdir
         Output folder; it must not hold report outputs unless ``overwrite``.
     config
-        Run configuration (:class:`agrivision.config.ReportConfig`); defaults otherwise.
+        Run configuration (:class:`agrivision.report.config.ReportConfig`); defaults otherwise.
 
     Returns
     -------
@@ -167,8 +168,9 @@ def _run(
 ) -> ReportResult:
     sc = config.scene
     with stage("open"):
+        exclude: dict[str, Any] = {"exclude": tuple(sc.mask_exclude)} if sc.mask_exclude else {}
         mask = MaskConfig(
-            **({"exclude": tuple(sc.mask_exclude)} if sc.mask_exclude else {}),
+            **exclude,
             cloud_probability_threshold=sc.cloud_probability_threshold,
             method=sc.mask,
         )
@@ -226,7 +228,7 @@ def _run(
         )  # fmt: skip
         zoned = FeatureSpool(polygons, folder=staging)
     with stage("write rasters"):
-        to_cog(latest, staging / "indices.tif", descriptions=list(latest.data_vars))
+        to_cog(latest, staging / "indices.tif", descriptions=[str(v) for v in latest.data_vars])
         to_cog(
             classes, staging / "classes.tif", colormap=schema.colormap,
             class_names=schema.names, nodata=0,

@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agrivision import __version__
+from agrivision._version import __version__
 from agrivision.errors import CheckpointError
 from agrivision.io.atomic import atomic_path
 from agrivision.segment.model import ModelSpec, build_model

@@ -239,7 +239,7 @@ def model_classes(
     segmenter = load_checkpoint(model)  # fail now on a bad checkpoint, not mid-computation
     path = segmenter.path  # absolute: dask workers reload the weights from it
     spec = segmenter.spec
-    names = class_mapping(spec.classes, mapping, schema=schema, source=path)
+    names = class_mapping(spec.classes, mapping, schema=schema, source=path or model)
     lut = np.zeros(256, np.uint8)  # predicted 255 (nodata) stays 0 = background
     lut[: len(spec.classes)] = [schema.code(names[c]) for c in spec.classes]
     predicted = segment(scene, segmenter, device=device)["classes"].data

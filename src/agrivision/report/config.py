@@ -1,0 +1,140 @@
+"""The report's config: every section of ``agrivision report --config FILE``.
+
+The field table's sections (``fields``, ``problems``, ``timeseries``) are owned by
+:mod:`agrivision.fields.config` and re-exported here; the health rules and the model-class
+mapping are checked by their owners when the file is loaded, so a bad value is named after
+the file before the run starts.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from agrivision.config import Section, load_yaml, validate
+from agrivision.errors import ConfigError
+from agrivision.fields.config import FieldsConfig, ProblemsConfig, TimeSeriesConfig
+
+__all__ = [
+    "FieldsConfig",
+    "OutputConfig",
+    "ProblemsConfig",
+    "ReportConfig",
+    "RuntimeConfig",
+    "SceneConfig",
+    "TimeSeriesConfig",
+    "ZonesConfig",
+    "load_report_config",
+]
+
+
+class SceneConfig(Section):
+    """How imagery is opened (see :func:`agrivision.open_scene`)."""
+
+    sensor: str | None = None
+    bands: list[str] | None = None
+    resolution: float | None = Field(default=None, gt=0)
+    crs: str | None = None
+    chunks: int = Field(default=1024, ge=64, le=16384)
+    #: ``auto`` (quality band, else the sensor's detector), a forced method, or ``off``;
+    #: true/false mean auto/off (see :mod:`agrivision.masks.auto`).
+    mask: Literal["auto", "quality", "s2cloudless", "spectral", "off"] = "auto"
+    mask_exclude: list[str] | None = None
+    cloud_probability_threshold: float = Field(default=0.4, ge=0, le=1)
+
+    @field_validator("mask", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        return {True: "auto", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+class ZonesConfig(Section):
+    """Management zones per field."""
+
+    n: int = Field(default=3, ge=2, le=10)
+    method: Literal["quantile", "kmeans"] = "quantile"
+    index: str = "NDVI"
+    smooth: int = Field(default=0, ge=0, le=25)
+
+
+class OutputConfig(Section):
+    """What is written and how."""
+
+    precision: int = Field(default=7, ge=0, le=15)
+    max_cards: int = Field(default=60, ge=0)
+    max_field_pixels: int = Field(default=4_000_000, ge=1000)
+
+
+class RuntimeConfig(Section):
+    """Where the dask graph runs."""
+
+    scheduler: str | None = None
+    workers: int | None = Field(default=None, ge=1)
+
+
+class ReportConfig(Section):
+    """Everything ``agrivision report`` needs besides sources and fields."""
+
+    # None: NDVI, plus NDRE when the scene has a red-edge band; named indices are required.
+    indices: list[str] | None = None
+    scene: SceneConfig = SceneConfig()
+    fields: FieldsConfig = FieldsConfig()
+    health: dict[str, Any] = Field(default_factory=dict)
+    problems: ProblemsConfig = ProblemsConfig()
+    zones: ZonesConfig = ZonesConfig()
+    timeseries: TimeSeriesConfig = TimeSeriesConfig()
+    output: OutputConfig = OutputConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    # U-Net checkpoint folder: the health classes then come from it instead of the rules.
+    model: str | None = None
+    # Checkpoint class -> report class, for class names the built-in rules do not know
+    # (see agrivision.segment.model_classes).
+    model_classes: dict[str, str] = Field(default_factory=dict)
+
+
+def load_report_config(
+    path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
+) -> ReportConfig:
+    """Load a report config file (or the defaults) and apply command-line overrides.
+
+    Parameters
+    ----------
+    path
+        YAML file (see ``config/*.yaml``); None: the defaults.
+    overrides
+        Dotted keys (``{"zones.n": 4}``); None values are ignored.
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys, impossible values, health rules or model classes that do not check.
+    """
+    data = load_yaml(path) if path is not None else {}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{part!r} must be a mapping", source=path)
+        node[leaf] = value
+    config = validate(ReportConfig, data, path)
+    if config.health:  # checked now, not mid-run, and named after the file
+        from agrivision.health import HealthRules
+
+        try:
+            HealthRules(**config.health)
+        except ConfigError as exc:
+            raise ConfigError(f"health.{exc.problem}", source=path, fix=exc.fix) from None
+    if config.model_classes:
+        from agrivision.segment.model_classes import check_mapping
+
+        try:
+            check_mapping(config.model_classes)
+        except ConfigError as exc:
+            raise ConfigError(exc.problem, source=path, fix=exc.fix) from None
+    return config
