@@ -158,7 +158,8 @@ def _file_assets(
             ids = list(profile.band_order)
         elif None in ids and "BANDS" in info.tags:
             listed = [b.strip() for b in info.tags["BANDS"].split(",")]
-            ids = listed if len(listed) == info.count else ids
+            if len(listed) == info.count:
+                ids = [*listed]
     if None in ids:
         raise BandNotFoundError(
             "cannot tell which band is which (no band descriptions matching a band id or "

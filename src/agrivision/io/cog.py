@@ -163,8 +163,8 @@ def to_cogs(
         The written files, in job order.
     """
     prepared = []
-    for job in jobs:
-        data, path, own = job if len(job) == 3 else (*job, {})  # type: ignore[misc]
+    for spec in jobs:
+        data, path, own = spec if len(spec) == 3 else (*spec, {})
         opts = {**options, **own}
         unknown = set(opts) - _OPTIONS
         if unknown:
@@ -175,7 +175,7 @@ def to_cogs(
         targets = []
         for job in prepared:
             in_memory = job.array.nbytes <= budget
-            budget -= job.array.nbytes if in_memory else 0
+            budget -= int(job.array.nbytes) if in_memory else 0
             targets.append(stack.enter_context(_staging(job, in_memory=in_memory)))
         store_blocks([job.array for job in prepared], targets)
         for job, target in zip(prepared, targets, strict=True):

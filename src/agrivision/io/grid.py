@@ -7,10 +7,10 @@ that band's pixel edges, covering every source. Grids are odc-geo ``GeoBox`` val
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
+import xarray as xr
 from affine import Affine
 from odc.geo.geobox import GeoBox
 from pyproj import CRS
@@ -24,7 +24,18 @@ from agrivision.masks import MASK_VARIABLES
 Resampling = str | Mapping[str, str] | None
 
 
-def target_grid(assets: list[BandAsset], *, resolution: Any, crs: Any, like: Any) -> GeoBox:
+def target_grid(
+    assets: list[BandAsset],
+    *,
+    resolution: float | Sequence[float] | None,
+    crs: Any,
+    like: xr.Dataset | xr.DataArray | GeoBox | None,
+) -> GeoBox:
+    """The grid of a scene: ``like``'s, or the sources' extent at ``resolution`` (CRS units).
+
+    Without ``resolution`` the finest native reflectance band in the target CRS sets the pixel
+    size and the pixel edges; ``crs`` defaults to the first source's CRS.
+    """
     if like is not None:
         if isinstance(like, GeoBox):
             return like
@@ -36,7 +47,10 @@ def target_grid(assets: list[BandAsset], *, resolution: Any, crs: Any, like: Any
     refl = [a for a in assets if str(a.band_id).lower() not in MASK_VARIABLES] or assets
     native = [a for a in refl if CRS(a.file.crs) == target_crs]
     if resolution is not None:
-        rx, ry = (resolution, resolution) if np.isscalar(resolution) else resolution
+        if isinstance(resolution, Sequence):
+            rx, ry = float(resolution[0]), float(resolution[1])
+        else:
+            rx = ry = float(resolution)
         anchor = native[0].file.transform if native else None
     elif native:
         finest = min(native, key=lambda a: abs(a.file.transform.a * a.file.transform.e))
@@ -68,7 +82,8 @@ def _bounds(info: FileInfo) -> tuple[float, float, float, float]:
 
 def same_grid(info: FileInfo, geobox: GeoBox) -> bool:
     return (
-        CRS(info.crs) == geobox.crs.proj
+        geobox.crs is not None
+        and CRS(info.crs) == geobox.crs.proj
         and info.shape == tuple(geobox.shape)
         and info.transform.almost_equals(geobox.affine, precision=1e-6 * abs(geobox.affine.a))
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -14,6 +15,7 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_coords, xr_reproject
 
+from agrivision.errors import GridError, SourceError
 from agrivision.io.bands import COMMON_NAMES, scale_offset
 from agrivision.io.grid import Resampling, resampling_for, same_grid
 from agrivision.io.sources import BandAsset
@@ -37,10 +39,17 @@ class BandReader:
             by, bx = asset.file.block_shape
             cy = max(by, self.chunks // by * by)
             cx = max(bx, self.chunks // bx * bx)
-            self._open[path] = rioxarray.open_rasterio(
+            opened = rioxarray.open_rasterio(
                 path, chunks={"band": 1, "y": cy, "x": cx}, lock=False, cache=False,
                 mask_and_scale=False,
             )  # fmt: skip
+            if not isinstance(opened, xr.DataArray):  # a container of subdatasets (HDF, NetCDF)
+                raise SourceError(
+                    "holds several subdatasets, not one raster",
+                    source=path,
+                    fix="pass the subdataset itself (GDAL name, e.g. NETCDF:file.nc:var)",
+                )
+            self._open[path] = opened
         return self._open[path].isel(band=asset.band - 1, drop=True)
 
 
@@ -75,7 +84,7 @@ def band_on_grid(
         else:
             data = da.where(da.isnan(data), more, data)
     data = data.rechunk((reader.chunks, reader.chunks))
-    attrs = {"band_id": str(group[0].band_id)}
+    attrs: dict[str, Any] = {"band_id": str(group[0].band_id)}
     if profile is not None:
         spec = next((s for b, s in profile.bands.items() if s.common_name == name), None)
         if spec is not None and spec.center_um is not None:
@@ -143,6 +152,8 @@ def assemble(
             stacked[n] = xr.DataArray(da.stack(layers), dims=("time", "y", "x"), attrs=attrs)
         times = [np.datetime64(day, "ns") for day, _ in per_date]
         ds = xr.Dataset(stacked).assign_coords(coords).assign_coords(time=times)
+    if geobox.crs is None:
+        raise GridError("the target grid has no CRS", fix="pass like= a georeferenced grid")
     ds = ds.rio.write_crs(geobox.crs.to_wkt())
     return ds.rio.write_transform(geobox.affine)
 

@@ -193,7 +193,7 @@ def _sun_attrs(per_date: list[Mapping]) -> dict[str, Any]:
     """STAC ``view:sun_*`` angles (one per date, or a number for one date) for the shadows."""
     out: dict[str, Any] = {}
     for key in ("view:sun_azimuth", "view:sun_elevation"):
-        values = [p.get(key) for p in per_date]
-        if values and None not in values:
+        values = [p[key] for p in per_date if p.get(key) is not None]
+        if values and len(values) == len(per_date):
             out[key] = float(values[0]) if len(values) == 1 else [float(v) for v in values]
     return out
