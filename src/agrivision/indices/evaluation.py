@@ -211,13 +211,10 @@ def _missing_bands(scene: xr.Dataset, failed: list[_Job]) -> BandNotFoundError:
 def _evaluate(scene: xr.Dataset, job: _Job, values: dict[str, float]) -> xr.DataArray:
     symbols = list(job.bands)
     arrays = [scene[job.bands[s]] for s in symbols]
-    fused = (
-        FUSED
-        and job.formula.nd_pair is not None
-        and max(a.size for a in arrays) >= FUSED_MIN_PIXELS
-    )
-    if fused:
-        symbols = list(job.formula.nd_pair)
+    pair = job.formula.nd_pair
+    fused = FUSED and pair is not None and max(a.size for a in arrays) >= FUSED_MIN_PIXELS
+    if fused and pair is not None:
+        symbols = list(pair)
         arrays = [scene[job.bands[s]] for s in symbols]
     result = xr.apply_ufunc(
         _block,

@@ -132,8 +132,8 @@ def discover(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> list[S
         when = date_of(info)
         key = (str(Path(info.path).parent), _scene_key(info.path), when.date() if when else None)
         groups.setdefault(key, []).append(info)
-    for (_, key, _), infos in groups.items():
-        name = key if len(infos) > 1 and key else Path(infos[0].path).stem
+    for (_, stem, _), infos in groups.items():
+        name = stem if len(infos) > 1 and stem else Path(infos[0].path).stem
         scenes.append(_from_files(name, infos[0].path, infos))
     _unique_ids(scenes)
     return scenes

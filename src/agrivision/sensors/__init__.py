@@ -88,9 +88,9 @@ class SensorProfile(_Strict):
         for bid, spec in self.bands.items():
             if bid.upper() == key or spec.common_name.upper() == key:
                 return spec.common_name
-        for mid, spec in self.masks.items():
-            if mid.upper() == key or spec.name.upper() == key:
-                return spec.name
+        for mid, mask in self.masks.items():
+            if mid.upper() == key or mask.name.upper() == key:
+                return mask.name
         return None
 
     def mask_spec(self, name: str) -> MaskSpec | None:
