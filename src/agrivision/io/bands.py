@@ -26,7 +26,7 @@ from agrivision.io.sources import (
 )
 from agrivision.limits import check_remote_reference
 from agrivision.masks import MASK_VARIABLES
-from agrivision.sensors import SensorProfile, load_profile
+from agrivision.sensors import SensorProfile, detect_profile, load_profile
 
 #: STAC ``eo:common_name`` values (plus the numbered red-edge names used for Sentinel-2).
 COMMON_NAMES = (
@@ -58,7 +58,10 @@ def band_assets(
 
 
 def detect_sensor(infos: list[FileInfo], items: list[dict]) -> SensorProfile | None:
-    """Guess the profile from STAC properties, GeoTIFF tags and file names; None if unsure."""
+    """The profile that STAC properties, GeoTIFF tags and file names point to; None if unsure.
+
+    The rules live in the profiles (``detect:``, see :func:`agrivision.sensors.detect_profile`).
+    """
     hints: list[str] = []
     for item in items:
         props = item.get("properties", {})
@@ -70,28 +73,7 @@ def detect_sensor(infos: list[FileInfo], items: list[dict]) -> SensorProfile | N
     for info in infos:
         hints += [info.tags.get(k, "") for k in ("SENSOR", "LEVEL", "PRODUCT_TYPE")]
         hints.append(os.path.basename(info.path))
-    for h in hints:  # an exact profile name wins (files agrivision wrote say so)
-        try:
-            return load_profile(h.strip())
-        except SensorError:
-            continue
-    text = " ".join(hints).upper()
-    if (
-        "SENTINEL-2" in text
-        or "SENTINEL2" in text
-        or "MSIL" in text
-        or "S2A" in text
-        or "S2B" in text
-    ):
-        return load_profile("sentinel-2-l1c" if "L1C" in text else "sentinel-2-l2a")
-    for sat, name in (
-        ("LC09", "landsat-9-c2-l2"),
-        ("LC08", "landsat-8-c2-l2"),
-        ("LE07", "landsat-7-c2-l2"),
-    ):
-        if sat in text and "L2SP" in text:
-            return load_profile(name)
-    return None
+    return detect_profile(hints)
 
 
 def _stac_assets(
