@@ -41,6 +41,10 @@ def band_assets(
     bands: Sequence[str] | None,
     allow_remote: bool | None = None,
 ) -> tuple[list[BandAsset], SensorProfile | None]:
+    """Every band of every source (files, STAC JSON), with the profile given or detected.
+
+    Reads headers only. Raises :class:`~agrivision.errors.SourceError` when no band is usable.
+    """
     stac = [f for f in files if is_stac(f)]
     rasters = [f for f in files if not is_stac(f)]
     infos = [file_info(f) for f in rasters]
@@ -175,6 +179,7 @@ def _offset_from_tags(info: FileInfo, band: int, profile: SensorProfile | None) 
 
 
 def variable_name(asset: BandAsset, profile: SensorProfile | None) -> str:
+    """The Scene variable of a band: the profile's common name or a STAC common name."""
     ident = str(asset.band_id)
     if profile is not None:
         name = profile.common_name(ident)
@@ -239,6 +244,11 @@ def band_layers(
 def scale_offset(
     asset: BandAsset, profile: SensorProfile | None, scale: float | None, offset: float | None
 ) -> tuple[float, float, float | None]:
+    """``(scale, offset, nodata)`` that turn a band's DN into reflectance (0..1).
+
+    Explicit ``scale``/``offset`` win, then STAC ``raster:bands`` and GeoTIFF tags, then the
+    profile (with its processing-baseline offset); float data are reflectance already.
+    """
     nodata = asset.file.nodata
     if nodata is None and profile is not None:
         nodata = profile.nodata

@@ -81,6 +81,7 @@ def _bounds(info: FileInfo) -> tuple[float, float, float, float]:
 
 
 def same_grid(info: FileInfo, geobox: GeoBox) -> bool:
+    """True when a file already lies on ``geobox`` (same CRS, shape and pixel edges)."""
     return (
         geobox.crs is not None
         and CRS(info.crs) == geobox.crs.proj
@@ -90,6 +91,8 @@ def same_grid(info: FileInfo, geobox: GeoBox) -> bool:
 
 
 def resampling_for(name: str, info: FileInfo, geobox: GeoBox, resampling: Resampling) -> str:
+    """The resampling method for a variable: the caller's, else nearest when as fine or finer,
+    ``average`` (reflectance) or ``mode`` (quality codes) when coarser."""
     if isinstance(resampling, str):
         return resampling
     if isinstance(resampling, Mapping) and name in resampling:

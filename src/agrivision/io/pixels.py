@@ -123,6 +123,8 @@ def _to_reflectance(block: np.ndarray, scale: np.float32, offset: np.float32, no
 def assemble(
     per_date: list[tuple[dt.datetime | None, dict[str, xr.DataArray]]], geobox: GeoBox, chunks: int
 ) -> xr.Dataset:
+    """One Dataset on ``geobox`` from the variables of each date (a ``time`` dimension when
+    there are several), reflectance bands in spectral order, quality bands last."""
     coords = xr_coords(geobox)
     names: list[str] = []
     for _, variables in per_date:
