@@ -33,6 +33,7 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src/agrivision
 
 # Each benchmark runs agrivision and its anchor side by side and prints a table with ratios.
 # `make bench` is the quick pass (small scenes, minutes); `make bench-full` the full tiles.

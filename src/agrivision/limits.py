@@ -65,16 +65,16 @@ def pixel_limits(
     """Temporarily set the pixel ceilings (process-wide, through the environment)."""
     saved = {k: os.environ.get(k) for k in (ENV_MAX_PIXELS, ENV_MAX_SCENE_PIXELS)}
     try:
-        for key, value in ((ENV_MAX_PIXELS, max_pixels), (ENV_MAX_SCENE_PIXELS, max_scene_pixels)):
-            if value is not None:
-                os.environ[key] = str(int(value))
+        for key, limit in ((ENV_MAX_PIXELS, max_pixels), (ENV_MAX_SCENE_PIXELS, max_scene_pixels)):
+            if limit is not None:
+                os.environ[key] = str(int(limit))
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
+        for key, previous in saved.items():
+            if previous is None:
                 os.environ.pop(key, None)
             else:
-                os.environ[key] = value
+                os.environ[key] = previous
 
 
 def check_pixels(

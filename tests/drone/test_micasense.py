@@ -181,3 +181,12 @@ def test_a_raster_without_crs_and_without_the_tag_is_still_refused(tmp_path):
         dst.write(np.ones((1, 4, 4), np.float32))
     with pytest.raises(MissingCRSError):
         open_scene(path, sensor="micasense-rededge")
+
+
+def test_a_frame_that_is_not_a_tiff_is_a_clear_error(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "IMG_0001_1.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(path)
+    with pytest.raises(SourceError, match=r"not a TIFF \(PNG\)"):
+        read_metadata(path)

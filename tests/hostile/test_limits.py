@@ -79,7 +79,7 @@ def _remote_item(tmp_path):
 def test_remote_assets_need_explicit_permission(tmp_path, monkeypatch):
     """Allowed, agrivision goes on to GDAL (which fails on the .invalid host without any
     connection: the resolver refuses it); refused, GDAL is never asked."""
-    import agrivision.io.scene as scene_mod
+    import agrivision.io.bands as bands_mod
 
     path = _remote_item(tmp_path)
     asked: list[str] = []
@@ -88,7 +88,7 @@ def test_remote_assets_need_explicit_permission(tmp_path, monkeypatch):
         asked.append(str(p))
         raise SourceError("stopped before GDAL", source=p)
 
-    monkeypatch.setattr(scene_mod, "file_info", fake_file_info)
+    monkeypatch.setattr(bands_mod, "file_info", fake_file_info)
     with pytest.raises(SourceError, match="remote data"):
         open_scene(path)
     assert asked == []

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal, overload
+
 import click
 import geopandas as gpd
 import rioxarray
+import xarray as xr
 
 from agrivision.cli.options import open_from_options, runtime_options, scene_options
+from agrivision.errors import SourceError
 from agrivision.fields.vectorize import vectorize as vectorize_classes
 from agrivision.fields.zonal import DEFAULT_STATS, zonal_stats
 from agrivision.health import DEFAULT_SCHEMA, HealthRules
@@ -26,7 +30,11 @@ def _fields_option(required: bool):
     )  # fmt: skip
 
 
-def _fields_over(fields_path: str | None, raster) -> gpd.GeoDataFrame | None:
+@overload
+def _fields_over(fields_path: str, raster: Any) -> gpd.GeoDataFrame: ...
+@overload
+def _fields_over(fields_path: str | None, raster: Any) -> gpd.GeoDataFrame | None: ...
+def _fields_over(fields_path: str | None, raster: Any) -> gpd.GeoDataFrame | None:
     """The fields in the raster's CRS, refused when none overlaps it."""
     if fields_path is None:
         return None
@@ -100,7 +108,10 @@ def vectorize(
     from agrivision.io.sources import file_info
 
     file_info(classes_path)  # clear errors for missing/corrupt/un-georeferenced rasters
-    raster = rioxarray.open_rasterio(classes_path, chunks=1024).squeeze("band", drop=True)
+    opened = rioxarray.open_rasterio(classes_path, chunks=1024)
+    if not isinstance(opened, xr.DataArray):
+        raise SourceError("holds several subdatasets, not one class raster", source=classes_path)
+    raster = opened.squeeze("band", drop=True)
     fields = _fields_over(fields_path, raster)
     polys = vectorize_classes(
         raster, fields, classes_to_keep=[int(c) for c in keep.split(",")] if keep else None,
@@ -117,7 +128,14 @@ def vectorize(
 @click.option("-i", "--index", "name", default="NDVI", show_default=True)
 @click.option("--method", type=click.Choice(["quantile", "kmeans"]), default="quantile")
 @click.option("-o", "--output", required=True, help="OUT.geojson | .gpkg | .parquet | .csv")
-def zones(fields_path: str, n: int, name: str, method: str, output: str, **opts) -> None:
+def zones(
+    fields_path: str,
+    n: int,
+    name: str,
+    method: Literal["quantile", "kmeans"],
+    output: str,
+    **opts: Any,
+) -> None:
     """Management zones per field from an index (last date)."""
     scene = open_from_options(**opts)
     fields = _fields_over(fields_path, scene)

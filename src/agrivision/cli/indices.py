@@ -43,4 +43,4 @@ def indices(
     scene = open_from_options(sources, **opts)
     result = compute(scene, list(names))
     path = to_cog(result, output, overwrite=overwrite)
-    click.echo(f"wrote {path} ({', '.join(result.data_vars)})")
+    click.echo(f"wrote {path} ({', '.join(map(str, result.data_vars))})")

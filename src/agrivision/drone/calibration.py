@@ -82,14 +82,16 @@ def calibrate(
     for name in PROFILE_ORDER:
         meta = capture.bands[name]
         refl = radiance(meta) * np.float32(factors[name][0])
-        if undistort_lens and ref_meta is not None and _has_lens(meta) and _has_lens(ref_meta):
+        lens = _lens(meta)
+        ref_lens = _lens(ref_meta) if ref_meta is not None else None
+        if undistort_lens and lens is not None and ref_lens is not None:
             refl = undistort(
                 refl,
-                focal_px=meta.focal_length_px,
-                principal_px=meta.principal_point_px,
-                distortion=meta.distortion,
-                target_focal_px=ref_meta.focal_length_px,
-                target_principal_px=ref_meta.principal_point_px,
+                focal_px=lens[0],
+                principal_px=lens[1],
+                distortion=lens[2],
+                target_focal_px=ref_lens[0],
+                target_principal_px=ref_lens[1],
             )
         bands[name] = refl
     aligned, report = align_bands(bands, reference, affine=affine)
@@ -182,5 +184,7 @@ def _position_tags(ds: xr.Dataset) -> dict[str, str]:
     }
 
 
-def _has_lens(meta: BandMeta) -> bool:
-    return None not in (meta.focal_length_px, meta.principal_point_px, meta.distortion)
+def _lens(meta: BandMeta) -> tuple[float, tuple[float, float], tuple[float, ...]] | None:
+    """Focal length (px), principal point (px) and distortion, None unless all are known."""
+    f, pp, k = meta.focal_length_px, meta.principal_point_px, meta.distortion
+    return None if f is None or pp is None or k is None else (f, pp, k)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
 from agrivision.errors import ResourceLimitError, SensorError, SourceError
 from agrivision.limits import check_pixels
@@ -111,6 +111,10 @@ def read_metadata(path: str | os.PathLike) -> BandMeta:
     p = str(path)
     try:
         with Image.open(p) as im:
+            if not isinstance(im, TiffImagePlugin.TiffImageFile):
+                raise SourceError(
+                    f"not a TIFF ({im.format})", source=p, fix="pass the camera's original TIFFs"
+                )
             tags = dict(im.tag_v2)
             exif = im.getexif()
             sub = dict(exif.get_ifd(_EXIF_IFD))
@@ -141,27 +145,29 @@ def read_metadata(path: str | os.PathLike) -> BandMeta:
     bits = tags.get(_BITS, 16)
     band_name = str(xmp["BandName"])
     px_per_mm = float(sub.get(_FOCAL_PLANE_XRES, 0) or 0)
+    cal = _numbers(xmp, "RadiometricCalibration")
+    centre = _numbers(xmp, "VignettingCenter")
     return BandMeta(
         path=p,
         band=_XMP_NAME.get(band_name, band_name.lower().replace(" ", "")),
-        wavelength_nm=float(xmp.get("CentralWavelength", np.nan)),
+        wavelength_nm=float(_text(xmp, "CentralWavelength") or np.nan),
         shape=shape,
         black_level=float(np.mean(np.atleast_1d(black).astype(float))),
         gain=float(sub.get(_ISO, 100)) / 100.0,
         exposure_s=float(sub[_EXPOSURE]),
-        radiometric_cal=tuple(float(v) for v in xmp["RadiometricCalibration"][:3]),
-        vignetting_center=tuple(float(v) for v in xmp["VignettingCenter"][:2]),
-        vignetting_poly=tuple(float(v) for v in xmp["VignettingPolynomial"]),
+        radiometric_cal=(cal[0], cal[1], cal[2]),
+        vignetting_center=(centre[0], centre[1]),
+        vignetting_poly=_numbers(xmp, "VignettingPolynomial"),
         bits=int(bits[0] if isinstance(bits, tuple) else bits),
         datetime=_datetime(sub.get(_DATETIME_ORIGINAL) or tags.get(_DATETIME), sub.get(_SUBSEC)),
-        capture_id=xmp.get("CaptureId"),
+        capture_id=_text(xmp, "CaptureId"),
         focal_length_px=_focal_px(xmp, px_per_mm),
         principal_point_px=_principal_px(xmp, px_per_mm),
-        distortion=tuple(float(v) for v in xmp["PerspectiveDistortion"])
+        distortion=_numbers(xmp, "PerspectiveDistortion")
         if "PerspectiveDistortion" in xmp
         else None,
         position=_gps(gps),
-        panel_albedo=float(xmp["Albedo"]) if "Albedo" in xmp else None,
+        panel_albedo=float(str(xmp["Albedo"])) if "Albedo" in xmp else None,
     )
 
 
@@ -211,7 +217,22 @@ def find_captures(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> l
     return captures
 
 
-def _xmp_values(raw: object) -> dict[str, object]:
+Xmp = dict[str, str | list[str]]
+
+
+def _text(xmp: Xmp, key: str) -> str | None:
+    """A single XMP value (None when absent)."""
+    value = xmp.get(key)
+    return None if value is None else str(value)
+
+
+def _numbers(xmp: Xmp, key: str) -> tuple[float, ...]:
+    """An ``rdf:Seq`` XMP value as numbers."""
+    value = xmp[key]
+    return tuple(float(v) for v in (value if isinstance(value, list) else [value]))
+
+
+def _xmp_values(raw: object) -> Xmp:
     """Local element name -> text, or list of texts for ``rdf:Seq`` values."""
     if raw is None:
         return {}
@@ -222,7 +243,7 @@ def _xmp_values(raw: object) -> dict[str, object]:
     if start < 0 or end < 0:
         return {}
     root = ET.fromstring(text[start : end + len("</x:xmpmeta>")])
-    out: dict[str, object] = {}
+    out: Xmp = {}
     for desc in root.iter(f"{_RDF}Description"):
         for key, value in desc.attrib.items():  # compact form: values as attributes
             out.setdefault(key.split("}")[-1], value)

@@ -89,7 +89,7 @@ def _catalogue() -> dict[str, IndexInfo]:
     out = {}
     for name, spec in load_json("spectral-indices-dict.json")["SpectralIndices"].items():
         text = spec["formula"]
-        faulty, fixed = CORRECTIONS.get(name, (None, None))
+        faulty, fixed = CORRECTIONS.get(name, (text, text))
         out[name] = _info(
             name,
             compile_formula(fixed if text == faulty else text, name=name),
@@ -120,7 +120,7 @@ def list_indices(
         Keep one domain only: ``vegetation, water, soil, burn, urban, snow, clouds, radar,
         kernel`` (or ``custom`` for registered indices).
     """
-    found = _all().values()
+    found = list(_all().values())
     if search:
         text = search.lower()
         found = [i for i in found if text in i.name.lower() or text in i.long_name.lower()]

@@ -19,9 +19,8 @@ from agrivision.indices.symbols import constants as catalogue_constants
 #: Use the fused numba kernel for normalized differences (see ``fused.py``); a switch so that
 #: tests and ``benchmarks/indices.py`` can compare it with the generic numpy path.
 FUSED = True
-#: ... for outputs of at least this many pixels (about half a Sentinel-2 tile). Loading the
-#: cached kernel costs 0.3-0.5 s once per process; measured on 2 cores, the kernel saves about
-#: that much on a 10980 x 10980 NDVI (1.5x faster through dask once loaded), less below.
+#: ... for outputs of at least this many pixels (about half a Sentinel-2 tile): below it, loading
+#: the cached kernel once per process costs more than the kernel saves (``benchmarks/README.md``).
 FUSED_MIN_PIXELS = 2**26
 
 
@@ -212,13 +211,10 @@ def _missing_bands(scene: xr.Dataset, failed: list[_Job]) -> BandNotFoundError:
 def _evaluate(scene: xr.Dataset, job: _Job, values: dict[str, float]) -> xr.DataArray:
     symbols = list(job.bands)
     arrays = [scene[job.bands[s]] for s in symbols]
-    fused = (
-        FUSED
-        and job.formula.nd_pair is not None
-        and max(a.size for a in arrays) >= FUSED_MIN_PIXELS
-    )
-    if fused:
-        symbols = list(job.formula.nd_pair)
+    pair = job.formula.nd_pair
+    fused = FUSED and pair is not None and max(a.size for a in arrays) >= FUSED_MIN_PIXELS
+    if fused and pair is not None:
+        symbols = list(pair)
         arrays = [scene[job.bands[s]] for s in symbols]
     result = xr.apply_ufunc(
         _block,

@@ -241,7 +241,7 @@ class _Compiler:
             number = float("inf")
         if not np.isfinite(number):
             raise self.fail("number is not finite:", node)
-        return _Node(lambda env, v=number: v, "literal", number)
+        return _literal(number)
 
     def name(self, node: ast.Name, depth: int) -> _Node:
         sym = node.id
@@ -272,16 +272,17 @@ class _Compiler:
         return self.combine(FUNCTIONS[func.id], (arg,), node)
 
     def check_exponent(self, exponent: _Node, node: ast.AST) -> None:
-        if exponent.kind == "literal" and abs(exponent.value) > MAX_EXPONENT:
+        if exponent.value is not None and abs(exponent.value) > MAX_EXPONENT:
             raise self.fail(f"exponent beyond ±{MAX_EXPONENT:g} in", node)
 
     def combine(self, op: Callable[..., Any], args: tuple[_Node, ...], node: ast.AST) -> _Node:
         fns = [a.fn for a in args]
-        if all(a.kind == "literal" for a in args):
-            value = _scalar_op(op, *(a.value for a in args))
+        literals = [a.value for a in args if a.value is not None]
+        if len(literals) == len(args):
+            value = _scalar_op(op, *literals)
             if not np.isfinite(value):
                 raise self.fail("constant expression is not finite:", node)
-            return _Node(lambda env, v=value: v, "literal", value)
+            return _literal(value)
         if all(a.kind != "array" for a in args):
             # Numbers stay Python floats (NumPy's "weak" scalars) so float32 arrays stay float32.
             return _Node(lambda env: _scalar_op(op, *(f(env) for f in fns)), "scalar")
@@ -300,6 +301,10 @@ def _shorten(text: Any, limit: int = 120) -> str:
 
 def _rebuild(text: str, extra: tuple[str, ...]) -> Formula:
     return compile_formula(text, extra_constants=extra)
+
+
+def _literal(value: float) -> _Node:
+    return _Node(lambda env: value, "literal", value)
 
 
 def _scalar_op(op: Callable[..., Any], *args: float) -> float:

@@ -72,7 +72,8 @@ def store_blocks(
         )
     client = active_client()
     if client is None:
-        da.store(list(sources), list(targets), lock=lock, regions=regions)
+        # dask annotates targets as ArrayLike; it only needs ``target[region] = block``.
+        da.store(list(sources), list(targets), lock=lock, regions=regions)  # type: ignore[arg-type]
         return
     limit = max_in_flight or max(4, 2 * sum(client.nthreads().values()))
     starts = regions or [()] * len(sources)

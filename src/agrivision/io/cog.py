@@ -8,12 +8,10 @@ dask.distributed cluster the workers compute the chunks and this process writes 
 open rasterio dataset cannot travel to a worker) into an *uncompressed* tiled GTiff staging
 file (under ``/vsimem/`` when small, beside the target otherwise), so memory stays bounded by
 the chunk size; GDAL's COG driver then compresses it, builds the overviews and lays out the file
-(IFDs first, overviews before full resolution) with ``NUM_THREADS=ALL_CPUS``. On 10980²
-float32 (deflate, predictor 3, 2 CPUs) this took 0.92x the time of computing the array with
-numpy and writing it with rasterio's COG driver in one go, at a quarter of its peak RSS
-(382 vs 1579 MB). Compressed (ZSTD) staging and a raw memory-mapped staging file read
-through a VRT were slower; pre-building the overviews on the staging file gained nothing
-measurable. The final file is renamed into place atomically.
+(IFDs first, overviews before full resolution) with ``NUM_THREADS=ALL_CPUS``. An
+uncompressed staging file is what keeps the peak memory at the chunk size without costing
+time (measurements in ``benchmarks/README.md``). The final file is renamed into place
+atomically.
 
 Band layout
 -----------
@@ -165,8 +163,8 @@ def to_cogs(
         The written files, in job order.
     """
     prepared = []
-    for job in jobs:
-        data, path, own = job if len(job) == 3 else (*job, {})  # type: ignore[misc]
+    for spec in jobs:
+        data, path, own = spec if len(spec) == 3 else (*spec, {})
         opts = {**options, **own}
         unknown = set(opts) - _OPTIONS
         if unknown:
@@ -177,7 +175,7 @@ def to_cogs(
         targets = []
         for job in prepared:
             in_memory = job.array.nbytes <= budget
-            budget -= job.array.nbytes if in_memory else 0
+            budget -= int(job.array.nbytes) if in_memory else 0
             targets.append(stack.enter_context(_staging(job, in_memory=in_memory)))
         store_blocks([job.array for job in prepared], targets)
         for job, target in zip(prepared, targets, strict=True):
@@ -381,9 +379,9 @@ def gdal_cache_limit(megabytes: int) -> contextlib.AbstractContextManager:
     """Cap GDAL's block cache at ``megabytes`` MB inside the block, unless the user set
     ``GDAL_CACHEMAX`` (environment or an enclosing ``rasterio.Env``).
 
-    GDAL's default cache is 5 % of the RAM (1.2 GB on 24 GB), and it fills: reading a
-    10980² four-band tile kept ~0.9 GB of decoded blocks, and the COG copy grew peak RSS by
-    1.8x the raster size. The cache is process-wide, so the limit holds in dask's threads.
+    GDAL's default cache is 5 % of the RAM, and it fills with decoded blocks during the COG
+    copy, so peak memory would grow with the raster instead of the chunk. The cache is
+    process-wide, so the limit holds in dask's threads.
     """
     configured = "GDAL_CACHEMAX" in os.environ or (
         rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv()

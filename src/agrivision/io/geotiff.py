@@ -21,6 +21,7 @@ import rasterio.errors
 from rasterio.windows import Window
 
 from agrivision.io.atomic import atomic_path
+from agrivision.io.blocks import Region
 
 
 class BlockWriter:
@@ -34,7 +35,7 @@ class BlockWriter:
         self.any_valid = nodata is None
         self._lock = threading.Lock()  # GDAL dataset handles are not thread-safe
 
-    def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
+    def __setitem__(self, key: Region, value: np.ndarray) -> None:
         bands, rows, cols = key
         if not self.any_valid:  # cheap: the chunk is in cache, and it stops at the first hit
             nodata = self.nodata

@@ -13,13 +13,14 @@ import itertools
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import rasterio
 import rasterio.crs
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from agrivision.errors import GridError, MissingCRSError, SourceError
 from agrivision.limits import check_vrt
@@ -86,8 +87,11 @@ PIXEL_GRID_CRS = rasterio.crs.CRS.from_proj4(
 )
 
 
-def file_info(path: str | os.PathLike) -> FileInfo:
+def file_info(path: str | os.PathLike, *, georeferenced: bool = True) -> FileInfo:
     """Read a raster header and check that the file is usable (georeferenced, not empty).
+
+    With ``georeferenced=False`` (screening, which also lists raw drone frames) a raster
+    without CRS, or with a rotated geotransform, is accepted as it is.
 
     Raises
     ------
@@ -110,7 +114,11 @@ def file_info(path: str | os.PathLike) -> FileInfo:
             )
         check_vrt(fs)
     try:
-        with rasterio.open(p) as src:
+        with warnings.catch_warnings():
+            if not georeferenced:
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            src = rasterio.open(p)
+        with src:
             if p.lower().endswith((".tif", ".tiff")) and src.driver not in _TIFF_DRIVERS:
                 raise SourceError(
                     f"named .tif but it is a {src.driver} file, not a GeoTIFF",
@@ -128,6 +136,8 @@ def file_info(path: str | os.PathLike) -> FileInfo:
         ) from exc
     if info.count == 0 or 0 in info.shape:
         raise SourceError("raster has no bands or no pixels", source=p)
+    if not georeferenced:
+        return info
     if info.crs is None and info.tags.get("GEOREFERENCED") == "no":
         # A single drone frame from `agrivision calibrate` says it has no map position: it
         # opens on its pixel grid (x = column, y = -row, 1 unit per pixel), so that row 0

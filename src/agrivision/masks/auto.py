@@ -189,8 +189,9 @@ def detect(scene: xr.Dataset, method: str, config: MaskConfig) -> xr.DataArray:
     pixel_m = abs(float(scene.rio.transform().a))
     if scene.rio.crs.is_geographic:  # degrees: about 111 km per degree is close enough here
         pixel_m *= 111_320.0
-    suns = sun_angles(scene)
-    if suns is None:
+    angles = sun_angles(scene)
+    suns: list[tuple[float, float] | None] = list(angles) if angles is not None else []
+    if angles is None:
         warnings.warn(
             f"{scene.attrs.get('sources', ['scene'])[0]}: cloud shadows are not masked: the "
             "scene has no date to place the sun (add a DATETIME tag or a YYYYMMDD file name)",

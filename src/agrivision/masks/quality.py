@@ -157,9 +157,9 @@ def valid_mask(scene: xr.Dataset, config: MaskConfig | None = None) -> xr.DataAr
     config = config or MaskConfig()
     bands = reflectance_bands(scene)
     if bands:
-        valid = np.isfinite(scene[bands[0]])
+        valid = _finite(scene[bands[0]])
         for b in bands[1:]:
-            valid = valid & np.isfinite(scene[b])
+            valid = valid & _finite(scene[b])
     else:
         ref = next(iter(scene.data_vars.values()))
         valid = xr.ones_like(ref, dtype=bool)
@@ -203,3 +203,7 @@ def cloud_fraction(scene: xr.Dataset, config: MaskConfig | None = None) -> xr.Da
 def valid_fraction(scene: xr.Dataset, config: MaskConfig | None = None) -> xr.DataArray:
     """Lazy share (0..1) of usable pixels over the whole grid, per date if any."""
     return valid_mask(scene, config).mean(("y", "x")).rename("valid_fraction")
+
+
+def _finite(band: xr.DataArray) -> xr.DataArray:
+    return xr.apply_ufunc(np.isfinite, band, dask="allowed", keep_attrs=True)

@@ -14,7 +14,7 @@ import xarray as xr
 from rasterio.transform import Affine
 
 from agrivision.errors import AgrivisionError
-from agrivision.io.scene import band_layers
+from agrivision.io.bands import band_layers
 from agrivision.masks import PRODUCT_MASKS, MaskConfig
 from agrivision.masks.auto import detect, resolve_method
 from agrivision.screening.scenes import SceneRef

@@ -118,26 +118,23 @@ def find_duplicates(
 
     for i in range(n):
         for j in range(i + 1, n):
-            iou = (
-                footprint_iou(footprints[i][0], footprints[i][1], *footprints[j])
-                if footprints[i] is not None and footprints[j] is not None
-                else None
-            )
-            same_day = (
-                dates[i] is not None and dates[j] is not None and dates[i].date() == dates[j].date()
-            )
+            fi, fj = footprints[i], footprints[j]
+            iou = footprint_iou(*fi, *fj) if fi is not None and fj is not None else None
+            di, dj = dates[i], dates[j]
+            same_day = di is not None and dj is not None and di.date() == dj.date()
             same_kind = kinds is None or kinds[i] == kinds[j]
             if iou is not None and iou > footprint_iou_min and same_day and same_kind:
                 join(i, j, f"same footprint (IoU {iou:.3f}) and date")
                 continue
-            if hashes[i] is None or hashes[j] is None:
+            hi, hj = hashes[i], hashes[j]
+            if hi is None or hj is None:
                 continue
             if iou is not None and iou < content_min_iou:
                 continue
-            if max_days_apart is not None and dates[i] is not None and dates[j] is not None:
-                if abs((dates[i].date() - dates[j].date()).days) > max_days_apart:
+            if max_days_apart is not None and di is not None and dj is not None:
+                if abs((di.date() - dj.date()).days) > max_days_apart:
                     continue
-            dist = hamming(hashes[i], hashes[j])
+            dist = hamming(hi, hj)
             if dist <= hash_max_distance:
                 join(i, j, f"near-identical content (dHash distance {dist})")
     groups: dict[int, list[int]] = {}

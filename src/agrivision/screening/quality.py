@@ -90,8 +90,9 @@ def measure(
     for i, band in enumerate(data):
         f = band.astype(np.float32)
         bad = ~np.isfinite(f)
-        if nodata.get("data") is not None and not np.isnan(nodata["data"]):
-            bad |= band == nodata["data"]
+        fill = nodata.get("data")
+        if fill is not None and not np.isnan(fill):
+            bad |= band == fill
         f[bad] = np.nan
         missing |= bad
         if level is not None:

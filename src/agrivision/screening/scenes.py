@@ -29,13 +29,14 @@ import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning
 
 from agrivision.errors import SourceError
 from agrivision.io.sources import (
     FileInfo,
     date_of,
     expand_sources,
+    file_info,
     is_stac,
     parse_date,
     resolve_href,
@@ -120,7 +121,7 @@ def discover(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> list[S
         if is_stac(path):
             scenes += [_from_item(path, item) for item in stac_items(path)]
             continue
-        info = _header(path)
+        info = file_info(path, georeferenced=False)
         if _dates_as_bands(info):
             scenes += _per_band_dates(info)
         elif info.count == 1:
@@ -132,8 +133,8 @@ def discover(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> list[S
         when = date_of(info)
         key = (str(Path(info.path).parent), _scene_key(info.path), when.date() if when else None)
         groups.setdefault(key, []).append(info)
-    for (_, key, _), infos in groups.items():
-        name = key if len(infos) > 1 and key else Path(infos[0].path).stem
+    for (_, stem, _), infos in groups.items():
+        name = stem if len(infos) > 1 and stem else Path(infos[0].path).stem
         scenes.append(_from_files(name, infos[0].path, infos))
     _unique_ids(scenes)
     return scenes
@@ -188,24 +189,6 @@ class Reader:
 
 
 # --------------------------------------------------------------------------- discovery
-
-
-def _header(path: str) -> FileInfo:
-    """Raster header; unlike :func:`agrivision.io.sources.file_info` a CRS is optional."""
-    p = Path(path)
-    if "://" not in path and not path.startswith("/vsi") and not p.exists():
-        raise SourceError("file not found", source=path, fix="check the path")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                return FileInfo.read(src, path)
-    except RasterioIOError as exc:
-        raise SourceError(
-            f"not a readable raster ({str(exc).splitlines()[0]})",
-            source=path,
-            fix="check that it is a complete GeoTIFF/COG (re-download if truncated)",
-        ) from exc
 
 
 def _dates_as_bands(info: FileInfo) -> bool:
@@ -303,7 +286,7 @@ def _from_item(path: str, item: dict) -> SceneRef:
         if "data" not in roles and not _mask_kind(key):
             continue
         check_remote_reference(href, container=path)
-        info = _header(resolve_href(href, path))
+        info = file_info(resolve_href(href, path), georeferenced=False)
         infos.append(info)
         kind = _mask_kind(key)
         if kind:

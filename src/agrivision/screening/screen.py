@@ -188,7 +188,7 @@ def keep_reasons(table: pd.DataFrame, rules: KeepConfig) -> list[str]:
 def _row(scene: SceneRef, shape: tuple[int, int], q: Quality, config: ScreenConfig) -> dict:
     drone = (
         scene.drone_hint
-        or not scene.georeferenced
+        or scene.crs is None
         or (scene.crs.is_projected and scene.pixel_size < config.quality.drone_max_pixel_m)
     )
     return {

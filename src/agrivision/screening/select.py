@@ -75,7 +75,7 @@ def stac_item(scene: SceneRef) -> dict:
         return item
     props: dict = {"datetime": scene.date.isoformat() + "Z" if scene.date else None}
     geometry, bbox = None, None
-    if scene.georeferenced:
+    if scene.crs is not None:
         left, bottom, right, top = transform_bounds(scene.crs, "EPSG:4326", *scene.bounds)
         bbox = [left, bottom, right, top]
         geometry = {

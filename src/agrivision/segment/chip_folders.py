@@ -106,12 +106,16 @@ def write_chips(
     block = 2 * size if block is None else block
     buffer = max(1, size // 8) if buffer is None else buffer
     _check_settings(size, overlap, block, buffer, val_fraction)
-    images = [Path(p) for p in images]
-    labels = [Path(p) for p in labels]
-    vector = len(labels) == 1 and labels[0].suffix.lower() not in {".tif", ".tiff", ".png"}
-    if not images or (not vector and len(labels) != len(images)):
+    image_files = [Path(p) for p in images]
+    label_files = [Path(p) for p in labels]
+    vector = len(label_files) == 1 and label_files[0].suffix.lower() not in {
+        ".tif",
+        ".tiff",
+        ".png",
+    }
+    if not image_files or (not vector and len(label_files) != len(image_files)):
         raise ConfigError(
-            f"{len(images)} images and {len(labels)} label files",
+            f"{len(image_files)} images and {len(label_files)} label files",
             fix="give one label raster per image, or one vector file with --class-column",
         )
     if vector and class_column is None:
@@ -123,16 +127,16 @@ def write_chips(
     check_writable(index_path, overwrite=overwrite)
 
     val = validation_blocks(
-        [_shape(p) for p in images], block=block, val_fraction=val_fraction, seed=seed
+        [_shape(p) for p in image_files], block=block, val_fraction=val_fraction, seed=seed
     )
     layout = _Layout(size, size - overlap, block, buffer)
     source = DataSource(
-        images="", vector=str(labels[0]), class_column=class_column or "class", layer=layer
+        images="", vector=str(label_files[0]), class_column=class_column or "class", layer=layer
     )
     records, sources = [], []
-    for i, image in enumerate(images):
+    for i, image in enumerate(image_files):
         val_blocks = {(r, c) for j, r, c in val if j == i}
-        label_path = labels[0] if vector else labels[i]
+        label_path = label_files[0] if vector else label_files[i]
         with _quiet(), rasterio.open(image) as src:
             shapes = vector_labels(label_path, src.crs, source, _CODES) if vector else None
             with contextlib.ExitStack() as stack:

@@ -7,6 +7,7 @@ only ever segmented lazily (:mod:`agrivision.segment.predict`).
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import json
@@ -238,7 +239,11 @@ def vector_labels(
             source=path,
             fix="fix the class column or the class names",
         )
-    return [(g, v) for g, v in zip(frame.geometry, values, strict=True) if g is not None]
+    return [
+        (g, v)
+        for g, v in zip(frame.geometry, values, strict=True)
+        if g is not None and v is not None
+    ]
 
 
 def rasterise(shapes: list[tuple[object, int]], grid: dict, fill: int = NODATA) -> np.ndarray:
@@ -302,7 +307,7 @@ def fingerprint(pairs: list[Pair], settings: dict) -> str:
         for path in (pair.image, pair.labels):
             digest.update(path.name.encode())
             with open(path, "rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                for block in iter(functools.partial(fh.read, 1 << 20), b""):
                     digest.update(block)
     return digest.hexdigest()
 

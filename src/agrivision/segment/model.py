@@ -131,7 +131,8 @@ def load_encoder_weights(model: torch.nn.Module, path: str | os.PathLike) -> Non
         Unreadable file, or encoder tensors missing or of the wrong shape.
     """
     tensors = read_safetensors(path)
-    own = model.encoder.state_dict()
+    encoder = model.get_submodule("encoder")
+    own = encoder.state_dict()
     # The stem convolution (the first 4-d tensor in every smp encoder) sees the bands.
     in_channels = next(t for t in own.values() if t.ndim == 4).shape[1]
     missing = [k for k in own if k not in tensors]
@@ -157,7 +158,7 @@ def load_encoder_weights(model: torch.nn.Module, path: str | os.PathLike) -> Non
                 fix="use weights of the same encoder",
             )
         state[name] = value.to(target.dtype)
-    model.encoder.load_state_dict(state)
+    encoder.load_state_dict(state)
 
 
 def _is_stem(value: torch.Tensor, target: torch.Tensor, in_channels: int) -> bool:

@@ -201,6 +201,7 @@ class _Handle:
         # Cheap and stable: never hash (pickle) the model itself.
         if self.local is not None:
             return ("memory", self.token)
+        assert self.path is not None
         return (str(self.path), _stamp(self.path), str(self.device), self.compile)
 
     def __reduce__(self):
@@ -225,7 +226,10 @@ def _handle(model: Segmenter | str | os.PathLike, device: torch.device, compile:
 
 def _prepare(model: torch.nn.Module, device: torch.device, compile: bool) -> torch.nn.Module:
     model = model.to(device).eval().to(memory_format=torch.channels_last)
-    return torch.compile(model) if compile else model
+    if not compile:
+        return model
+    # torch.compile of a Module returns an OptimizedModule; its stub says any callable.
+    return torch.compile(model)  # type: ignore[return-value]
 
 
 def _stamp(path: Path) -> tuple[int, ...]:
@@ -353,8 +357,8 @@ def _blend(
     if any(pad):
         xm = F.pad(xm, (0, pad[1], 0, pad[0]))
     weight = _ramp(p.window, p.window - p.stride, x.device)
-    n_classes = None
-    acc = wsum = None
+    acc: torch.Tensor | None = None
+    wsum: torch.Tensor | None = None
     corners = [(y, x_) for y in starts[0] for x_ in starts[1]]
     for i in range(0, len(corners), p.batch):
         group = corners[i : i + p.batch]
@@ -370,13 +374,15 @@ def _blend(
         with autocast(x.device, p.bf16):
             logits = model(batch)[:real]
         prob = torch.softmax(logits.float(), dim=1) * weight
-        if acc is None:
+        if acc is None or wsum is None:
             n_classes = prob.shape[1]
             acc = torch.zeros((n_classes, hi[0] - lo[0], hi[1] - lo[1]), device=x.device)
             wsum = torch.zeros((1, hi[0] - lo[0], hi[1] - lo[1]), device=x.device)
         for (y, x_), pr in zip(group, prob, strict=True):
             acc[:, y - lo[0] : y - lo[0] + p.window, x_ - lo[1] : x_ - lo[1] + p.window] += pr
             wsum[:, y - lo[0] : y - lo[0] + p.window, x_ - lo[1] : x_ - lo[1] + p.window] += weight
+    if acc is None or wsum is None:
+        raise RuntimeError("no window covers the block")  # a bug, not a user error
     (ya, yb), (xa, xb) = need
     probs = (acc / wsum)[:, ya - lo[0] : yb - lo[0], xa - lo[1] : xb - lo[1]]
     if f > 1:

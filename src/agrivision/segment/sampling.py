@@ -45,7 +45,7 @@ class ChipSampler:
         self.size = size
         self.seed = seed
         self.corners = [corners(a, size) for a in allowed]
-        self.valid = [np.zeros(a.shape, bool) for a in allowed]
+        self.valid: list[np.ndarray] = [np.zeros(a.shape, bool) for a in allowed]
         for i, c in enumerate(self.corners):
             self.valid[i][c[:, 0], c[:, 1]] = True
         if not any(len(c) for c in self.corners):

@@ -27,7 +27,7 @@ from tqdm import tqdm  # plain text bar: tqdm.auto warns in Jupyter without ipyw
 from agrivision.errors import ConfigError
 from agrivision.io.atomic import atomic_path
 from agrivision.segment.augment import augment
-from agrivision.segment.checkpoint import CheckpointMeta, Normalisation, save_checkpoint
+from agrivision.segment.checkpoint import CheckpointMeta, Metric, Normalisation, save_checkpoint
 from agrivision.segment.chip_folders import chip_pairs
 from agrivision.segment.config import SegmentConfig
 from agrivision.segment.data import Pair, Sample, fingerprint, load_pairs, resolve
@@ -91,7 +91,11 @@ def train(
     history, best = _fit(model, data, cfg, dev, out, progress=progress, start=start)
     model.load_state_dict(best[2])
     seconds = time.monotonic() - start
-    metrics = {"epoch": best[1], "epochs_run": len(history), "train_seconds": round(seconds, 1)}
+    metrics: dict[str, Metric] = {
+        "epoch": best[1],
+        "epochs_run": len(history),
+        "train_seconds": round(seconds, 1),
+    }
     metrics.update({f"val_{k}": v for k, v in best[3].items()})
     settings = cfg.data.model_dump(exclude={"root"}) | {
         "split": cfg.split.model_dump(),

@@ -4,12 +4,17 @@ and the cloud detector used when a product ships no quality band (``cloud_mask:`
 Profiles ship as YAML files in ``agrivision/sensors/profiles``. Users add a sensor with a YAML
 file of the same shape, passed by path (``sensor="my-camera.yaml"``) or placed in a folder
 listed in the ``AGRIVISION_SENSOR_PATH`` environment variable (``os.pathsep``-separated).
+
+How a sensor is recognised when none is given (:func:`detect_profile`) is declared in its
+profile too (``detect:``), so a user's profile is detected the same way as a built-in one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -45,6 +50,48 @@ class MaskSpec(_Strict):
     resolution_m: float | None = None
 
 
+class DetectRule(_Strict):
+    """How a sensor is recognised from the text of its metadata.
+
+    The hints are STAC Item properties (``platform``, ``constellation``, ``instruments``,
+    ``processing:level``), the Item id, GeoTIFF tags ``SENSOR``, ``LEVEL`` and
+    ``PRODUCT_TYPE`` and file names. Patterns are Python regular expressions, searched in each
+    hint without regard to case; a pattern is met when some hint contains a match.
+    """
+
+    #: At least one of these must be met (no constraint when empty).
+    any_of: tuple[str, ...] = ()
+    #: Every one of these must be met.
+    all_of: tuple[str, ...] = ()
+    #: None of these may be met.
+    none_of: tuple[str, ...] = ()
+    #: When the rules of several profiles hold, the highest priority wins (then the name).
+    priority: int = 0
+
+    @model_validator(mode="after")
+    def _valid(self) -> DetectRule:
+        if not (self.any_of or self.all_of):
+            raise ValueError("detect needs any_of or all_of patterns")
+        for pattern in (*self.any_of, *self.all_of, *self.none_of):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} is not a regular expression: {exc}") from exc
+        return self
+
+    def matches(self, hints: Sequence[str]) -> bool:
+        """True when ``hints`` meet every condition of the rule."""
+
+        def met(pattern: str) -> bool:
+            return any(re.search(pattern, h, re.IGNORECASE) for h in hints)
+
+        return (
+            (not self.any_of or any(met(p) for p in self.any_of))
+            and all(met(p) for p in self.all_of)
+            and not any(met(p) for p in self.none_of)
+        )
+
+
 class BaselineOffset(_Strict):
     """An additive offset that applies from a processing baseline (or acquisition date) on."""
 
@@ -74,6 +121,8 @@ class SensorProfile(_Strict):
     #: Detector for imagery without a quality band: ``s2cloudless`` (Sentinel-2 TOA bands),
     #: ``spectral`` (brightness/whiteness/HOT test) or ``none`` (drones, below the clouds).
     cloud_mask: CloudDetector = "none"
+    #: How to recognise the sensor's files when no sensor is given (None: by name only).
+    detect: DetectRule | None = None
 
     @model_validator(mode="after")
     def _order_known(self) -> SensorProfile:
@@ -88,9 +137,9 @@ class SensorProfile(_Strict):
         for bid, spec in self.bands.items():
             if bid.upper() == key or spec.common_name.upper() == key:
                 return spec.common_name
-        for mid, spec in self.masks.items():
-            if mid.upper() == key or spec.name.upper() == key:
-                return spec.name
+        for mid, mask in self.masks.items():
+            if mid.upper() == key or mask.name.upper() == key:
+                return mask.name
         return None
 
     def mask_spec(self, name: str) -> MaskSpec | None:
@@ -157,6 +206,29 @@ def _catalogue(search: tuple[Path, ...]) -> dict[str, SensorProfile]:
 def list_profiles() -> list[str]:
     """Names of all known sensor profiles (built-in and from ``AGRIVISION_SENSOR_PATH``)."""
     return sorted({p.name for p in _catalogue(tuple(_search_dirs())).values()})
+
+
+def detect_profile(hints: Sequence[str]) -> SensorProfile | None:
+    """The sensor profile that metadata hints point to, or None when unsure.
+
+    Order of precedence: a hint that is exactly a profile name or alias (the first such hint
+    wins: STAC ``agrivision:sensor``/``sensor`` properties come first, files agrivision wrote
+    say so); else the profiles whose ``detect:`` rule holds (:class:`DetectRule`), highest
+    ``priority`` first, then by name.
+
+    Parameters
+    ----------
+    hints
+        Metadata texts, see :class:`DetectRule`.
+    """
+    catalogue = _catalogue(tuple(_search_dirs()))
+    for hint in hints:
+        prof = catalogue.get(hint.strip().lower())
+        if prof is not None:
+            return prof
+    rules = {p.name: (p.detect, p) for p in catalogue.values() if p.detect is not None}
+    ranked = sorted(rules.values(), key=lambda rp: (-rp[0].priority, rp[1].name))
+    return next((p for rule, p in ranked if rule.matches(hints)), None)
 
 
 def load_profile(sensor: str | os.PathLike | SensorProfile) -> SensorProfile:

@@ -259,7 +259,7 @@ class Landscape:
         strips = 1 + np.searchsorted(_STRIPS_CDF, uniform(seed, _S_STRIPS, A, B), side="right")
         BL, BR, TR, TL = (quads[:, k] for k in range(4))
         along_x = np.hypot(*(BR - BL).T) >= np.hypot(*(TL - BL).T)
-        parts, ids, offs = [], [], []
+        parts, id_parts, offs = [], [], []
         for k in (1, 2, 3):
             sel = strips == k
             cuts = [np.zeros(sel.sum()), np.ones(sel.sum())]
@@ -290,9 +290,9 @@ class Landscape:
                     off[ax, 1] = _MARGIN_M
                     off[~ax, 2] = _MARGIN_M
                 offs.append(off)
-                ids.append((A[sel] * 4 + i) * self.ncols + B[sel] + 1)
+                id_parts.append((A[sel] * 4 + i) * self.ncols + B[sel] + 1)
         quads = _inset(np.concatenate(parts), np.concatenate(offs))
-        ids = np.concatenate(ids).astype(np.int64)
+        ids = np.concatenate(id_parts).astype(np.int64)
         order = np.argsort(ids)  # row-major: ids grow from top-left to bottom-right
         quads, ids = quads[order], ids[order]
         rings = np.concatenate([quads, quads[:, :1]], axis=1)
@@ -428,11 +428,11 @@ def _patches(seed: int, fields: pd.DataFrame, quads: np.ndarray) -> pd.DataFrame
             a = np.clip(spacing * scale * (0.6 + 0.4 * u[2][sel]), 15.0, 150.0)
             b = np.clip(short_len[f] * 0.3 * (0.5 + 0.5 * u[3][sel]), 15.0, 120.0)
             parts.append((f, np.full(f.size, cls), centre, a, b))
-    f, cls, centre, a, b = (np.concatenate([p[k] for p in parts]) for k in range(5))
-    order = np.lexsort((cls, f))  # deterministic, independent of the window
-    f, cls, centre, a, b = f[order], cls[order], centre[order], a[order], b[order]
+    f, classes, centre, a, b = (np.concatenate([p[k] for p in parts]) for k in range(5))
+    order = np.lexsort((classes, f))  # deterministic, independent of the window
+    f, classes, centre, a, b = f[order], classes[order], centre[order], a[order], b[order]
     frame = pd.DataFrame(
-        {"field_id": fid[f], "class": cls.astype(np.uint8), "cx": centre[:, 0],
+        {"field_id": fid[f], "class": classes.astype(np.uint8), "cx": centre[:, 0],
          "cy": centre[:, 1], "a": a, "b": b, "ux": axis[f, 0], "uy": axis[f, 1],
          "onset_doy": fields["onset_doy"].to_numpy()[f]}
     )  # fmt: skip

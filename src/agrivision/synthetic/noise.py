@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -26,7 +27,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> _S31)
 
 
-def hash64(seed: int, stream: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def hash64(seed: int, stream: int, rows: ArrayLike, cols: ArrayLike) -> np.ndarray:
     """64-bit hash of ``(seed, stream, row, col)``, broadcast over ``rows`` and ``cols``."""
     key = _mix(np.asarray([(seed * 0x1000003 + stream) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))
     r = np.asarray(rows).astype(np.int64).view(np.uint64)
@@ -35,7 +36,7 @@ def hash64(seed: int, stream: int, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return _mix(_mix(key + r * _GOLDEN) + c).reshape(np.broadcast_shapes(r.shape, c.shape))
 
 
-def uniform(seed: int, stream: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def uniform(seed: int, stream: int, rows: ArrayLike, cols: ArrayLike) -> np.ndarray:
     """Uniform float64 values in [0, 1) keyed by ``(seed, stream, row, col)``."""
     return (hash64(seed, stream, rows, cols) >> np.uint64(11)).astype(np.float64) * _U53
 

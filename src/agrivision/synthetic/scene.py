@@ -202,6 +202,7 @@ def synthetic_scene(
 
     def layer(name: str, dtype=np.float32, dated: bool = True) -> xr.DataArray:
         data = stack[:, layers.index(name)]
+        dims: tuple[str, ...]
         if dates is None or not dated:
             data, dims = data[0], ("y", "x")
         else:
@@ -264,7 +265,8 @@ class _Renderer:
     bands: list[int]  # indices into spectra.BANDS (then TOA_BANDS when toa)
     toa: bool = False
 
-    def __call__(self, block_info: dict | None = None) -> np.ndarray:
+    def __call__(self, block_info: dict) -> np.ndarray:
+        """One ``(1, layers, rows, cols)`` block; ``block_info`` as dask's ``map_blocks`` gives it."""
         (t, _), _, (r0, r1), (c0, c1) = block_info[None]["array-location"]
         rows = np.arange(r0, r1)[:, None]
         cols = np.arange(c0, c1)[None, :]

@@ -1,0 +1,106 @@
+"""The target grid of a scene and how each source gets onto it.
+
+Default: the finest native resolution among reflectance bands in the target CRS, aligned to
+that band's pixel edges, covering every source. Grids are odc-geo ``GeoBox`` values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import xarray as xr
+from affine import Affine
+from odc.geo.geobox import GeoBox
+from pyproj import CRS
+from rasterio.warp import transform_bounds
+
+from agrivision.errors import GridError
+from agrivision.io.sources import BandAsset, FileInfo
+from agrivision.masks import MASK_VARIABLES
+
+#: A resampling method for every band, one per variable name, or None for the defaults.
+Resampling = str | Mapping[str, str] | None
+
+
+def target_grid(
+    assets: list[BandAsset],
+    *,
+    resolution: float | Sequence[float] | None,
+    crs: Any,
+    like: xr.Dataset | xr.DataArray | GeoBox | None,
+) -> GeoBox:
+    """The grid of a scene: ``like``'s, or the sources' extent at ``resolution`` (CRS units).
+
+    Without ``resolution`` the finest native reflectance band in the target CRS sets the pixel
+    size and the pixel edges; ``crs`` defaults to the first source's CRS.
+    """
+    if like is not None:
+        if isinstance(like, GeoBox):
+            return like
+        gbox = like.odc.geobox
+        if gbox is None:
+            raise GridError("like= has no CRS/transform", fix="pass a georeferenced Scene")
+        return gbox
+    target_crs = CRS.from_user_input(crs) if crs is not None else CRS(assets[0].file.crs)
+    refl = [a for a in assets if str(a.band_id).lower() not in MASK_VARIABLES] or assets
+    native = [a for a in refl if CRS(a.file.crs) == target_crs]
+    if resolution is not None:
+        if isinstance(resolution, Sequence):
+            rx, ry = float(resolution[0]), float(resolution[1])
+        else:
+            rx = ry = float(resolution)
+        anchor = native[0].file.transform if native else None
+    elif native:
+        finest = min(native, key=lambda a: abs(a.file.transform.a * a.file.transform.e))
+        rx, ry = abs(finest.file.transform.a), abs(finest.file.transform.e)
+        anchor = finest.file.transform
+    else:
+        raise GridError(
+            "sources are in another CRS than the target and no resolution was given",
+            fix="pass resolution= (in target CRS units)",
+        )
+    bounds = [transform_bounds(a.file.crs, target_crs, *_bounds(a.file)) for a in assets]
+    left, bottom = min(b[0] for b in bounds), min(b[1] for b in bounds)
+    right, top = max(b[2] for b in bounds), max(b[3] for b in bounds)
+    ox, oy = (anchor.c, anchor.f) if anchor is not None else (0.0, 0.0)
+    x0 = ox + math.floor((left - ox) / rx + 1e-6) * rx
+    y1 = oy + math.ceil((top - oy) / ry - 1e-6) * ry
+    width = math.ceil((right - x0) / rx - 1e-6)
+    height = math.ceil((y1 - bottom) / ry - 1e-6)
+    return GeoBox((height, width), Affine(rx, 0.0, x0, 0.0, -ry, y1), target_crs)
+
+
+def _bounds(info: FileInfo) -> tuple[float, float, float, float]:
+    t, (h, w) = info.transform, info.shape
+    return t.c, t.f + t.e * h, t.c + t.a * w, t.f
+
+
+# --------------------------------------------------------------------------- pixels
+
+
+def same_grid(info: FileInfo, geobox: GeoBox) -> bool:
+    """True when a file already lies on ``geobox`` (same CRS, shape and pixel edges)."""
+    return (
+        geobox.crs is not None
+        and CRS(info.crs) == geobox.crs.proj
+        and info.shape == tuple(geobox.shape)
+        and info.transform.almost_equals(geobox.affine, precision=1e-6 * abs(geobox.affine.a))
+    )
+
+
+def resampling_for(name: str, info: FileInfo, geobox: GeoBox, resampling: Resampling) -> str:
+    """The resampling method for a variable: the caller's, else nearest when as fine or finer,
+    ``average`` (reflectance) or ``mode`` (quality codes) when coarser."""
+    if isinstance(resampling, str):
+        return resampling
+    if isinstance(resampling, Mapping) and name in resampling:
+        return resampling[name]
+    coarser = abs(geobox.affine.a) > abs(info.transform.a) * 1.0001
+    if name in MASK_VARIABLES:
+        return "mode" if coarser else "nearest"
+    return "average" if coarser else "nearest"
+
+
+# --------------------------------------------------------------------------- assemble
