@@ -67,10 +67,10 @@ class ClassSchema:
             problem = "class codes and names must be unique"
         elif dict(zip(codes, names, strict=True)).get(0) != "background":
             problem = "code 0 must be the class named 'background' (it is reserved for nodata)"
-        elif bad := [n for n in [*names, *self.slugs.values()] if not _NAME.match(str(n))]:
-            problem = f"class names and slugs must be snake_case identifiers, got {bad}"
-        elif bad := [c.colour for c in self.classes if not _is_rgba(c.colour)]:
-            problem = f"colours must be four integers 0..255 (RGBA), got {bad}"
+        elif bad_names := [n for n in [*names, *self.slugs.values()] if not _NAME.match(str(n))]:
+            problem = f"class names and slugs must be snake_case identifiers, got {bad_names}"
+        elif bad_colours := [c.colour for c in self.classes if not _is_rgba(c.colour)]:
+            problem = f"colours must be four integers 0..255 (RGBA), got {bad_colours}"
         if problem:
             raise ConfigError(problem, source="class schema", fix="fix the class list")
 
@@ -194,7 +194,7 @@ def _rgba(value: Any) -> RGBA:
         values = (*values, 255)
     if not all(isinstance(v, int) for v in values):
         raise ValueError(f"colour {value!r} must be integers 0..255")
-    return values  # type: ignore[return-value]
+    return values
 
 
 DEFAULT_SCHEMA = ClassSchema(
