@@ -98,4 +98,3 @@ def prepare_fields(
     name = fields.geometry.name
     out = fields.set_geometry(gpd.GeoSeries(geoms, index=fields.index, crs=fields.crs, name=name))
     return out.reset_index(drop=True)
-
