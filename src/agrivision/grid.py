@@ -47,9 +47,11 @@ def grid_of(raster: xr.DataArray | xr.Dataset | GeoBox) -> GeoBox:
             source=source,
             fix="set it with .rio.write_crs(...) (or open the scene with its CRS)",
         )
-    transform = raster.rio.transform(recalc=True)
-    if transform.b or transform.d:
+    stored = raster.rio.transform()
+    if stored.b or stored.d:
         raise GridError("the raster grid is rotated", source=source, fix="reproject to north-up")
+    # From the coordinates: a stored GeoTransform may be stale after slicing.
+    transform = raster.rio.transform(recalc=True)
     return GeoBox((raster.rio.height, raster.rio.width), transform, raster.rio.crs)
 
 

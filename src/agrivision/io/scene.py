@@ -28,6 +28,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import transform_bounds
 
 from agrivision.errors import BandNotFoundError, GridError, SensorError, SourceError
+from agrivision.grid import grid_of
 from agrivision.io.sources import (
     PIXEL_GRID_CRS,
     BandAsset,
@@ -404,12 +405,7 @@ def _var_name(asset: BandAsset, profile: SensorProfile | None) -> str:
 
 def _target_grid(assets: list[BandAsset], *, resolution: Any, crs: Any, like: Any) -> GeoBox:
     if like is not None:
-        if isinstance(like, GeoBox):
-            return like
-        gbox = like.odc.geobox
-        if gbox is None:
-            raise GridError("like= has no CRS/transform", fix="pass a georeferenced Scene")
-        return gbox
+        return grid_of(like)
     target_crs = CRS.from_user_input(crs) if crs is not None else CRS(assets[0].file.crs)
     refl = [a for a in assets if str(a.band_id).lower() not in MASK_VARIABLES] or assets
     native = [a for a in refl if CRS(a.file.crs) == target_crs]
