@@ -149,8 +149,8 @@ def _shapes(
 def _polygons(found: Iterable[tuple[dict[str, Any], float]]) -> tuple[np.ndarray, np.ndarray]:
     """Shapely polygons from GeoJSON-like ``shapes`` output, built in vectorised calls.
 
-    About 1.7x faster than ``shapely.geometry.shape`` per polygon (26k polygons: 0.7 s vs
-    1.25 s), which matters because building geometries costs as much as polygonising.
+    Faster than ``shapely.geometry.shape`` per polygon, which matters because building
+    geometries costs as much as polygonising.
     """
     rings, ring_sizes, poly_rings, codes = [], [], [], []
     for geojson, value in found:
@@ -177,7 +177,7 @@ def _clip(
     """Pieces of ``geoms`` inside each field: one per connected part, with the field index."""
     # Own copies: a field reaching into several chunks is shared by their tasks, and GEOS
     # prepared geometries build their indexes lazily, unsafely across threads (heap
-    # corruption seen at random on the 10980² benchmark).
+    # corruption seen at random on a full Sentinel-2 tile).
     fields = shapely.from_wkb(shapely.to_wkb(fields))
     pairs = shapely.STRtree(fields).query(geoms, predicate="intersects")
     g, f = pairs[0], pairs[1]

@@ -154,8 +154,8 @@ def merge_seams(
     label = connected_components(graph, directed=False)[1]
     # Groups whose border stretches all end on pixel corners (no field cuts) become
     # edge-matched coverages once their border edges get a vertex at every pixel corner;
-    # GEOS then dissolves them without noding: the whole merge takes 2.1 s instead of 3.7 s
-    # with union_all (10980^2 benchmark, 36 chunks). Groups with field cuts (vertices not
+    # GEOS then dissolves them without noding, much faster than union_all (figures in
+    # benchmarks/README.md). Groups with field cuts (vertices not
     # exactly matched across the border) take union_all.
     cut = np.zeros(n, dtype=bool)
     cut[np.searchsorted(on_seam, piece[(lo != np.round(lo)) | (hi != np.round(hi))])] = True
@@ -183,8 +183,8 @@ def _dissolve(group: np.ndarray, exact: bool, xs: np.ndarray, ys: np.ndarray) ->
 
     A piece's holes cannot reach its chunk border (a gap there is outside the piece), bar a
     corner touch, so merging cannot change them: they are taken off before the union and
-    given back after it. GEOS then dissolves outlines only: 2.4 s instead of 37 s for the
-    largest group of the 10980^2 benchmark (144 pieces, 2.1M vertices, 98,000 holes).
+    given back after it. GEOS then dissolves outlines only, an order of magnitude faster on
+    groups with many holes (figures in ``benchmarks/README.md``).
     ``exact``: the group is an edge-matched coverage (see ``_split_border_edges``).
     """
     parts = shapely.get_parts(group)
