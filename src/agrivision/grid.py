@@ -56,9 +56,10 @@ def grid_of(raster: xr.DataArray | xr.Dataset | GeoBox) -> GeoBox:
 
 
 def metres_per_unit(grid: GeoBox) -> float | None:
-    """Metres per CRS unit of a projected grid; None for a geographic CRS (degrees)."""
-    crs = grid.crs.proj
-    return crs.axis_info[0].unit_conversion_factor if crs.is_projected else None
+    """Metres per CRS unit of a projected grid; None for a geographic CRS (or none)."""
+    if grid.crs is None or not grid.crs.proj.is_projected:
+        return None
+    return float(grid.crs.proj.axis_info[0].unit_conversion_factor)
 
 
 def transform_geometries(geoms: np.ndarray, affine: Affine) -> np.ndarray:

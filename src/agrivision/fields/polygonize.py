@@ -69,7 +69,7 @@ def polygonise(source: ClassChunks, rows: range) -> Pieces:
         for j in range(len(col_edges) - 1):
             r0, r1, c0, c1 = row_edges[i], row_edges[i + 1], col_edges[j], col_edges[j + 1]
             chunk_fields = None
-            if source.field_tree is not None:
+            if source.field_tree is not None and field_px is not None:
                 window = shapely.box(c0, -r1, c1, -r0)
                 hit = np.sort(source.field_tree.query(window, predicate="intersects"))
                 if len(hit) == 0:

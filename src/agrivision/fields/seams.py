@@ -267,5 +267,5 @@ def union_groups(
     sizes = np.diff(np.r_[starts, len(order)])
     out = geoms[order[starts]].copy()
     for g in np.flatnonzero(sizes > 1):
-        out[g] = union(geoms[order[starts[g] : starts[g] + sizes[g]]], g)
+        out[g] = union(geoms[order[starts[g] : starts[g] + sizes[g]]], int(g))
     return out, order[starts]

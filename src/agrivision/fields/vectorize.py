@@ -207,6 +207,8 @@ class _CheckedInputs:
                 fix="reproject the class raster to a projected CRS, or pass simplify=None",
             )
         self.keep, self.min_area_ha, self.simplify = keep, min_area_ha, simplify
+        # In CRS units; metres_per_unit is known whenever simplify is given (checked above).
+        self.simplify_tolerance = simplify / (self.metres_per_unit or 1.0) if simplify else None
         self.connectivity = connectivity
         self.n_fields = None if fields is None else len(fields)
         self.field_px: np.ndarray | None = None
@@ -285,7 +287,7 @@ def _finish(
         # Cleaning first makes shared edges vertex-identical (coverage_simplify requires it:
         # a neighbour's vertex may lie mid-edge, e.g. where a field border cuts pixel edges).
         geoms = shapely.coverage_clean(geoms)
-        geoms = shapely.coverage_simplify(geoms, inputs.simplify / inputs.metres_per_unit)
+        geoms = shapely.coverage_simplify(geoms, inputs.simplify_tolerance)
 
     if class_names is None:
         # imported here: agrivision.health imports this module
@@ -310,7 +312,7 @@ def _class_blocks(classes: xr.DataArray) -> da.Array:
     if classes.ndim != 2:
         raise GridError(
             f"the class raster has dims {classes.dims}, expected (y, x)",
-            source=classes.name or "classes",
+            source=str(classes.name or "classes"),
             fix="vectorise one date or band at a time, e.g. classes.isel(time=-1)",
         )
     ydim, xdim = classes.rio.y_dim, classes.rio.x_dim

@@ -125,10 +125,10 @@ def zonal_stats(
     prepared = prepare_fields(fields, grid.crs, id_column=id_column)
     ids = prepared[id_column].to_numpy()
 
-    rings = pixel_rings(prepared.geometry.to_numpy(), grid.affine, grid.shape)
+    rings = pixel_rings(prepared.geometry.to_numpy(), grid.affine, (grid.height, grid.width))
     times = _times(data)
     n_time = first.shape[0]
-    chunks = first.chunks
+    chunks = first.data.chunks  # dask-backed (see _variables)
     time_chunks = np.cumsum((0, *chunks[0]))
 
     groups = _group_fields(rings.bbox, chunks[1], chunks[2])
@@ -167,11 +167,12 @@ def zonal_stats(
         total_cov[members] = total
     per_var = {}
     for v, name in enumerate(variables):
-        if codes[v] is None:
+        var_codes = codes[v]
+        if var_codes is None:
             out = np.full((n_fields, n_time, len(BASE_STATS) + len(qs)), np.nan)
             out[:, :, [0, 1, 2]] = 0.0  # count, pixel_count, sum of fields outside the raster
         else:
-            out = np.full((n_fields, n_time, len(codes[v])), np.nan)
+            out = np.full((n_fields, n_time, len(var_codes)), np.nan)
         for (members, *_), (_, per_chunk) in zip(groups, results, strict=True):
             for (t0, t1), result in zip(itertools.pairwise(time_chunks), per_chunk[v], strict=True):
                 out[members, t0:t1] = result
@@ -196,7 +197,9 @@ def _variables(data: xr.DataArray | xr.Dataset) -> dict[Hashable | None, xr.Data
         names = [n for n, v in data.data_vars.items() if v.ndim >= 2]
         if not names:
             raise GridError("the dataset has no raster variables", fix="pass a Scene with bands")
-        arrays = list(xr.unify_chunks(*[data[n] for n in names]))
+        arrays = [
+            a for a in xr.unify_chunks(*[data[n] for n in names]) if isinstance(a, xr.DataArray)
+        ]
     elif isinstance(data, xr.DataArray):
         names, arrays = [None], [data]
     else:
@@ -207,7 +210,7 @@ def _variables(data: xr.DataArray | xr.Dataset) -> dict[Hashable | None, xr.Data
             source=_name(data),
             fix="set it with data.rio.write_crs(...) (or open the scene with its CRS)",
         )
-    out = {}
+    out: dict[Hashable | None, xr.DataArray] = {}
     for name, arr in zip(names, arrays, strict=True):
         if arr.rio.crs is None:
             arr = arr.rio.write_crs(data.rio.crs)
@@ -331,7 +334,8 @@ def _group_fields(
             )
         else:
             window = (r0[part].min(), r1[part].max(), c0[part].min(), c1[part].max())
-        groups.append((part, tuple(int(v) for v in window), (i0, i1, j0, j1)))
+        r_0, r_1, c_0, c_1 = (int(v) for v in window)
+        groups.append((part, (r_0, r_1, c_0, c_1), (int(i0), int(i1), int(j0), int(j1))))
     return groups
 
 
