@@ -89,11 +89,12 @@ def vectorize(
     MissingCRSError
         The raster (or the fields) has no CRS.
     GridError
-        The raster is not 2-D.
+        The raster is not 2-D, or its grid is rotated.
     ConfigError
         Invalid ``connectivity``, ``classes_to_keep``, ``min_area_ha`` or ``simplify``.
-    FieldsError
-        ``fields`` lacks a unique ``field_id`` column.
+    FieldsError, InvalidGeometryError
+        Fields that :func:`agrivision.fields.prepare.prepare_fields` refuses (no unique
+        ``field_id``, null, empty or non-polygonal geometries).
     """
     inputs = _CheckedInputs(classes, fields, classes_to_keep, min_area_ha, simplify, connectivity)
     pieces = polygonise(inputs.source, range(len(inputs.source.chunks[0])))
