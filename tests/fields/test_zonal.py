@@ -25,7 +25,6 @@ from agrivision.errors import (
 )
 from agrivision.fields import zonal
 from agrivision.fields.zonal import zonal_stats
-from agrivision.io.fields import FieldsWarning
 
 UTM = "EPSG:32633"
 EE_OPS = {  # our name -> exactextract's operation and output column
@@ -331,7 +330,7 @@ def test_fields_in_another_crs_are_reprojected(caplog):
         ]
     )
     da = grid(values, res=res, x0=x0, top=top, chunks=16)
-    with caplog.at_level(logging.INFO, logger="agrivision.fields.zonal"):
+    with caplog.at_level(logging.INFO, logger="agrivision.fields.prepare"):
         wgs = zonal_stats(da, utm.to_crs(4326), stats=["mean", "count"])
     assert "reprojecting 20 fields" in caplog.text
     expected = zonal_stats(da, utm.to_crs(4326).to_crs(UTM), stats=["mean", "count"])
@@ -408,13 +407,7 @@ def test_fields_without_crs():
 
 @pytest.mark.parametrize(
     "geom",
-    [
-        shapely.Point(1, 1),
-        shapely.LineString([(0, 0), (2, 2)]),
-        shapely.Polygon(),
-        shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2)]),
-        None,
-    ],
+    [shapely.Point(1, 1), shapely.LineString([(0, 0), (2, 2)]), shapely.Polygon(), None],
 )
 def test_unusable_geometries(geom):
     fields = fields_of([shapely.box(0, 0, 1, 1), geom])
@@ -422,16 +415,22 @@ def test_unusable_geometries(geom):
         zonal_stats(grid(np.ones((3, 3))), fields)
 
 
+def test_invalid_polygon_is_repaired():
+    # A bow tie: make_valid turns it into its two triangles, 1 + 1 pixel of the 3x3 raster.
+    bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])
+    df = zonal_stats(grid(np.ones((3, 3))), fields_of([bowtie]), stats=["count"])
+    assert df["count"].iloc[0] == pytest.approx(2.0)
+
+
 def test_duplicate_ids():
     with pytest.raises(FieldsError, match="duplicate"):
         zonal_stats(grid(np.ones((3, 3))), fields_of([shapely.box(0, 0, 1, 1)] * 2, ids=[4, 4]))
 
 
-def test_missing_id_column_uses_index_with_warning():
+def test_missing_id_column_is_an_error():
     fields = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 1, 1)], index=[17], crs=UTM)
-    with pytest.warns(FieldsWarning, match="index"):
-        df = zonal_stats(grid(np.ones((3, 3))), fields, stats=["mean"])
-    assert df["field_id"].tolist() == [17]
+    with pytest.raises(FieldsError, match="no column 'field_id'"):
+        zonal_stats(grid(np.ones((3, 3))), fields, stats=["mean"])
 
 
 def test_unknown_statistic():

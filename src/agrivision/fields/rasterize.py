@@ -19,11 +19,12 @@ import rasterio.windows
 import rioxarray  # noqa: F401 - registers the .rio accessor
 import shapely
 import xarray as xr
-from pyproj import CRS
 from shapely import box
 
-from agrivision.errors import FieldsError, GridError, MissingCRSError, NoOverlapError
+from agrivision.errors import NoOverlapError
 from agrivision.fields.coverage import group_coverage, pixel_rings
+from agrivision.fields.prepare import prepare_fields
+from agrivision.grid import grid_of
 
 ID_MAP_ATTR = "field_id_map"
 _FULL_EPS = 1e-9
@@ -70,35 +71,18 @@ def field_raster(
 
     Raises
     ------
-    FieldsError
-        Missing or duplicated id column.
-    MissingCRSError
-        Fields or raster without a CRS.
+    FieldsError, MissingCRSError, InvalidGeometryError
+        Fields that :func:`agrivision.fields.prepare.prepare_fields` refuses, or a raster
+        without a CRS.
     NoOverlapError
         No field overlaps the raster.
     GridError
         A rotated raster transform.
     """
-    if column not in fields.columns:
-        raise FieldsError(
-            f"no column {column!r} (columns: {', '.join(map(str, fields.columns))})",
-            source="fields", fix="pass column= naming the field id column",
-        )  # fmt: skip
-    ids = fields[column]
-    if ids.isna().any() or ids.duplicated().any():
-        raise FieldsError(
-            f"column {column!r} has missing or duplicate ids",
-            source="fields", fix="give every field a unique id",
-        )  # fmt: skip
-    crs, transform, chunks = _grid(like)
-    if fields.crs is None:
-        raise MissingCRSError(
-            "fields have no CRS", source="fields", fix="set it with fields.set_crs(...)"
-        )
-    if not CRS.from_user_input(fields.crs).equals(CRS.from_user_input(crs)):
-        fields = fields.to_crs(crs)
-
-    codes, id_map = _codes(ids)
+    grid = grid_of(like)
+    fields = prepare_fields(fields, grid.crs, id_column=column)
+    transform, chunks = grid.affine, _chunks(like)
+    codes, id_map = _codes(fields[column])
     geoms = fields.geometry.to_numpy()
 
     # One (geometries, codes, window transform, shape) payload per chunk, in an object array
@@ -111,13 +95,13 @@ def field_raster(
         for j in range(len(chunks[1]))
     ]
     boxes = [box(*rasterio.windows.bounds(w, transform)) for w in windows]
-    hit_box, hit_field = fields.sindex.query(boxes, predicate="intersects")
+    hit_box, hit_field = shapely.STRtree(geoms).query(boxes, predicate="intersects")
     if len(fields) and not len(hit_field):
         left, top = transform.c, transform.f
         right, bottom = transform * (sum(chunks[1]), sum(chunks[0]))
         raise NoOverlapError(
             f"none of the {len(fields)} fields overlaps the raster (bounds {left:.6g}, "
-            f"{bottom:.6g}, {right:.6g}, {top:.6g} in {crs})",
+            f"{bottom:.6g}, {right:.6g}, {top:.6g} in {grid.crs})",
             source="fields", fix="check that fields and imagery cover the same area and CRS",
         )  # fmt: skip
     payload = np.empty((len(chunks[0]), len(chunks[1])), dtype=object)
@@ -143,7 +127,7 @@ def field_raster(
     out.name = "field_id"
     if id_map is not None:
         out.attrs[ID_MAP_ATTR] = id_map
-    return out.rio.write_crs(crs).rio.write_transform(transform).rio.write_nodata(0)
+    return out.rio.write_crs(like.rio.crs).rio.write_transform(transform).rio.write_nodata(0)
 
 
 def codes_to_ids(field_ids: xr.DataArray, codes: np.ndarray) -> np.ndarray:
@@ -202,19 +186,10 @@ def _codes(ids: pd.Series) -> tuple[np.ndarray, list | None]:
     return np.arange(1, len(ids) + 1, dtype=np.int32), ids.tolist()
 
 
-def _grid(like: xr.DataArray | xr.Dataset):
-    crs = like.rio.crs
-    if crs is None:
-        raise MissingCRSError(
-            "raster has no CRS", source=getattr(like, "name", None) or "raster",
-            fix="set it with .rio.write_crs(...)",
-        )  # fmt: skip
-    transform = like.rio.transform()
-    if transform.b or transform.d:
-        raise GridError("rotated rasters are not supported", fix="reproject to a north-up grid")
+def _chunks(like: xr.DataArray | xr.Dataset) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The ``y`` and ``x`` chunk sizes of ``like`` (one chunk each when it is not dask-backed)."""
     sizes = like.chunksizes if like.chunks else {}
-    chunks = (
+    return (
         tuple(sizes.get("y", (like.sizes["y"],))),
         tuple(sizes.get("x", (like.sizes["x"],))),
     )
-    return crs, transform, chunks

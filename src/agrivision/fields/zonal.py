@@ -26,7 +26,6 @@ import itertools
 import logging
 import re
 import sys
-import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import dask
@@ -35,19 +34,13 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rioxarray  # noqa: F401  (registers the .rio accessor used below)
-import shapely
 import xarray as xr
 
-from agrivision.errors import (
-    ConfigError,
-    FieldsError,
-    GridError,
-    InvalidGeometryError,
-    MissingCRSError,
-)
+from agrivision.errors import ConfigError, GridError, MissingCRSError
 from agrivision.fields.coverage import PixelRings, group_coverage, pixel_rings
+from agrivision.fields.prepare import prepare_fields
 from agrivision.fields.zonal_kernels import BASE_STATS, window_fractions, window_stats
-from agrivision.io.fields import FieldsWarning
+from agrivision.grid import grid_of
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +76,9 @@ def zonal_stats(
         dask-backed. NaN and the encoded nodata value (``data.rio.nodata``) are no data.
         Only chunks that fields touch are read.
     fields : GeoDataFrame
-        Polygons or MultiPolygons (valid, non-empty) with a unique ``id_column``; when that
-        column is missing the index is used and a :class:`FieldsWarning` says so. Any CRS:
-        fields are reprojected to the raster's CRS (logged at INFO level).
+        Polygons or MultiPolygons with a unique ``id_column``, checked and reprojected to the
+        raster's CRS by :func:`agrivision.fields.prepare.prepare_fields` (invalid ones are
+        repaired with ``make_valid``).
     stats : sequence of str
         Any of ``count`` (sum of coverage of valid pixels, in pixels), ``pixel_count`` (valid
         pixels touched), ``valid_fraction`` (``count`` / coverage of all the field's pixels in
@@ -116,9 +109,9 @@ def zonal_stats(
     MissingCRSError
         The raster or the fields have no CRS.
     InvalidGeometryError
-        Null, empty, invalid or non-polygonal fields (``read_fields`` repairs and drops them).
+        Null, empty or non-polygonal fields (``read_fields`` drops them).
     FieldsError
-        Duplicate field ids.
+        No ``id_column``, or missing or duplicate field ids.
     GridError
         A rotated grid or an unsupported extra dimension.
     ConfigError
@@ -127,22 +120,15 @@ def zonal_stats(
     variables = _variables(data)
     codes = _fraction_codes(fractions, variables, data)
     first = next(iter(variables.values()))
-    crs = first.rio.crs
-    transform = first.rio.transform(recalc=True)
-    if transform.b != 0 or transform.d != 0:
-        raise GridError(
-            "the raster grid is rotated",
-            source=_name(data),
-            fix="reproject it to a north-up grid",
-        )
+    grid = grid_of(first)
     qs = _quantile_levels(stats)
-    ids, geoms = _prepare_fields(fields, id_column, crs)
+    prepared = prepare_fields(fields, grid.crs, id_column=id_column)
+    ids = prepared[id_column].to_numpy()
 
-    height, width = first.shape[-2:]
-    rings = pixel_rings(geoms, transform, (height, width))
+    rings = pixel_rings(prepared.geometry.to_numpy(), grid.affine, (grid.height, grid.width))
     times = _times(data)
     n_time = first.shape[0]
-    chunks = first.chunks
+    chunks = first.data.chunks  # dask-backed (see _variables)
     time_chunks = np.cumsum((0, *chunks[0]))
 
     groups = _group_fields(rings.bbox, chunks[1], chunks[2])
@@ -181,11 +167,12 @@ def zonal_stats(
         total_cov[members] = total
     per_var = {}
     for v, name in enumerate(variables):
-        if codes[v] is None:
+        var_codes = codes[v]
+        if var_codes is None:
             out = np.full((n_fields, n_time, len(BASE_STATS) + len(qs)), np.nan)
             out[:, :, [0, 1, 2]] = 0.0  # count, pixel_count, sum of fields outside the raster
         else:
-            out = np.full((n_fields, n_time, len(codes[v])), np.nan)
+            out = np.full((n_fields, n_time, len(var_codes)), np.nan)
         for (members, *_), (_, per_chunk) in zip(groups, results, strict=True):
             for (t0, t1), result in zip(itertools.pairwise(time_chunks), per_chunk[v], strict=True):
                 out[members, t0:t1] = result
@@ -210,7 +197,9 @@ def _variables(data: xr.DataArray | xr.Dataset) -> dict[Hashable | None, xr.Data
         names = [n for n, v in data.data_vars.items() if v.ndim >= 2]
         if not names:
             raise GridError("the dataset has no raster variables", fix="pass a Scene with bands")
-        arrays = list(xr.unify_chunks(*[data[n] for n in names]))
+        arrays = [
+            a for a in xr.unify_chunks(*[data[n] for n in names]) if isinstance(a, xr.DataArray)
+        ]
     elif isinstance(data, xr.DataArray):
         names, arrays = [None], [data]
     else:
@@ -221,7 +210,7 @@ def _variables(data: xr.DataArray | xr.Dataset) -> dict[Hashable | None, xr.Data
             source=_name(data),
             fix="set it with data.rio.write_crs(...) (or open the scene with its CRS)",
         )
-    out = {}
+    out: dict[Hashable | None, xr.DataArray] = {}
     for name, arr in zip(names, arrays, strict=True):
         if arr.rio.crs is None:
             arr = arr.rio.write_crs(data.rio.crs)
@@ -305,63 +294,6 @@ def _quantile_levels(stats: Sequence[str]) -> np.ndarray:
     return np.array(qs, dtype=np.float64)
 
 
-def _prepare_fields(
-    fields: gpd.GeoDataFrame, id_column: str, crs: object
-) -> tuple[np.ndarray, np.ndarray]:
-    """Check the fields and return (ids, geometries in the raster CRS)."""
-    if not isinstance(fields, gpd.GeoDataFrame):
-        raise FieldsError(
-            f"fields must be a GeoDataFrame, not {type(fields).__name__}",
-            fix="read them with agrivision.io.fields.read_fields",
-        )
-    if fields.crs is None:
-        raise MissingCRSError(
-            "the fields have no CRS",
-            source="fields",
-            fix="set it with fields.set_crs(...) or read_fields(path, crs=...)",
-        )
-    if id_column in fields.columns:
-        ids = fields[id_column].to_numpy()
-    else:
-        warnings.warn(
-            f"fields have no {id_column!r} column; using the index as field_id",
-            FieldsWarning,
-            stacklevel=3,
-        )
-        ids = fields.index.to_numpy()
-    dup = pd.Index(ids)[pd.Index(ids).duplicated()].unique()
-    if len(dup):
-        raise FieldsError(
-            f"{len(dup)} duplicate field ids, e.g. {dup[:5].tolist()}",
-            source="fields",
-            fix=f"make {id_column!r} unique (read_fields generates unique ids)",
-        )
-    if not fields.crs.equals(crs):
-        log.info(
-            "zonal_stats: reprojecting %d fields from %s to the raster CRS %s",
-            len(fields),
-            fields.crs.to_string(),
-            crs,
-        )
-        fields = fields.to_crs(crs)
-    geoms = fields.geometry.to_numpy()
-    kind = shapely.get_type_id(geoms)
-    bad = (
-        shapely.is_missing(geoms)
-        | shapely.is_empty(geoms)
-        | ~np.isin(kind, [3, 6])  # Polygon, MultiPolygon
-        | ~shapely.is_valid(geoms)
-    )
-    if bad.any():
-        raise InvalidGeometryError(
-            f"{int(bad.sum())} fields are null, empty, invalid or not polygons "
-            f"(field ids {ids[bad][:5].tolist()})",
-            source="fields",
-            fix="repair them with shapely.make_valid or read them with read_fields()",
-        )
-    return ids, geoms
-
-
 def _group_fields(
     bbox: np.ndarray, row_chunks: tuple[int, ...], col_chunks: tuple[int, ...]
 ) -> list[tuple[np.ndarray, tuple[int, int, int, int], tuple[int, int, int, int]]]:
@@ -402,7 +334,8 @@ def _group_fields(
             )
         else:
             window = (r0[part].min(), r1[part].max(), c0[part].min(), c1[part].max())
-        groups.append((part, tuple(int(v) for v in window), (i0, i1, j0, j1)))
+        r_0, r_1, c_0, c_1 = (int(v) for v in window)
+        groups.append((part, (r_0, r_1, c_0, c_1), (int(i0), int(i1), int(j0), int(j1))))
     return groups
 
 

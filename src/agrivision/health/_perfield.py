@@ -20,6 +20,7 @@ import xarray as xr
 
 from agrivision.errors import GridError
 from agrivision.fields.rasterize import codes_to_ids
+from agrivision.grid import check_same_grid, grid_of
 from agrivision.io.fields import area_ha
 
 # Above this many dense (field, key) cells per pixel a chunk sorts instead of bincounting.
@@ -103,21 +104,6 @@ def group_index(sums: pd.DataFrame) -> np.ndarray:
     return np.cumsum(starts) - 1
 
 
-def check_same_grid(a: xr.DataArray, b: xr.DataArray) -> None:
-    """Raise GridError unless ``a`` and ``b`` share the ``y``/``x`` size and coordinates."""
-    same = all(a.sizes.get(d) == b.sizes.get(d) for d in ("y", "x"))
-    if same:
-        same = all(
-            d not in a.coords or d not in b.coords or np.allclose(a[d].values, b[d].values)
-            for d in ("y", "x")
-        )
-    if not same:
-        raise GridError(
-            f"{a.name or 'raster'} and {b.name or 'field ids'} are not on the same y/x grid",
-            fix="build the field-id raster with field_raster(fields, like=<the index>)",
-        )
-
-
 def as_dask(arr: xr.DataArray) -> da.Array:
     """The dask array of a (y, x) or (t, y, x) DataArray (numpy data become one chunk)."""
     if tuple(arr.dims[-2:]) != ("y", "x") or arr.ndim not in (2, 3):
@@ -172,17 +158,12 @@ def dense_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def pixel_area_ha(raster: xr.DataArray) -> float:
     """Geodesic area of the raster's centre pixel in hectares (WGS84 ellipsoid), any CRS."""
-    crs = raster.rio.crs
-    if crs is None:
-        raise GridError(
-            f"{raster.name or 'raster'} has no CRS; areas need one",
-            fix="set it with write_crs(...) or open the scene with its CRS",
-        )
-    row, col = raster.rio.height // 2, raster.rio.width // 2
+    grid = grid_of(raster)
+    row, col = grid.height // 2, grid.width // 2
     pixel = shapely.affinity.affine_transform(
-        shapely.box(col, row, col + 1, row + 1), raster.rio.transform().to_shapely()
+        shapely.box(col, row, col + 1, row + 1), grid.affine.to_shapely()
     )
-    return float(area_ha(gpd.GeoSeries([pixel], crs=crs)).iloc[0])
+    return float(area_ha(gpd.GeoSeries([pixel], crs=raster.rio.crs)).iloc[0])
 
 
 def id_columns(index: xr.DataArray) -> list[str]:

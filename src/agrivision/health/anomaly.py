@@ -21,9 +21,9 @@ import pandas as pd
 import xarray as xr
 
 from agrivision.fields.rasterize import ids_to_codes
+from agrivision.grid import check_same_grid
 from agrivision.health._perfield import (
     as_dask,
-    check_same_grid,
     group_index,
     id_columns,
     per_field_sums,

@@ -324,6 +324,41 @@ def _zip_source(path: Path) -> str:
     return f"/vsizip/{path}/{shapefiles[0]}" if len(shapefiles) == 1 else f"/vsizip/{path}"
 
 
+def polygonal_parts(geoms: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Fields' geometries reduced to (Multi)Polygons: the one repair rule of every consumer.
+
+    Invalid geometries are repaired with ``shapely.make_valid`` and geometry collections
+    reduced, both keeping only their polygonal parts; valid (Multi)Polygons are returned as
+    they are. Coordinates stay in their CRS.
+
+    Returns
+    -------
+    tuple
+        The geometries (a new object array; None where nothing polygonal is left, null,
+        empty, points and lines unchanged), the number repaired and the number of
+        collections reduced.
+    """
+    geoms = np.array(geoms, dtype=object)
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    collections = np.flatnonzero(~missing & (shapely.get_type_id(geoms) == 7))
+    for i in collections:
+        geoms[i] = _polygonal(geoms[i])
+    invalid = np.flatnonzero(~missing & ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms))
+    for i in invalid:
+        fixed = shapely.make_valid(geoms[i])
+        geoms[i] = fixed if shapely.get_type_id(fixed) in _POLYGONAL else _polygonal(fixed)
+    return geoms, len(invalid), len(collections)
+
+
+def is_polygonal(geoms: np.ndarray) -> np.ndarray:
+    """Whether each geometry is a non-empty Polygon or MultiPolygon."""
+    return (
+        ~shapely.is_missing(geoms)
+        & ~shapely.is_empty(geoms)
+        & np.isin(shapely.get_type_id(geoms), _POLYGONAL)
+    )
+
+
 def _polygonal(geom: shapely.Geometry) -> shapely.Geometry | None:
     """The polygonal part of a geometry collection (None when it has none)."""
     parts = shapely.get_parts(shapely.get_parts(geom))  # collections may nest multipolygons
@@ -335,25 +370,14 @@ def _polygonal(geom: shapely.Geometry) -> shapely.Geometry | None:
 
 def _clean_geometries(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
     """Repair invalid polygons, reduce collections to polygons, drop everything else."""
-    geoms = gdf.geometry.to_numpy().copy()
-    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    kinds = shapely.get_type_id(geoms)
-    collections = np.flatnonzero(~missing & (kinds == 7))
-    for i in collections:
-        geoms[i] = _polygonal(geoms[i])
-    invalid = np.flatnonzero(~missing & ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms))
-    for i in invalid:
-        fixed = shapely.make_valid(geoms[i])
-        geoms[i] = fixed if shapely.get_type_id(fixed) in _POLYGONAL else _polygonal(fixed)
-    keep = (
-        ~shapely.is_missing(geoms)
-        & ~shapely.is_empty(geoms)
-        & np.isin(shapely.get_type_id(geoms), _POLYGONAL)
-    )
-    if len(invalid) or len(collections):
+    original = gdf.geometry.to_numpy()
+    missing = shapely.is_missing(original) | shapely.is_empty(original)
+    geoms, n_invalid, n_collections = polygonal_parts(original)
+    keep = is_polygonal(geoms)
+    if n_invalid or n_collections:
         warnings.warn(
-            f"{path}: repaired {len(invalid)} invalid geometries with make_valid and reduced "
-            f"{len(collections)} geometry collections (kept their polygonal parts)",
+            f"{path}: repaired {n_invalid} invalid geometries with make_valid and reduced "
+            f"{n_collections} geometry collections (kept their polygonal parts)",
             FieldsWarning,
             stacklevel=3,
         )

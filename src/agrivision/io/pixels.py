@@ -16,8 +16,8 @@ from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_coords, xr_reproject
 
 from agrivision.errors import GridError, SourceError
+from agrivision.io.alignment import Resampling, resampling_for, same_grid
 from agrivision.io.bands import COMMON_NAMES, scale_offset
-from agrivision.io.grid import Resampling, resampling_for, same_grid
 from agrivision.io.sources import BandAsset
 from agrivision.masks import MASK_VARIABLES
 from agrivision.sensors import SensorProfile

@@ -21,8 +21,8 @@ from odc.geo.geobox import GeoBox
 from rasterio.errors import NotGeoreferencedWarning
 
 from agrivision.errors import BandNotFoundError, SourceError
+from agrivision.io.alignment import Resampling, target_grid
 from agrivision.io.bands import band_assets, band_layers, variable_name
-from agrivision.io.grid import Resampling, target_grid
 from agrivision.io.pixels import BandReader, assemble, band_on_grid
 from agrivision.io.sources import PIXEL_GRID_CRS, BandAsset, expand_sources
 from agrivision.limits import check_scene_pixels

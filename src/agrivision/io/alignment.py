@@ -17,6 +17,7 @@ from pyproj import CRS
 from rasterio.warp import transform_bounds
 
 from agrivision.errors import GridError
+from agrivision.grid import grid_of
 from agrivision.io.sources import BandAsset, FileInfo
 from agrivision.masks import MASK_VARIABLES
 
@@ -37,12 +38,7 @@ def target_grid(
     size and the pixel edges; ``crs`` defaults to the first source's CRS.
     """
     if like is not None:
-        if isinstance(like, GeoBox):
-            return like
-        gbox = like.odc.geobox
-        if gbox is None:
-            raise GridError("like= has no CRS/transform", fix="pass a georeferenced Scene")
-        return gbox
+        return grid_of(like)
     target_crs = CRS.from_user_input(crs) if crs is not None else CRS(assets[0].file.crs)
     refl = [a for a in assets if str(a.band_id).lower() not in MASK_VARIABLES] or assets
     native = [a for a in refl if CRS(a.file.crs) == target_crs]
