@@ -21,7 +21,7 @@ PACKAGE = "agrivision"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("_version", "errors", "limits"),
     ("config",),
-    ("sensors", "runtime", "health.schema"),
+    ("sensors", "runtime", "health.schema", "grid"),
     ("io",),
     ("masks", "indices"),
     ("fields",),

@@ -89,7 +89,7 @@ def field_histograms(
         only non-empty bins, sorted.
     """
     lo, hi = float(range[0]), float(range[1])
-    keys = index.copy(data=as_dask(index).map_blocks(_bin, lo, hi, bins, dtype=np.int32))
+    keys = index.copy(data=da.map_blocks(_bin, as_dask(index), lo, hi, bins, dtype=np.int32))
     return per_field_sums(field_ids, keys, bins, weights=index)
 
 
@@ -179,7 +179,7 @@ def histogram_quantiles(
     n_groups = int(group.max()) + 1 if len(group) else 0
     out = np.empty((n_groups, len(qs) + int(mad)))
     bounds = np.searchsorted(group, np.arange(0, n_groups + _BATCH, _BATCH))
-    for start in np.arange(0, n_groups, _BATCH):
+    for start in np.arange(0, n_groups, _BATCH).tolist():
         stop = min(start + _BATCH, n_groups)
         rows = slice(bounds[start // _BATCH], bounds[start // _BATCH + 1])
         counts = np.zeros((stop - start, bins))

@@ -19,7 +19,7 @@ from rasterio.warp import transform_bounds
 from agrivision.errors import GridError
 from agrivision.grid import grid_of
 from agrivision.io.sources import BandAsset, FileInfo
-from agrivision.masks import MASK_VARIABLES
+from agrivision.sensors import MASK_VARIABLES
 
 #: A resampling method for every band, one per variable name, or None for the defaults.
 Resampling = str | Mapping[str, str] | None

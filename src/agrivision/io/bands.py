@@ -25,8 +25,7 @@ from agrivision.io.sources import (
     stac_items,
 )
 from agrivision.limits import check_remote_reference
-from agrivision.masks import MASK_VARIABLES
-from agrivision.sensors import SensorProfile, detect_profile, load_profile
+from agrivision.sensors import MASK_VARIABLES, SensorProfile, detect_profile, load_profile
 
 #: STAC ``eo:common_name`` values (plus the numbered red-edge names used for Sentinel-2).
 COMMON_NAMES = (

@@ -19,8 +19,7 @@ from agrivision.errors import GridError, SourceError
 from agrivision.io.alignment import Resampling, resampling_for, same_grid
 from agrivision.io.bands import COMMON_NAMES, scale_offset
 from agrivision.io.sources import BandAsset
-from agrivision.masks import MASK_VARIABLES
-from agrivision.sensors import SensorProfile
+from agrivision.sensors import MASK_VARIABLES, SensorProfile
 
 #: Fill value per quality band outside the data (their own "no data" code).
 MASK_FILL = {"scl": 0, "qa_pixel": 1, "fmask": 255, "cloud_mask": 0, "cloud_probability": 0}

@@ -20,8 +20,6 @@ from agrivision.masks.quality import (
     AUTO_CLASSES,
     DEFAULT_EXCLUDE,
     FMASK_CLASSES,
-    MASK_VARIABLES,
-    PRODUCT_MASKS,
     QA_PIXEL_BITS,
     SCL_CLASSES,
     MaskConfig,
@@ -32,6 +30,7 @@ from agrivision.masks.quality import (
     valid_fraction,
     valid_mask,
 )
+from agrivision.sensors import MASK_VARIABLES, PRODUCT_MASKS
 
 __all__ = [
     "AUTO_CLASSES",

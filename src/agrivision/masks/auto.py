@@ -39,9 +39,10 @@ from agrivision.masks.clouds import (
     s2cloudless_block,
     spectral_block,
 )
-from agrivision.masks.quality import PRODUCT_MASKS, MaskConfig, apply_mask
+from agrivision.masks.quality import MaskConfig, apply_mask
 from agrivision.masks.shadows import SHADOW, dark, project_block, shadow_shifts
 from agrivision.masks.sun import sun_position
+from agrivision.sensors import PRODUCT_MASKS
 
 METHODS = ("auto", "quality", "s2cloudless", "spectral", "off")
 #: Every variable a mask can be made from (quality bands, detector and dark-test bands).

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from agrivision.sensors import MASK_VARIABLES
+
 #: Sentinel-2 L2A scene classification codes per category.
 SCL_CLASSES: dict[str, tuple[int, ...]] = {
     "nodata": (0,),
@@ -47,9 +49,6 @@ QA_PIXEL_BITS: dict[str, tuple[int, ...]] = {
 }
 #: Codes of the ``auto_mask`` variable that :mod:`agrivision.masks.auto` adds.
 AUTO_CLASSES: dict[str, tuple[int, ...]] = {"cloud": (1,), "shadow": (2,)}
-#: Quality bands that products ship (files), then the one agrivision makes.
-PRODUCT_MASKS = ("scl", "qa_pixel", "fmask", "cloud_probability", "cloud_mask")
-MASK_VARIABLES = (*PRODUCT_MASKS, "auto_mask")
 DEFAULT_EXCLUDE = ("nodata", "saturated", "cloud", "shadow", "cirrus", "snow")
 
 

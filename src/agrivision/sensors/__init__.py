@@ -23,6 +23,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from agrivision.errors import ConfigError, SensorError
 
+#: Quality bands that products ship (scene variable names: Sentinel-2 SCL, Landsat QA_PIXEL,
+#: Fmask, cloud probability, binary cloud mask), then the one agrivision makes
+#: (:mod:`agrivision.masks`). Data about bands, so the readers below ``masks`` know them.
+PRODUCT_MASKS = ("scl", "qa_pixel", "fmask", "cloud_probability", "cloud_mask")
+MASK_VARIABLES = (*PRODUCT_MASKS, "auto_mask")
+
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
 MaskKind = Literal["scl", "qa_pixel", "fmask", "cloud_probability", "cloud_mask"]
