@@ -187,6 +187,18 @@ def test_duplicate_ids_are_replaced_and_kept(tmp_path):
     assert out["original_field_id"].tolist() == [7, 7, 8]
 
 
+def test_list_valued_ids_are_an_error_not_a_crash(tmp_path):
+    # GeoJSON allows any JSON value as a property: a list is no id (was a TypeError)
+    path = tmp_path / "f.geojson"
+    path.write_text(
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
+        '{"field_id": [1, 2]}, "geometry": {"type": "Polygon", "coordinates": '
+        "[[[15, 52], [15.001, 52], [15.001, 52.001], [15, 52]]]}}]}"
+    )
+    with pytest.raises(FieldsError, match=r"'field_id' holds lists or objects"):
+        read_fields(path)
+
+
 def test_id_column(tmp_path):
     parcels(parcel=["a", "b", "c"]).to_parquet(tmp_path / "f.parquet")
     out = read_fields(tmp_path / "f.parquet", id_column="parcel")

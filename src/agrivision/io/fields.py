@@ -419,6 +419,12 @@ def _with_ids(gdf: gpd.GeoDataFrame, id_column: str | None, path: Path) -> gpd.G
         ids = generated
     else:
         ids = gdf[source]
+        if bad := [v for v in ids if isinstance(v, list | dict | tuple | set | np.ndarray)][:1]:
+            raise FieldsError(
+                f"{source!r} holds lists or objects (e.g. {str(bad[0])[:40]}), not ids",
+                source=path,
+                fix="give each field a number or a text id, or pass another id_column=",
+            )
         dup = ids[ids.duplicated(keep=False) & ids.notna()].unique()
         if len(dup) or ids.isna().any():
             warnings.warn(
