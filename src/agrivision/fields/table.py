@@ -27,10 +27,10 @@ import pandas as pd
 import xarray as xr
 
 from agrivision.fields.config import FieldTableConfig, FieldTableSettings
+from agrivision.fields.patches import largest_patch_ha
 from agrivision.fields.peers import ALL_FIELDS, peer_groups, relative_decline
 from agrivision.fields.timeseries import field_change, field_series
 from agrivision.fields.zonal import zonal_stats
-from agrivision.health.patches import largest_patch_ha
 from agrivision.health.schema import DEFAULT_SCHEMA, HEALTH_CLASSES, PROBLEM_CLASSES
 from agrivision.io.fields import area_ha, crop_column
 
@@ -84,7 +84,7 @@ def field_table(
     Notes
     -----
     Besides the zonal pass over ``indices`` and ``classes``, the anomaly patches take one
-    more pass over ``classes`` (:func:`~agrivision.health.patches.largest_patch_ha`).
+    more pass over ``classes`` (:func:`~agrivision.fields.patches.largest_patch_ha`).
     """
     config = config or FieldTableConfig()
     timed = "time" in indices.dims
