@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from harness import run_measured
+from harness import run_measured, write_result
 
 OUT = Path(__file__).resolve().parents[1] / "bench-output" / "clouds"
 CONTENDERS = ("s2cloudless", "agrivision")
@@ -53,9 +52,7 @@ def worker(contender: str, size: int, result: Path) -> None:
         masked = mask_scene(scene, MaskConfig(), detector="s2cloudless")
         cloud = masked["auto_mask"].data.compute(scheduler="threads") == 1
     seconds = time.perf_counter() - t0
-    np.save(result.with_suffix(".npy"), cloud)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    result.write_text(json.dumps({"seconds": seconds, "peak": peak}))
+    write_result(result, cloud, seconds)
 
 
 def main() -> None:

@@ -6,12 +6,15 @@ the whole process tree (dask worker processes, GDAL threads live in the same pro
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import subprocess
 import threading
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import psutil
 
 
@@ -49,3 +52,12 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None) -> int:
     if code != 0:
         raise SystemExit(f"failed (exit {code}): {' '.join(cmd)}")
     return peak
+
+
+def write_result(result: os.PathLike, output: np.ndarray, seconds: float) -> None:
+    """A contender's output beside ``result`` (``.npy``) and its time and own peak RSS."""
+    path = os.fspath(result)
+    np.save(os.path.splitext(path)[0] + ".npy", output)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with open(path, "w") as fh:
+        json.dump({"seconds": seconds, "peak": peak}, fh)

@@ -30,13 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from harness import run_measured
+from harness import run_measured, write_result
 
 OUT = Path(__file__).resolve().parents[1] / "bench-output"
 BANDS = ("blue", "green", "red", "nir")
@@ -131,9 +130,7 @@ def worker(contender: str, size: int, device: str, model_dir: Path, result: Path
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    np.save(result.with_suffix(".npy"), classes)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    result.write_text(json.dumps({"seconds": seconds, "peak": peak}))
+    write_result(result, classes, seconds)
 
 
 def main() -> None:
