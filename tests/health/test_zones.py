@@ -1,142 +1,212 @@
-"""Management zones: quantile bands, k-means modes, majority smoothing, polygons."""
+"""Management zones: known zones recovered, contiguity, auto n, season zones, quality."""
 
 from __future__ import annotations
 
-import dask.array as da
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio.features
+import shapely
+from rasterio.transform import from_origin
 from rasters import geodesic_ha
 
 from agrivision.errors import ConfigError, GridError
-from agrivision.fields.rasterize import field_raster
-from agrivision.health import zone_raster, zones
-from agrivision.health.zones import zone_batches
+from agrivision.fields.config import TimeSeriesConfig
+from agrivision.fields.timeseries import clear_dates, field_series
+from agrivision.health import zones
+from agrivision.health.zone_classes import choose_n, variance_reduction
+from agrivision.health.zone_cleaning import majority, sieve
+from agrivision.health.zones import ZoneBatches
 
+X0, Y0, RES = 500_000.0, 5_800_000.0, 10.0  # the grid of tests/health/conftest.py
+TRANSFORM = from_origin(X0, Y0, RES, RES)
 # Areas are geodesic: a 10 m pixel at the zone's central meridian is 0.08 % larger.
 PIXEL_HA = geodesic_ha(0.01, "EPSG:32633", 500_000.0, 5_800_000.0)
 
 
-def gradient(nx=60, ny=40):
-    """NDVI rising 0.01 per column from 0.2: a left-to-right gradient."""
-    return np.tile(0.2 + 0.01 * np.arange(nx, dtype=np.float32), (ny, 1))
+def three_zone_field(seed=0, noise=0.05):
+    """A 60 x 90 pixel field of three irregular zones (NDVI 0.4, 0.6, 0.8) plus noise."""
+    rows, cols = np.mgrid[0:60, 0:90]
+    border1 = 28 + 8 * np.sin(rows / 9)  # wavy borders between the zones
+    border2 = 62 - 0.3 * rows
+    truth = np.where(cols < border1, 1, np.where(cols < border2, 2, 3))
+    rng = np.random.default_rng(seed)
+    values = np.choose(truth - 1, [0.4, 0.6, 0.8]) + rng.normal(0, noise, truth.shape)
+    return values.astype(np.float32), truth
 
 
-def test_quantile_zones_are_equal_vertical_bands(raster, fields):
-    ndvi = raster(gradient(), chunks=16)
-    flds = fields([7, 9], [(5, 5, 35, 35), (10, 40, 20, 58)])  # 30 and 18 columns wide
-    zr = zone_raster(ndvi, flds, n=3)
-    assert isinstance(zr.data, da.Array) and zr.dtype == np.uint8 and zr.rio.nodata == 0
-    v = zr.values
-    field7 = v[5:35, 5:35]
-    assert (field7 == field7[0]).all()  # vertical bands: every row alike
-    np.testing.assert_array_equal(field7[0], np.repeat([1, 2, 3], 10))
-    np.testing.assert_array_equal(v[15, 40:58], np.repeat([1, 2, 3], 6))
-    assert (v[:5] == 0).all() and (v[:, 35:40] == 0).all()
-
-    out = zones(ndvi, flds, n=3)
-    assert list(out.columns) == ["field_id", "zone", "mean_NDVI", "area_ha", "geometry"]
-    assert out.crs.to_epsg() == 32633
-    for field_id, rows, cols in [(7, 30, 30), (9, 10, 18)]:
-        part = out[out.field_id == field_id].sort_values("zone")
-        assert part.zone.tolist() == [1, 2, 3]
-        band = rows * cols / 3 * PIXEL_HA
-        assert part.area_ha.to_numpy() == pytest.approx([band] * 3, abs=rows * PIXEL_HA)
-        assert part.area_ha.sum() == pytest.approx(rows * cols * PIXEL_HA)
-        assert np.all(np.diff(part.mean_NDVI.to_numpy()) > 0)
-    first = out[(out.field_id == 7) & (out.zone == 1)].mean_NDVI.item()
-    assert first == pytest.approx(0.2 + 0.01 * np.arange(5, 15).mean(), abs=1e-6)
+def truth_polygons(truth):
+    out = {}
+    for geom, k in rasterio.features.shapes(truth.astype(np.uint8), transform=TRANSFORM):
+        out.setdefault(int(k), []).append(shapely.geometry.shape(geom))
+    return {k: shapely.union_all(v) for k, v in out.items()}
 
 
-def test_kmeans_finds_the_two_modes(raster, fields):
-    rng = np.random.default_rng(0)
-    values = rng.normal(0.8, 0.03, (30, 40)).astype(np.float32)
-    low = rng.random(values.shape) < 0.35  # scattered low-vigour pixels, bimodal field
-    values[low] = rng.normal(0.3, 0.03, low.sum())
-    ndvi = raster(values, name="NDVI")
-    flds = fields(["f"], [(0, 0, 30, 40)])
-    v = zone_raster(ndvi, flds, n=2, method="kmeans").values
-    np.testing.assert_array_equal(v == 1, low)
-    out = zones(ndvi, flds, n=2, method="kmeans")
-    means = out.groupby("zone").mean_NDVI.first()
-    assert means[1] == pytest.approx(values[low].mean(), abs=1e-6)
-    assert means[1] == pytest.approx(0.3, abs=0.01) and means[2] == pytest.approx(0.8, abs=0.01)
-    assert out.groupby("zone").area_ha.sum()[1] == pytest.approx(low.sum() * PIXEL_HA)
+@pytest.mark.parametrize("method", ["quantile", "kmeans"])
+def test_three_known_zones_are_recovered_whatever_the_chunks(raster, fields, method):
+    values, truth = three_zone_field()
+    flds = fields([7], [(0, 0, 60, 90)])
+    outs = [zones(raster(values, chunks=c), flds, n="auto", method=method) for c in (16, 37, -1)]
+    for other in outs[1:]:  # the field is zoned on its own window: chunks change nothing
+        pd.testing.assert_frame_equal(outs[0], other)
+    out = outs[0]
+    assert out.zones_n.iloc[0] == 3  # auto picks three
+    assert sorted(out.zone) == [1, 2, 3]  # one contiguous polygon per zone
+    assert out.zones_variance_reduction.iloc[0] > 0.85
+    assert out.area_ha.sum() == pytest.approx(60 * 90 * PIXEL_HA, rel=1e-6)
+    reference = truth_polygons(truth)
+    for row in out.itertuples():
+        expected = reference[row.zone]
+        iou = row.geometry.intersection(expected).area / row.geometry.union(expected).area
+        assert iou >= 0.8, (row.zone, iou)
+    assert list(out.columns) == [
+        "field_id", "zone", "mean_NDVI", "area_ha", "zones_n", "zones_polygons",
+        "zones_variance_reduction", "geometry",
+    ]  # fmt: skip
+    means = out.sort_values("zone").mean_NDVI.to_numpy()
+    assert means == pytest.approx([0.4, 0.6, 0.8], abs=0.02)
 
 
-def brute_majority(zone: np.ndarray, fid: np.ndarray, size: int) -> np.ndarray:
-    """Reference: majority among same-field pixels, window offsets -(size//2)..size-size//2-1."""
+def test_auto_picks_two_for_two_zones_and_n_is_kept_when_fixed(raster, fields):
+    values, truth = three_zone_field()
+    values = np.where(truth == 3, 0.6 + (values - 0.8), values).astype(np.float32)  # 2 levels
+    flds = fields([1], [(0, 0, 60, 90)])
+    assert zones(raster(values), flds, n="auto").zones_n.iloc[0] == 2
+    assert zones(raster(values), flds, n=4, min_share=0, min_area_ha=0).zone.max() == 4
+
+
+def test_choose_n_stops_where_one_more_zone_stops_paying():
+    assert choose_n({2: 0.60, 3: 0.90, 4: 0.92, 5: 0.93, 6: 0.94}, 0.05) == 3
+    assert choose_n({2: 0.60, 3: 0.62, 4: 0.92}, 0.05) == 2
+    assert choose_n({2: 0.1, 3: 0.2, 4: 0.3}, 0.05) == 4  # every step pays: the largest
+
+
+def test_variance_reduction_is_one_minus_within_over_total():
+    values = np.array([1.0, 2.0, 3.0, 11.0, 12.0, 13.0])
+    classes = np.array([1, 1, 1, 2, 2, 2])
+    within, total = 4.0, ((values - values.mean()) ** 2).sum()
+    assert variance_reduction(values, classes) == pytest.approx(1 - within / total)
+    assert variance_reduction(np.full(5, 0.7), np.ones(5, int)) == 0.0
+
+
+def test_sieve_merges_into_the_neighbour_of_the_longest_border():
+    zone = np.ones((8, 12), np.uint8)
+    zone[:, 6:] = 2  # zone 2 (48 px) is smaller than zone 1 (48 px + more below)
+    zone = np.vstack([zone, np.ones((4, 12), np.uint8)])
+    zone[2:4, 4:6] = 3  # a 4-pixel speck: 2 px of border with zone 2, 4 px with zone 1 ...
+    zone[2:5, 5] = 3  # ... now 3 px with zone 2 (right), 3 + 1 + 1 with zone 1
+    out = sieve(zone, min_pixels=6)
+    assert not (out == 3).any()
+    assert (out[2:5, 4:6] == 1).all()  # the longest border wins
+    island = np.zeros((5, 5), np.uint8)
+    island[1:3, 1:3] = 2  # a small patch surrounded by nothing stays
+    np.testing.assert_array_equal(sieve(island, min_pixels=10), island)
+
+
+def brute_majority(zone: np.ndarray, size: int) -> np.ndarray:
+    """Reference: majority among zoned pixels, window offsets -(size//2)..size-size//2-1."""
     out = zone.copy()
     lo, hi = size // 2, size - size // 2
     for r, c in zip(*np.nonzero(zone), strict=True):
-        win = (slice(max(r - lo, 0), r + hi), slice(max(c - lo, 0), c + hi))
-        same = (fid[win] == fid[r, c]) & (zone[win] > 0)
-        counts = np.bincount(zone[win][same], minlength=zone.max() + 1)
+        win = zone[max(r - lo, 0) : r + hi, max(c - lo, 0) : c + hi]
+        counts = np.bincount(win[win > 0], minlength=zone.max() + 1)
         best = np.flatnonzero(counts == counts.max())
         out[r, c] = zone[r, c] if zone[r, c] in best else best[0]
     return out
 
 
 @pytest.mark.parametrize("size", [3, 4, 5])
-def test_smoothing_is_a_same_field_majority_and_chunk_invariant(raster, fields, size):
+def test_majority_is_a_majority_of_zoned_pixels(size):
     rng = np.random.default_rng(size)
-    values = (gradient(40, 30) + rng.normal(0, 0.05, (30, 40))).astype(np.float32)
-    values[rng.random(values.shape) < 0.05] = np.nan
-    flds = fields([1, 2, 3], [(0, 0, 30, 20), (0, 20, 15, 40), (15, 20, 30, 40)])  # touching
-    ndvi = raster(values, chunks=7)
-    raw = zone_raster(ndvi, flds, n=4).values
-    fid = field_raster(flds, ndvi).values
-    smoothed = zone_raster(ndvi, flds, n=4, smooth=size).values
-    np.testing.assert_array_equal(smoothed, brute_majority(raw, fid, size))
-    whole = zone_raster(raster(values, chunks=-1), flds, n=4, smooth=size).values
-    np.testing.assert_array_equal(smoothed, whole)
-    assert (smoothed != raw).sum() > 0
+    zone = rng.integers(0, 4, (20, 25)).astype(np.uint8)
+    np.testing.assert_array_equal(majority(zone, size), brute_majority(zone, size))
 
 
-def test_smoothing_removes_salt_and_pepper(raster, fields):
-    values = gradient(40, 20)
-    values[5, 3] = values[12, 33] = 0.99  # isolated bright pixels in the low/high bands
-    flds = fields([1], [(0, 0, 20, 40)])
-    ndvi = raster(values)
-    v = zone_raster(ndvi, flds, n=2, smooth=3).values
-    np.testing.assert_array_equal(v, np.repeat([[1, 2]], 20, axis=0).repeat(20, axis=1))
+def test_small_gaps_are_filled_large_gaps_stay_and_areas_sum_to_the_field(raster, fields):
+    values, _ = three_zone_field()
+    values[10:12, 40:42] = np.nan  # 4 px: filled with the nearest zone
+    values[30:40, 70:80] = np.nan  # 100 px (1 ha) >= the 0.25 ha minimum: left unzoned
+    flds = fields([1], [(0, 0, 60, 90)])
+    out = zones(raster(values), flds, n=3, min_share=0)  # 5 % of the field would be 270 px
+    assert out.area_ha.sum() == pytest.approx((60 * 90 - 100) * PIXEL_HA, rel=1e-6)
+    filled = zones(raster(values), flds, n=3)
+    assert filled.area_ha.sum() == pytest.approx(60 * 90 * PIXEL_HA, rel=1e-6)
+    gap = shapely.box(X0 + 70 * RES, Y0 - 40 * RES, X0 + 80 * RES, Y0 - 30 * RES)
+    assert shapely.union_all(out.geometry).intersection(gap).area == pytest.approx(0, abs=1e-6)
 
 
-def test_zones_need_one_date_and_valid_settings(raster, fields):
-    flds = fields([1], [(0, 0, 10, 10)])
-    series = raster(np.zeros((2, 10, 10)), times=[0, 1])
-    with pytest.raises(GridError, match="select a date"):
-        zones(series, flds)
-    for bad in ({"n": 1}, {"method": "jenks"}, {"smooth": -1}):
-        with pytest.raises(ConfigError, match=r"n in 2\.\.254"):
-            zone_raster(raster(gradient(10, 10)), flds, **bad)
-
-
-def test_uniform_field_and_min_area(raster, fields):
-    values = np.full((20, 20), 0.6, np.float32)
-    values[:, 15:] = 0.3
-    ndvi = raster(values)
-    flds = fields([1], [(0, 0, 20, 20)])
-    out = zones(ndvi, flds, n=3, method="kmeans")
-    assert sorted(out.zone) == [1, 2]  # two distinct values: the top zone stays empty
-    kept = zones(ndvi, flds, n=2, method="kmeans", min_area_ha=1.5)
-    assert kept.zone.tolist() == [2] and kept.area_ha.item() == pytest.approx(300 * PIXEL_HA)
-
-
-def test_zone_batches_hold_each_fields_zones_as_zones_does(raster, fields):
-    rng = np.random.default_rng(1)
-    values = (gradient(60, 48) + rng.normal(0, 0.05, (48, 60))).astype(np.float32)
-    ndvi = raster(values, chunks=8)
-    flds = fields(
-        [3, 1, 2, 4],
-        [(1, 1, 22, 29), (1, 31, 45, 58), (24, 2, 46, 28), (26, 29, 30, 30)],  # rows 1..46
+def test_every_patch_meets_the_minimum_area_and_zones_reach_the_border(raster, fields):
+    rng = np.random.default_rng(3)
+    values = rng.normal(0.6, 0.1, (50, 50)).astype(np.float32)  # pure noise
+    # a field whose border cuts pixels: edge pixels are zoned and clipped to it
+    field = shapely.Polygon(
+        [(X0 + 3, Y0 - 2), (X0 + 495, Y0 - 7), (X0 + 480, Y0 - 496), (X0 + 8, Y0 - 440)]
     )
-    # min_pixels=1: field 4 (4 pixels) keeps its zones, so that it ends in the first strip
-    whole = zones(ndvi, flds, n=3, smooth=3, min_pixels=1)
-    batches = list(zone_batches(ndvi, flds, n=3, smooth=3, rows=16, min_pixels=1))
-    assert len(batches) > 1
-    assert [b.field_id.unique().tolist() for b in batches] == [[3, 4], [1, 2]]  # by strip
-    joined = pd.concat(batches).sort_values("field_id", kind="stable", key=lambda s: s.map(
-        {fid: k for k, fid in enumerate(flds.field_id)}
-    ))  # fmt: skip
-    pd.testing.assert_frame_equal(joined.reset_index(drop=True), whole.reset_index(drop=True))
+    flds = gpd.GeoDataFrame({"field_id": [5]}, geometry=[field], crs="EPSG:32633")
+    out = zones(raster(values), flds, n=3, min_area_ha=0.3, min_share=0)
+    assert out.area_ha.min() >= 0.3 - 1e-9
+    assert out.area_ha.sum() == pytest.approx(
+        geodesic_ha(field.area / 1e4, 32633, X0, Y0), rel=1e-4
+    )
+    assert out.zones_polygons.iloc[0] == len(out)
+    assert shapely.union_all(out.geometry).symmetric_difference(field).area < 1e-3
+
+
+def test_working_width_and_min_share_raise_the_minimum(raster, fields):
+    values, _ = three_zone_field(noise=0.15)
+    flds = fields([1], [(0, 0, 60, 90)])
+    loose = zones(raster(values), flds, n=3, min_area_ha=0.02, min_share=0, smooth=0)
+    strict = zones(raster(values), flds, n=3, min_area_ha=0.02, min_share=0.2, smooth=0)
+    assert len(strict) < len(loose) and strict.area_ha.min() >= 0.2 * 54 * PIXEL_HA
+
+
+def test_fields_without_support_get_no_zones_and_quality_is_reported(raster, fields):
+    values, _ = three_zone_field()
+    values[:, 60:] = np.nan
+    flds = fields([1, 2], [(0, 0, 60, 50), (10, 62, 40, 90)])  # field 2 wholly masked
+    batches = ZoneBatches(raster(values, chunks=16), flds, n=3)
+    out = pd.concat(list(batches))
+    assert set(out.field_id) == {1}
+    q = batches.quality.set_index("field_id")
+    assert q.index.tolist() == [1] and q.loc[1, "zones_polygons"] == len(out)
+    assert q.loc[1, "zones_variance_reduction"] == out.zones_variance_reduction.iloc[0]
+
+
+def test_season_zones_use_only_clear_dates(raster, fields):
+    """Four dates: two clear ones show the field's pattern; a hazy dip (complete, but
+    cloud-suspect) and a mostly clouded date show the reverse and must not count."""
+    values, truth = three_zone_field(noise=0.02)
+    reverse = 1.2 - values
+    hazy = 0.5 * reverse  # far below both clear neighbours: cloud-suspect
+    clouded = reverse.copy()
+    clouded[:, 30:] = np.nan  # 67 % masked: below min_valid_fraction
+    stack = np.stack([values * 0.9, hazy, values, clouded]).astype(np.float32)
+    times = pd.to_datetime(["2024-05-01", "2024-05-11", "2024-05-21", "2024-05-31"]).values
+    series_raster = raster(stack, times=times, chunks=32)
+    flds = fields([3], [(0, 0, 60, 90)])
+    config = TimeSeriesConfig()
+    series = field_series(flds, series_raster.to_dataset(name="NDVI"), config)
+    assert series.cloud_suspect.tolist() == [False, True, False, False]
+    usable = clear_dates(series, config)
+    assert usable.date.tolist() == ["2024-05-01", "2024-05-21"]
+    season = zones(series_raster, flds, n=3, usable=usable)
+    clear_only = zones(raster(values), flds, n=3)  # the same pattern, from one clear date
+    assert season.zone.tolist() == clear_only.zone.tolist()
+    for a, b in zip(season.geometry, clear_only.geometry, strict=True):
+        assert a.equals(b)
+    # relative to the field's median (0.6): the clear dates' 0.4/0.6/0.8 zones
+    relative = season.sort_values("zone").relative_NDVI.to_numpy()
+    assert relative == pytest.approx([0.4 / 0.6, 1.0, 0.8 / 0.6], abs=0.02)
+    # without the clear-date list the hazy (reversed) date counts and flattens the zones
+    with_haze = zones(series_raster, flds, n=3).sort_values("zone").relative_NDVI.to_numpy()
+    assert with_haze[0] > 0.8 and with_haze[-1] < 1.2
+
+
+def test_zones_refuse_bad_settings_and_dims(raster, fields):
+    flds = fields([1], [(0, 0, 10, 10)])
+    with pytest.raises(GridError, match=r"\(y, x\) or \(time, y, x\)"):
+        zones(raster(np.zeros((10, 10))).expand_dims(band=2), flds)
+    for bad in ({"n": 1}, {"n": "many"}, {"method": "jenks"}, {"smooth": -1}, {"min_area_ha": -1}):
+        with pytest.raises(ConfigError, match=r"n in 2\.\.254 or 'auto'"):
+            zones(raster(np.zeros((10, 10))), flds, **bad)

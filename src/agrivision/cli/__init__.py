@@ -13,13 +13,14 @@ from rasterio.errors import RasterioIOError
 
 from agrivision._version import __version__
 from agrivision.cli.calibrate import calibrate
-from agrivision.cli.fields import classify, stats, vectorize, zones
+from agrivision.cli.fields import classify, stats, vectorize
 from agrivision.cli.indices import indices
 from agrivision.cli.info import info, sensors
 from agrivision.cli.report import demo, report
 from agrivision.cli.screen import screen
 from agrivision.cli.segment import chips, evaluate, segment, train
 from agrivision.cli.warn import one_line_warnings
+from agrivision.cli.zones import prescription_command, zones
 from agrivision.errors import AgrivisionError
 
 
@@ -37,6 +38,7 @@ for command in (
     classify,
     vectorize,
     zones,
+    prescription_command,
     report,
     demo,
     screen,

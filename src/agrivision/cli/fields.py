@@ -1,8 +1,8 @@
-"""Field analytics commands: ``stats``, ``classify``, ``vectorize``, ``zones``."""
+"""Field analytics commands: ``stats``, ``classify``, ``vectorize``."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, overload
+from typing import Any, overload
 
 import click
 import geopandas as gpd
@@ -15,7 +15,6 @@ from agrivision.fields.vectorize import vectorize as vectorize_classes
 from agrivision.fields.zonal import DEFAULT_STATS, zonal_stats
 from agrivision.health import DEFAULT_SCHEMA, HealthRules
 from agrivision.health import classify as classify_health
-from agrivision.health import zones as make_zones
 from agrivision.indices import compute
 from agrivision.io.cog import to_cog
 from agrivision.io.fields import area_ha, check_overlap, read_fields
@@ -23,7 +22,7 @@ from agrivision.io.fields import crop_column as find_crop_column
 from agrivision.io.vector import write_vector
 
 
-def _fields_option(required: bool):
+def fields_option(required: bool):
     return click.option(
         "--fields", "fields_path", required=required,
         help="Field boundaries (GeoJSON, GPKG, SHP/zip, Parquet, FlatGeobuf).",
@@ -31,10 +30,10 @@ def _fields_option(required: bool):
 
 
 @overload
-def _fields_over(fields_path: str, raster: Any) -> gpd.GeoDataFrame: ...
+def fields_over(fields_path: str, raster: Any) -> gpd.GeoDataFrame: ...
 @overload
-def _fields_over(fields_path: str | None, raster: Any) -> gpd.GeoDataFrame | None: ...
-def _fields_over(fields_path: str | None, raster: Any) -> gpd.GeoDataFrame | None:
+def fields_over(fields_path: str | None, raster: Any) -> gpd.GeoDataFrame | None: ...
+def fields_over(fields_path: str | None, raster: Any) -> gpd.GeoDataFrame | None:
     """The fields in the raster's CRS, refused when none overlaps it."""
     if fields_path is None:
         return None
@@ -45,7 +44,7 @@ def _fields_over(fields_path: str | None, raster: Any) -> gpd.GeoDataFrame | Non
 
 @click.command()
 @scene_options
-@_fields_option(required=True)
+@fields_option(required=True)
 @click.option("-i", "--index", "names", multiple=True, default=("NDVI",), show_default=True)
 @click.option("--crop-column", help="Column of the fields' crop, copied as 'crop'.")
 @click.option("-o", "--output", required=True, help="OUT.geojson | .gpkg | .parquet | .csv")
@@ -54,7 +53,7 @@ def stats(
 ) -> None:
     """Exact per-field (and per-date) statistics of indices over --fields."""
     scene = open_from_options(**opts)
-    fields = _fields_over(fields_path, scene)
+    fields = fields_over(fields_path, scene)
     crop = find_crop_column(fields, crop_column, source=fields_path)
     indices = compute(scene, list(names))
     table = zonal_stats(indices, fields, stats=DEFAULT_STATS)
@@ -70,12 +69,12 @@ def stats(
 
 @click.command()
 @scene_options
-@_fields_option(required=False)
+@fields_option(required=False)
 @click.option("-o", "--output", required=True, help="Class raster (COG .tif).")
 def classify(fields_path: str | None, output: str, **opts) -> None:
     """Rule-based crop-health classes (last date) as a COG with colour table."""
     scene = open_from_options(**opts)
-    fields = _fields_over(fields_path, scene)
+    fields = fields_over(fields_path, scene)
     indices = compute(
         scene, ["NDVI", "NDRE"] if "rededge1" in scene or "rededge" in scene else ["NDVI"]
     )
@@ -94,7 +93,7 @@ def classify(fields_path: str | None, output: str, **opts) -> None:
 
 @click.command()
 @click.argument("classes_path")
-@_fields_option(required=False)
+@fields_option(required=False)
 @click.option("--min-area-ha", type=float, default=0.0, show_default=True)
 @click.option("--simplify", type=float, help="Simplification tolerance in metres.")
 @click.option("--classes", "keep", help="Comma-separated class codes to keep (default: all).")
@@ -112,36 +111,10 @@ def vectorize(
     if not isinstance(opened, xr.DataArray):
         raise SourceError("holds several subdatasets, not one class raster", source=classes_path)
     raster = opened.squeeze("band", drop=True)
-    fields = _fields_over(fields_path, raster)
+    fields = fields_over(fields_path, raster)
     polys = vectorize_classes(
         raster, fields, classes_to_keep=[int(c) for c in keep.split(",")] if keep else None,
         class_names=DEFAULT_SCHEMA.labels, min_area_ha=min_area_ha, simplify=simplify,
     )  # fmt: skip
     write_vector(polys, output)
     click.echo(f"wrote {len(polys)} polygons to {output}")
-
-
-@click.command()
-@scene_options
-@_fields_option(required=True)
-@click.option("-n", "--zones", "n", type=int, default=3, show_default=True)
-@click.option("-i", "--index", "name", default="NDVI", show_default=True)
-@click.option("--method", type=click.Choice(["quantile", "kmeans"]), default="quantile")
-@click.option("-o", "--output", required=True, help="OUT.geojson | .gpkg | .parquet | .csv")
-def zones(
-    fields_path: str,
-    n: int,
-    name: str,
-    method: Literal["quantile", "kmeans"],
-    output: str,
-    **opts: Any,
-) -> None:
-    """Management zones per field from an index (last date)."""
-    scene = open_from_options(**opts)
-    fields = _fields_over(fields_path, scene)
-    index = compute(scene, [name])[name]
-    if "time" in index.dims:
-        index = index.isel(time=-1)
-    out = make_zones(index, fields, n=n, method=method)
-    write_vector(out, output)
-    click.echo(f"wrote {len(out)} zone polygons to {output}")

@@ -95,6 +95,29 @@ def _dips(values: np.ndarray, depth: float) -> np.ndarray:
     return flags
 
 
+def clear_dates(series: pd.DataFrame, config: TimeSeriesConfig) -> pd.DataFrame:
+    """The rows of :func:`field_series` that are clear: usable and not cloud-suspect.
+
+    Parameters
+    ----------
+    series
+        Output of :func:`field_series`.
+    config
+        ``index`` and ``min_valid_fraction``.
+
+    Returns
+    -------
+    DataFrame
+        The clear rows of ``series`` (same columns), e.g. the dates season zones may use.
+    """
+    col = f"{config.index.lower()}_mean"
+    return series[
+        (series["valid_fraction"] >= config.min_valid_fraction)
+        & series[col].notna()
+        & ~series["cloud_suspect"].astype(bool)
+    ]
+
+
 def field_change(series: pd.DataFrame, config: TimeSeriesConfig) -> pd.DataFrame:
     """Change of the index mean between each field's last two clear dates.
 
@@ -115,11 +138,7 @@ def field_change(series: pd.DataFrame, config: TimeSeriesConfig) -> pd.DataFrame
         ``last_date`` (None then).
     """
     col = f"{config.index.lower()}_mean"
-    clear = series[
-        (series["valid_fraction"] >= config.min_valid_fraction)
-        & series[col].notna()
-        & ~series["cloud_suspect"]
-    ]
+    clear = clear_dates(series, config)
     rows = []
     for fid, group in clear.sort_values("date").groupby("field_id", sort=False):
         if len(group) < 2:

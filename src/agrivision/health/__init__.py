@@ -3,7 +3,7 @@
 from agrivision.health.anomaly import field_histograms, field_statistics, hotspot_share, robust_z
 from agrivision.health.classes import HealthRules, class_areas, classify
 from agrivision.health.schema import DEFAULT_SCHEMA, ClassSchema, HealthClass
-from agrivision.health.zones import zone_raster, zones
+from agrivision.health.zones import zones
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -16,6 +16,5 @@ __all__ = [
     "field_statistics",
     "hotspot_share",
     "robust_z",
-    "zone_raster",
     "zones",
 ]

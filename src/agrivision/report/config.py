@@ -8,8 +8,9 @@ the file before the run starts.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -51,12 +52,33 @@ class SceneConfig(Section):
 
 
 class ZonesConfig(Section):
-    """Management zones per field."""
+    """Management zones per field (see :mod:`agrivision.health.zones`)."""
 
-    n: int = Field(default=3, ge=2, le=10)
+    #: Zones per field, or ``auto``: 2..6 chosen per field by variance reduction.
+    n: Annotated[int, Field(ge=2, le=10)] | Literal["auto"] = 3
     method: Literal["quantile", "kmeans"] = "quantile"
     index: str = "NDVI"
-    smooth: int = Field(default=0, ge=0, le=25)
+    #: Majority-filter window (pixels), applied twice; 0 or 1: none.
+    smooth: int = Field(default=3, ge=0, le=25)
+    #: Minimum zone area (ha); smaller patches merge into a neighbour.
+    min_area_ha: float = Field(default=0.25, ge=0)
+    #: Working width of the machine (m): when set, the minimum zone area is its square.
+    working_width_m: float | None = Field(default=None, gt=0)
+    #: ``n: auto``: one more zone must explain this much more of the field's variance.
+    min_gain: float = Field(default=0.05, ge=0, le=1)
+    #: Season (productivity) zones from every clear date instead of the last date.
+    season: bool = False
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+    def rules(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`agrivision.health.zones` (the minimum area resolved)."""
+        width = self.working_width_m
+        return {
+            "n": self.n, "method": self.method, "smooth": self.smooth,
+            "min_area_ha": width * width / 1e4 if width else self.min_area_ha,
+            "min_gain": self.min_gain,
+        }  # fmt: skip
 
 
 class OutputConfig(Section):

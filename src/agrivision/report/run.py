@@ -38,9 +38,10 @@ from rasterio.errors import NotGeoreferencedWarning
 from agrivision._version import __version__
 from agrivision.errors import OutputError
 from agrivision.fields.table import INSUFFICIENT, PROBLEM_CODES, field_table
+from agrivision.fields.timeseries import clear_dates
 from agrivision.fields.vectorize import vectorize_batches
 from agrivision.health import DEFAULT_SCHEMA, ClassSchema, HealthRules, classify
-from agrivision.health.zones import zone_batches
+from agrivision.health.zones import ZoneBatches, with_zone_quality
 from agrivision.indices import compute
 from agrivision.io.cog import gdal_cache_limit, to_cog
 from agrivision.io.fields import check_overlap, crop_column, read_fields
@@ -221,12 +222,8 @@ def _run(
         # Made strip by strip into a file in the staging folder (removed once written).
         problems = FeatureSpool(polygons, folder=staging)
     with stage("zones"):
-        zone_index = config.zones.index
-        polygons = zone_batches(
-            latest[zone_index], supported, n=config.zones.n, method=config.zones.method,
-            smooth=config.zones.smooth, min_pixels=config.problems.min_pixels,
-        )  # fmt: skip
-        zoned = FeatureSpool(polygons, folder=staging)
+        zoned, quality = _zones(indices, latest, fields, supported, series, config, staging)
+        table = with_zone_quality(table, quality)
     with stage("write rasters"):
         to_cog(latest, staging / "indices.tif", descriptions=[str(v) for v in latest.data_vars])
         to_cog(
@@ -273,6 +270,23 @@ def _run(
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _zones(indices, latest, fields, supported, series, config: ReportConfig, staging: Path):
+    """Zone polygons (spooled) and per-field zone quality: of the last date, or a season."""
+    zc = config.zones
+    rules = {
+        **zc.rules(), "min_pixels": config.problems.min_pixels,
+        "min_valid_fraction": config.timeseries.min_valid_fraction,
+    }  # fmt: skip
+    if zc.season and "time" in indices.dims:
+        # every field with a clear date in the range may get zones, whatever its last date
+        index = indices[zc.index].sel(time=slice(zc.start, zc.end))
+        usable = clear_dates(series, config.timeseries)
+        batches = ZoneBatches(index, fields, usable=usable, **rules)
+    else:
+        batches = ZoneBatches(latest[zc.index], supported, **rules)
+    return FeatureSpool(batches, folder=staging), batches.quality
 
 
 def _check_outdir(out: Path, overwrite: bool) -> None:
