@@ -39,9 +39,8 @@ FIELDS = 20_000
 BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
 DATES = ("2024-05-16", "2024-06-05", "2024-06-25", "2024-07-15")
 # Four 10 m bands: NDRE (the default's second index) needs a red-edge band, GNDVI does not.
-# Zones smoothed with a 5-pixel majority filter: unsmoothed quantile zones of noisy 10 m pixels
-# are mostly single pixels (~130 polygons per field), which no farmer can manage.
-CONFIG = "indices: [NDVI, GNDVI]\nscene:\n  chunks: 1024\nzones:\n  smooth: 5\n"
+# Zones with the default settings (contiguous, n auto, 0.25 ha and 5 % of the field minimum).
+CONFIG = "indices: [NDVI, GNDVI]\nscene:\n  chunks: 1024\n"
 STAGES = ("open", "indices", "classes", "zonal", "problems", "zones", "write rasters",
           "write vectors", "html")  # fmt: skip
 

@@ -38,9 +38,12 @@ def test_the_report_reads_the_field_tables_sections_from_its_file(tmp_path):
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("zones:\n  bogus: 1\n", r"unknown key 'zones.bogus'.*allowed: n, method, index, smooth"),
+        (
+            "zones:\n  bogus: 1\n",
+            r"unknown key 'zones.bogus'.*allowed: n, method, index, smooth, min_area_ha",
+        ),
         ("colour: red\n", r"unknown key 'colour'.*allowed: indices"),
-        ("zones:\n  n: many\n", r"zones.n: Input should be a valid integer"),
+        ("zones:\n  n: many\n", r"zones.n: Value error, must be a number of zones in 2..10"),
         ("zones:\n  method: median\n", r"zones.method"),
         ("scene:\n  chunks: 3\n", r"scene.chunks"),
         ("- a\n- b\n", "must be a YAML mapping"),

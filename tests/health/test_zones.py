@@ -176,7 +176,7 @@ def test_fields_without_support_get_no_zones_and_quality_is_reported(raster, fie
 def test_season_zones_use_only_clear_dates(raster, fields):
     """Four dates: two clear ones show the field's pattern; a hazy dip (complete, but
     cloud-suspect) and a mostly clouded date show the reverse and must not count."""
-    values, truth = three_zone_field(noise=0.02)
+    values, _ = three_zone_field(noise=0.02)
     reverse = 1.2 - values
     hazy = 0.5 * reverse  # far below both clear neighbours: cloud-suspect
     clouded = reverse.copy()

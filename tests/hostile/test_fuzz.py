@@ -170,7 +170,19 @@ def test_fuzz_fields_reader(content, suffix):
 
 KEYS = {
     "scene": ["sensor", "bands", "resolution", "crs", "chunks", "mask", "mask_exclude"],
-    "zones": ["n", "method", "index", "smooth"],
+    "zones": [
+        "n",
+        "method",
+        "index",
+        "smooth",
+        "min_area_ha",
+        "min_share",
+        "working_width_m",
+        "min_gain",
+        "season",
+        "start",
+        "end",
+    ],
     "problems": [
         "min_area_ha",
         "simplify_m",
@@ -230,5 +242,6 @@ def test_fuzz_config_loader(text):
         config = load_report_config(path)
     except AgrivisionError:
         return
-    assert 2 <= config.zones.n <= 10 and config.scene.chunks >= 64
+    assert config.zones.n == "auto" or 2 <= config.zones.n <= 10
+    assert config.scene.chunks >= 64
     assert math.isfinite(config.problems.min_area_ha)

@@ -13,6 +13,7 @@ import rasterio
 from rasters import geodesic_ha
 
 from agrivision.cli import main
+from agrivision.report.config import ReportConfig
 from agrivision.report.run import OUTPUTS, run_report
 
 
@@ -171,3 +172,24 @@ def test_without_any_supported_field_the_report_says_so(report_inputs, tmp_path)
     assert gpd.read_file(out / "zones.geojson").empty
     summary = json.loads((out / "summary.json").read_text())
     assert any(w.startswith("no field has enough data for a verdict") for w in summary["warnings"])
+
+
+def test_zone_quality_columns_in_the_field_table(report_dir):
+    table = pd.read_csv(report_dir / "fields.csv").set_index("field_id")
+    zones = gpd.read_file(report_dir / "zones.geojson")
+    counts = zones.groupby("field_id").size()
+    for fid in ("A", "B"):
+        assert table.loc[fid, "zones_polygons"] == counts[fid]
+        assert table.loc[fid, "zones_n"] == zones[zones.field_id == fid].zone.nunique()
+        assert 0 <= table.loc[fid, "zones_variance_reduction"] <= 1
+    assert table.loc["C", "zones_n"] == 0 and np.isnan(table.loc["C", "zones_variance_reduction"])
+
+
+def test_season_zones_in_the_report(report_inputs, tmp_path):
+    config = ReportConfig(zones={"season": True, "n": "auto"})
+    run_report(report_inputs["sources"], report_inputs["fields"], tmp_path / "s", config=config)
+    zones = gpd.read_file(tmp_path / "s" / "zones.geojson")
+    assert "relative_NDVI" in zones.columns and set(zones.field_id) == {"A", "B"}
+    # field B is uniform on both dates: one zone at the field's median
+    b = zones[zones.field_id == "B"]
+    assert b.zone.nunique() == 1 and b.relative_NDVI.iloc[0] == pytest.approx(1.0, abs=1e-3)

@@ -114,3 +114,16 @@ def open_from_options(
         chunks=chunks,
         mask=mask_choice(mask, no_mask) or "auto",
     )
+
+
+def zone_count(value: str) -> int | str:
+    """``--zones``/``-n``: a number of zones in 2..10, or ``auto``."""
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a number nor 'auto'") from None
+    if not 2 <= n <= 10:
+        raise click.BadParameter(f"{n} is not in 2..10")
+    return n

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from agrivision.cli.options import mask_choice, source_options, split_bands
+from agrivision.cli.options import mask_choice, source_options, split_bands, zone_count
 from agrivision.cli.warn import print_warning
 from agrivision.report.config import load_report_config
 from agrivision.report.run import run_report
@@ -42,7 +42,9 @@ def _configure_logging(level: str, quiet: bool) -> None:
 @source_options
 @click.option("--scheduler", help="dask.distributed scheduler address (tcp://host:8786).")
 @click.option("--workers", type=int, help="Start a local cluster of N worker processes.")
-@click.option("--zones", "n_zones", type=int, help="Management zones per field.")
+@click.option(
+    "--zones", "n_zones", type=zone_count, help="Management zones per field (2..10), or 'auto'."
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing report outputs.")
 @click.option("--print-config", is_flag=True, help="Print the effective config and exit.")
 @click.option("--quiet", is_flag=True, help="No progress display, warnings only.")
@@ -62,7 +64,7 @@ def report(
     no_mask: bool,
     scheduler: str | None,
     workers: int | None,
-    n_zones: int | None,
+    n_zones: int | str | None,
     overwrite: bool,
     print_config: bool,
     quiet: bool,

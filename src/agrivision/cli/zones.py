@@ -10,7 +10,7 @@ import geopandas as gpd
 import pyogrio
 
 from agrivision.cli.fields import fields_option, fields_over
-from agrivision.cli.options import open_from_options, scene_options
+from agrivision.cli.options import open_from_options, scene_options, zone_count
 from agrivision.errors import FieldsError
 from agrivision.fields.config import TimeSeriesConfig
 from agrivision.fields.timeseries import clear_dates, field_series
@@ -21,18 +21,6 @@ from agrivision.indices import compute
 from agrivision.io.vector import write_vector
 
 
-def _zone_count(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        n = int(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither a number nor 'auto'") from None
-    if not 2 <= n <= 10:
-        raise click.BadParameter(f"{n} is not in 2..10")
-    return n
-
-
 @click.command()
 @scene_options
 @fields_option(required=True)
@@ -40,7 +28,7 @@ def _zone_count(value: str) -> int | str:
     "-n",
     "--zones",
     "n",
-    type=_zone_count,
+    type=zone_count,
     default="3",
     show_default=True,
     help="Zones per field (2..10), or 'auto' (2..6 by variance reduction).",

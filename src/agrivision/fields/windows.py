@@ -18,10 +18,11 @@ import dask
 import dask.array as da
 import geopandas as gpd
 import numpy as np
+import rasterio
+import rasterio.features
 import shapely
 import xarray as xr
 from affine import Affine
-from scipy import ndimage
 
 from agrivision.fields.prepare import prepare_fields
 from agrivision.fields.rasterize import field_raster, ids_to_codes
@@ -33,8 +34,9 @@ class FieldWindow:
     """One field and the pixels of the window it touches.
 
     ``values`` is the raster's ``(..., height, width)`` window; ``inside`` marks the pixels
-    whose centre lies in the field, ``touched`` every pixel the field touches (inside
-    included); ``transform`` maps window pixels to the raster CRS.
+    whose centre lies in the field (as :func:`~agrivision.fields.rasterize.field_raster`
+    burns them: where fields overlap, the later one), ``touched`` every pixel the field
+    touches (inside included); ``transform`` maps window pixels to the raster CRS.
     """
 
     position: int
@@ -80,6 +82,7 @@ def field_windows(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[li
     codes = ids_to_codes(fid, prepared["field_id"].to_numpy())
     fid_data = fid.data.rechunk(data.chunks[-2:])
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    env = rasterio.Env()  # one GDAL environment for all fields, not one per rasterised field
     ids = prepared["field_id"].to_numpy()
     geoms = prepared.geometry.to_numpy()
     for k in range(n_rows):
@@ -96,9 +99,11 @@ def field_windows(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[li
             values = _window([c[0] for c in cache.values()], cache, row_edges, r0, r1, c0, c1)
             inside = _window([c[1] for c in cache.values()], cache, row_edges, r0, r1, c0, c1)
             inside = inside == codes[pos]
-            # the pixels the field touches lie next to its own (thin spikes aside)
-            touched = ndimage.binary_dilation(inside, np.ones((3, 3), bool))
             transform = grid.affine * Affine.translation(c0, r0)
+            with env:
+                touched = inside | rasterio.features.geometry_mask(
+                    [geoms[pos]], inside.shape, transform, all_touched=True, invert=True
+                )
             out.append(
                 FieldWindow(int(pos), ids[pos], geoms[pos], values, inside, touched, transform)
             )

@@ -60,8 +60,8 @@ def sieve(zone: np.ndarray, min_pixels: int) -> np.ndarray:
     """Merge 4-connected patches below ``min_pixels`` into the neighbour of longest border.
 
     Zone 0 is no patch and no neighbour: a small patch surrounded by it stays. Patches merge
-    in rounds; in each, every small patch whose chosen neighbour is large enough merges (or,
-    when none is, the smallest small patch), until no small patch has a neighbour.
+    in rounds, each small patch into the neighbour it shares the most pixel edges with (ties:
+    the larger), until no small patch has a neighbour.
 
     Parameters
     ----------
@@ -95,11 +95,16 @@ def sieve(zone: np.ndarray, min_pixels: int) -> np.ndarray:
         src, dst = src[order], dst[order]
         best = np.r_[src[1:] != src[:-1], True]
         src, dst = src[best], dst[best]
-        go = sizes[dst] >= min_pixels
-        if not go.any():
-            go = np.arange(len(src)) == np.argmin(sizes[src])
+        # A small patch merges now when its neighbour ranks above it by (size, label): the
+        # merges then form chains, never cycles, and the smallest patch always goes.
+        go = (sizes[dst] > sizes[src]) | ((sizes[dst] == sizes[src]) & (dst > src))
         mapping = np.arange(count)
         mapping[src[go]] = dst[go]
+        while True:  # follow chains to their end (pointer jumping)
+            jumped = mapping[mapping]
+            if np.array_equal(jumped, mapping):
+                break
+            mapping = jumped
         labels = mapping[labels]
     return zone_of[labels].astype(zone.dtype)
 

@@ -72,7 +72,7 @@ QUALITY = ("zones_n", "zones_polygons", "zones_variance_reduction")
 class ZoneRules:
     """How zones are made (see the module docstring for each step)."""
 
-    n: int | Literal["auto"] = 3
+    n: int | Literal["auto"] = "auto"
     method: Method = "quantile"
     min_area_ha: float = MIN_ZONE_HA
     smooth: int = 3
@@ -228,8 +228,10 @@ class ZoneBatches:
                 zone, win.inside, win.touched, smooth=rules.smooth, min_pixels=min_pixels
             )
             made[n] = (zone, variance_reduction(v, zone[valid]))
-        n = choose_n({k: r for k, (_, r) in made.items()}, rules.min_gain)
-        zone, reduction = made[n]
+            chosen = choose_n({k: r for k, (_, r) in made.items()}, rules.min_gain)
+            if chosen < n:  # one more zone did not pay: more zones need not be tried
+                break
+        zone, reduction = made[chosen]
         codes = zone[valid]
         means = np.bincount(codes, v) / np.maximum(np.bincount(codes), 1)
         geoms, zone_of = _polygons(zone, win, min_pixels * self._pixel_area)
@@ -262,8 +264,10 @@ class ZoneBatches:
 
 def _polygons(zone: np.ndarray, win: FieldWindow, min_area: float) -> tuple[np.ndarray, np.ndarray]:
     """Zone patches as polygons in the raster CRS, clipped to the field, one per part."""
-    shapes = rasterio.features.shapes(zone, mask=zone > 0, connectivity=4, transform=win.transform)
-    found = [(_polygon(g["coordinates"]), int(k)) for g, k in shapes]
+    # Without a mask (a second in-memory dataset per call, which costs more than the
+    # polygons of zone 0 it would skip).
+    shapes = rasterio.features.shapes(zone, connectivity=4, transform=win.transform)
+    found = [(_polygon(g["coordinates"]), int(k)) for g, k in shapes if k > 0]
     if not found:
         return np.empty(0, object), np.empty(0, np.int64)
     geoms = shapely.intersection(np.array([g for g, _ in found]), win.geometry)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -55,13 +55,15 @@ class ZonesConfig(Section):
     """Management zones per field (see :mod:`agrivision.health.zones`)."""
 
     #: Zones per field, or ``auto``: 2..6 chosen per field by variance reduction.
-    n: Annotated[int, Field(ge=2, le=10)] | Literal["auto"] = 3
+    n: int | str = "auto"
     method: Literal["quantile", "kmeans"] = "quantile"
     index: str = "NDVI"
     #: Majority-filter window (pixels), applied twice; 0 or 1: none.
     smooth: int = Field(default=3, ge=0, le=25)
     #: Minimum zone area (ha); smaller patches merge into a neighbour.
     min_area_ha: float = Field(default=0.25, ge=0)
+    #: ... and at least this share of the field (0..1).
+    min_share: float = Field(default=0.05, ge=0, lt=1)
     #: Working width of the machine (m): when set, the minimum zone area is its square.
     working_width_m: float | None = Field(default=None, gt=0)
     #: ``n: auto``: one more zone must explain this much more of the field's variance.
@@ -71,13 +73,20 @@ class ZonesConfig(Section):
     start: dt.date | None = None
     end: dt.date | None = None
 
+    @field_validator("n")
+    @classmethod
+    def _zone_count(cls, value: int | str) -> int | str:
+        if value == "auto" or (isinstance(value, int) and 2 <= value <= 10):
+            return value
+        raise ValueError("must be a number of zones in 2..10, or 'auto'")
+
     def rules(self) -> dict[str, Any]:
         """Keyword arguments of :func:`agrivision.health.zones` (the minimum area resolved)."""
         width = self.working_width_m
         return {
             "n": self.n, "method": self.method, "smooth": self.smooth,
             "min_area_ha": width * width / 1e4 if width else self.min_area_ha,
-            "min_gain": self.min_gain,
+            "min_share": self.min_share, "min_gain": self.min_gain,
         }  # fmt: skip
 
 
