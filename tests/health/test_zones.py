@@ -16,7 +16,7 @@ from agrivision.fields.config import TimeSeriesConfig
 from agrivision.fields.timeseries import clear_dates, field_series
 from agrivision.health import zones
 from agrivision.health.zone_classes import choose_n, variance_reduction
-from agrivision.health.zone_cleaning import majority, sieve
+from agrivision.health.zone_cleaning import majority, merge_small_parts, sieve
 from agrivision.health.zones import ZoneBatches
 
 X0, Y0, RES = 500_000.0, 5_800_000.0, 10.0  # the grid of tests/health/conftest.py
@@ -210,3 +210,13 @@ def test_zones_refuse_bad_settings_and_dims(raster, fields):
     for bad in ({"n": 1}, {"n": "many"}, {"method": "jenks"}, {"smooth": -1}, {"min_area_ha": -1}):
         with pytest.raises(ConfigError, match=r"n in 2\.\.254 or 'auto'"):
             zones(raster(np.zeros((10, 10))), flds, **bad)
+
+
+def test_small_clipped_parts_join_the_polygon_of_the_longest_border():
+    a = shapely.box(0, 0, 100, 100)  # zone 1
+    b = shapely.box(100, 0, 200, 30)  # zone 2, smaller than a
+    s = shapely.box(100, 30, 110, 60)  # zone 3: 30 m of border with a, 10 m with b
+    far = shapely.box(300, 0, 305, 5)  # no neighbour: stays
+    parts, zones_of = merge_small_parts(np.array([a, b, s, far]), np.array([1, 2, 3, 2]), 400.0)
+    assert zones_of.tolist() == [1, 2, 2]
+    assert parts[0].equals(shapely.union(a, s)) and parts[2].equals(far)

@@ -19,28 +19,50 @@ from scipy import ndimage
 MAJORITY_PASSES = 2
 
 
-def clean_zones(
-    zone: np.ndarray,
-    inside: np.ndarray,
-    touched: np.ndarray,
-    *,
-    smooth: int,
-    min_pixels: int,
-) -> np.ndarray:
+class GapFill:
+    """Which pixels of a field's window take the nearest zone, and from which pixel.
+
+    The edge pixels (touched, centre outside) and the gaps inside the field (masked pixels)
+    smaller than ``min_pixels`` do. Where the zones are does not matter, only which pixels
+    have one (the valid pixels; the majority filter never changes that), so one plan serves
+    every number of zones tried for a field.
+    """
+
+    def __init__(
+        self, valid: np.ndarray, inside: np.ndarray, touched: np.ndarray, min_pixels: int
+    ) -> None:
+        gaps = inside & ~valid
+        labels, _ = ndimage.label(gaps)
+        small = gaps & (np.bincount(labels.ravel())[labels] < min_pixels)
+        self.fill = (touched & ~inside & ~valid) | small
+        self.nearest = None
+        if valid.any() and self.fill.any():
+            self.nearest = ndimage.distance_transform_edt(
+                ~valid, return_distances=False, return_indices=True
+            )
+
+    def __call__(self, zone: np.ndarray) -> np.ndarray:
+        """``zone`` with the planned pixels set to the zone of their nearest valid pixel."""
+        if self.nearest is None:
+            return zone
+        rows, cols = self.nearest
+        return np.where(self.fill, zone[rows, cols], zone).astype(zone.dtype)
+
+
+def clean_zones(zone: np.ndarray, fill: GapFill, *, smooth: int, min_pixels: int) -> np.ndarray:
     """Contiguous zones of one field's window.
 
     Parameters
     ----------
     zone
         ``uint8`` window: the class (1..n) of every valid pixel of the field, 0 elsewhere.
-    inside, touched
-        Pixels whose centre lies in the field, and every pixel the field touches.
+    fill
+        The edge pixels and small gaps to fill (:class:`GapFill` of the same window).
     smooth
         Majority-filter window in pixels (0 or 1: none), applied :data:`MAJORITY_PASSES`
         times; only the field's zoned pixels vote and a tie keeps the pixel's zone.
     min_pixels
-        Minimum zone area in pixels: smaller patches are merged into a neighbour, and
-        smaller gaps (masked pixels inside the field) are filled with the nearest zone.
+        Minimum zone area in pixels: smaller patches are merged into a neighbour.
 
     Returns
     -------
@@ -52,8 +74,7 @@ def clean_zones(
     if smooth > 1:
         for _ in range(MAJORITY_PASSES):
             zone = majority(zone, smooth)
-    zone = _fill(zone, inside, touched, min_pixels)
-    return sieve(zone, min_pixels)
+    return sieve(fill(zone), min_pixels)
 
 
 def sieve(zone: np.ndarray, min_pixels: int) -> np.ndarray:
@@ -143,20 +164,6 @@ def _box_count(mask: np.ndarray, size: int) -> np.ndarray:
     return ndimage.correlate1d(rows, ones, axis=1, mode="constant")
 
 
-def _fill(zone: np.ndarray, inside: np.ndarray, touched: np.ndarray, min_pixels: int):
-    """Nearest zone for the edge pixels (centre outside) and for small gaps inside the field."""
-    if not zone.any():
-        return zone
-    gaps = inside & (zone == 0)
-    labels, _ = ndimage.label(gaps)
-    small = gaps & (np.bincount(labels.ravel())[labels] < min_pixels)
-    fill = (touched & ~inside & (zone == 0)) | small
-    if not fill.any():
-        return zone
-    nearest = ndimage.distance_transform_edt(zone == 0, return_distances=False, return_indices=True)
-    return np.where(fill, zone[nearest[0], nearest[1]], zone).astype(zone.dtype)
-
-
 def merge_small_parts(
     parts: np.ndarray, zones: np.ndarray, min_area: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -181,23 +188,23 @@ def merge_small_parts(
     tuple of numpy.ndarray
         The polygons and their zones.
     """
-    parts, zones = list(parts), list(zones)
-    while len(parts) > 1:
-        areas = shapely.area(np.array(parts))
+    polys, codes = list(parts), list(zones)
+    while len(polys) > 1:
+        areas = shapely.area(np.array(polys))
         small = [i for i in np.argsort(areas) if areas[i] < min_area]
         merged = False
         for i in small:
             shared = shapely.length(
-                shapely.intersection(shapely.boundary(parts[i]), shapely.boundary(np.array(parts)))
+                shapely.intersection(shapely.boundary(polys[i]), shapely.boundary(np.array(polys)))
             )
             shared[i] = 0.0
             j = int(shared.argmax())
             if shared[j] <= 0:
                 continue
-            parts[j] = shapely.union(parts[j], parts[i])
-            del parts[i], zones[i]
+            polys[j] = shapely.union(polys[j], polys[i])
+            del polys[i], codes[i]
             merged = True
             break
         if not merged:
             break
-    return np.array(parts, dtype=object), np.array(zones, dtype=np.int64)
+    return np.array(polys, dtype=object), np.array(codes, dtype=np.int64)

@@ -50,7 +50,7 @@ from agrivision.health.zone_classes import (
     classify_values,
     variance_reduction,
 )
-from agrivision.health.zone_cleaning import clean_zones, merge_small_parts
+from agrivision.health.zone_cleaning import GapFill, clean_zones, merge_small_parts
 from agrivision.io.fields import area_ha, geodesic_ratio
 
 #: Candidates of ``n="auto"``: two zones at least; more than six no spreader can follow.
@@ -165,7 +165,7 @@ class ZoneBatches:
         if tuple(index.dims) not in (("y", "x"), ("time", "y", "x")):
             raise GridError(
                 f"zones need a (y, x) or (time, y, x) index, got dims {index.dims}",
-                source=index.name, fix="select a date (.isel(time=-1)) or transpose",
+                source=str(index.name), fix="select a date (.isel(time=-1)) or transpose",
             )  # fmt: skip
         self.index = index
         self.fields = prepare_fields(fields, index.rio.crs)
@@ -219,14 +219,13 @@ class ZoneBatches:
             return None
         v = values[valid].astype(np.float64)
         min_pixels = max(self.min_pixels_zone, math.ceil(rules.min_share * win.touched.sum()))
+        fill = GapFill(valid, win.inside, win.touched, min_pixels)
         candidates = AUTO_N if rules.n == "auto" else [rules.n]
         made = {}
         for n in candidates:
             zone = np.zeros(valid.shape, np.uint8)
             zone[valid] = classify_values(v, class_breaks(v, n, rules.method))
-            zone = clean_zones(
-                zone, win.inside, win.touched, smooth=rules.smooth, min_pixels=min_pixels
-            )
+            zone = clean_zones(zone, fill, smooth=rules.smooth, min_pixels=min_pixels)
             made[n] = (zone, variance_reduction(v, zone[valid]))
             chosen = choose_n({k: r for k, (_, r) in made.items()}, rules.min_gain)
             if chosen < n:  # one more zone did not pay: more zones need not be tried
@@ -277,7 +276,7 @@ def _polygons(zone: np.ndarray, win: FieldWindow, min_area: float) -> tuple[np.n
     keep = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-6 * pixel)
     codes = np.array([k for _, k in found])[owner[keep]]
     parts, codes = merge_small_parts(parts[keep], codes, min_area)
-    order = np.lexsort((-shapely.bounds(parts)[:, 3], codes)) if len(parts) else []
+    order = np.lexsort((-shapely.bounds(parts)[:, 3], codes)) if len(parts) else np.empty(0, int)
     return parts[order], codes[order]
 
 
