@@ -179,6 +179,7 @@ KEYS = {
         "min_share",
         "working_width_m",
         "min_gain",
+        "min_step",
         "season",
         "start",
         "end",

@@ -64,6 +64,10 @@ MIN_GAIN = 0.05
 #: its total product by under 5 % of the step between two rates, not worth a rate change
 #: (and a 50 ha field then has a handful of patches, not dozens of 0.25 ha ones).
 MIN_SHARE = 0.05
+#: Default smallest difference of ``n="auto"`` between the mean index of two zones (index
+#: units; season zones: ratio to the field median): below it zones split noise, e.g.
+#: Sentinel-2 NDVI varies by about 0.02 between neighbouring pixels of a uniform canopy.
+MIN_STEP = 0.02
 #: Per-field quality columns, in the zones output and the report's field table.
 QUALITY = ("zones_n", "zones_polygons", "zones_variance_reduction")
 
@@ -79,6 +83,7 @@ class ZoneRules:
     min_pixels: int = ProblemsConfig().min_pixels
     min_gain: float = MIN_GAIN
     min_share: float = MIN_SHARE
+    min_step: float = MIN_STEP
     min_valid_fraction: float = TimeSeriesConfig().min_valid_fraction
 
     def check(self) -> None:
@@ -91,6 +96,7 @@ class ZoneRules:
             and self.min_area_ha >= 0
             and 0 <= self.min_gain <= 1
             and 0 <= self.min_share < 1
+            and self.min_step >= 0
         ):
             raise ConfigError(
                 f"invalid zones settings n={self.n!r}, method={self.method!r}, "
@@ -220,14 +226,18 @@ class ZoneBatches:
         v = values[valid].astype(np.float64)
         min_pixels = max(self.min_pixels_zone, math.ceil(rules.min_share * win.touched.sum()))
         fill = GapFill(valid, win.inside, win.touched, min_pixels)
-        candidates = AUTO_N if rules.n == "auto" else [rules.n]
-        made = {}
-        for n in candidates:
+        auto = rules.n == "auto"
+        # one zone: what a uniform field gets when even two zones would split noise
+        made = {1: (fill(valid.astype(np.uint8)), 0.0)}
+        chosen = 1
+        for n in AUTO_N if auto else [rules.n]:
             zone = np.zeros(valid.shape, np.uint8)
             zone[valid] = classify_values(v, class_breaks(v, n, rules.method))
             zone = clean_zones(zone, fill, smooth=rules.smooth, min_pixels=min_pixels)
+            if auto and _closest_means(v, zone[valid]) < rules.min_step:
+                break  # zones this close are noise, not management units
             made[n] = (zone, variance_reduction(v, zone[valid]))
-            chosen = choose_n({k: r for k, (_, r) in made.items()}, rules.min_gain)
+            chosen = choose_n({k: r for k, (_, r) in made.items() if k > 1}, rules.min_gain)
             if chosen < n:  # one more zone did not pay: more zones need not be tried
                 break
         zone, reduction = made[chosen]
@@ -278,6 +288,14 @@ def _polygons(zone: np.ndarray, win: FieldWindow, min_area: float) -> tuple[np.n
     parts, codes = merge_small_parts(parts[keep], codes, min_area)
     order = np.lexsort((-shapely.bounds(parts)[:, 3], codes)) if len(parts) else np.empty(0, int)
     return parts[order], codes[order]
+
+
+def _closest_means(values: np.ndarray, zones: np.ndarray) -> float:
+    """Smallest difference between the mean values of two zones present (inf with one)."""
+    count = np.bincount(zones)
+    present = count > 0
+    means = np.bincount(zones, values)[present] / count[present]
+    return float(np.diff(np.sort(means)).min()) if len(means) > 1 else np.inf
 
 
 def _polygon(rings: list) -> shapely.Polygon:

@@ -68,6 +68,8 @@ class ZonesConfig(Section):
     working_width_m: float | None = Field(default=None, gt=0)
     #: ``n: auto``: one more zone must explain this much more of the field's variance.
     min_gain: float = Field(default=0.05, ge=0, le=1)
+    #: ``n: auto``: zones whose mean index differs by less are noise (index units).
+    min_step: float = Field(default=0.02, ge=0)
     #: Season (productivity) zones from every clear date instead of the last date.
     season: bool = False
     start: dt.date | None = None
@@ -86,7 +88,7 @@ class ZonesConfig(Section):
         return {
             "n": self.n, "method": self.method, "smooth": self.smooth,
             "min_area_ha": width * width / 1e4 if width else self.min_area_ha,
-            "min_share": self.min_share, "min_gain": self.min_gain,
+            "min_share": self.min_share, "min_gain": self.min_gain, "min_step": self.min_step,
         }  # fmt: skip
 
 
