@@ -84,3 +84,21 @@ def test_classes_and_zones_cover_the_fields(slovenia):
     complete = means.dropna()
     assert len(complete) > 5
     assert (complete[1] <= complete[2]).all() and (complete[2] <= complete[3]).all()
+
+
+def test_zones_of_the_slovenia_parcels_are_a_few_contiguous_polygons(shared_data):
+    """2015-09-09, default settings: before, parcels of >= 0.5 ha had a median of 39 zone
+    polygons (95th percentile 190)."""
+    import agrivision as agv
+    from agrivision.indices import compute
+
+    folder = shared_data / "s2_slovenia_eolearn"
+    scene = agv.open_scene([folder / "s2l1c_toa_13band_2015-09-09.tif"])
+    fields = agv.read_fields(folder / "raba_landuse_polygons.geojson", to_crs=scene.rio.crs)
+    zoned = zones(compute(scene, ["NDVI"])["NDVI"], fields)
+    big = fields.field_id[area_ha(fields) >= 0.5]
+    counts = zoned.groupby("field_id").size().reindex(big).dropna()
+    assert len(counts) >= 15
+    assert np.median(counts) <= 3 and np.percentile(counts, 95) <= 8
+    quality = zoned.groupby("field_id").zones_variance_reduction.first()
+    assert quality.between(0, 1).all() and quality.median() > 0.2
