@@ -59,7 +59,7 @@ def render_report(
     return _TEMPLATE.render(
         title=title, subtitle=subtitle, n_fields=len(data["table"]["data"]), cards=list(cards),
         warnings=list(warnings), provenance=provenance, data=embed_json(data),
-        leaflet_css=Markup(_leaflet_css()), leaflet_js=Markup(_asset("vendor/leaflet/leaflet.js")),
+        leaflet_css=Markup(_leaflet_css()), leaflet_js=Markup(_leaflet_js()),
         report_js=Markup(_asset("report.js")),
     )  # fmt: skip
 
@@ -72,6 +72,12 @@ def embed_json(data: Mapping[str, Any]) -> Markup:
 
 def _asset(name: str) -> str:
     return files("agrivision.report").joinpath(name).read_text(encoding="utf-8")
+
+
+def _leaflet_js() -> str:
+    """Leaflet, preceded by its licence (BSD-2 asks for the notice with every copy)."""
+    licence = _asset("vendor/leaflet/LICENSE")
+    return f"/*\n{licence}*/\n{_asset('vendor/leaflet/leaflet.js')}"
 
 
 def _leaflet_css() -> str:

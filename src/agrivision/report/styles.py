@@ -39,7 +39,7 @@ _LAYER_STYLES = """CREATE TABLE IF NOT EXISTS layer_styles (
   id INTEGER PRIMARY KEY AUTOINCREMENT, f_table_catalog TEXT(256), f_table_schema TEXT(256),
   f_table_name TEXT(256), f_geometry_column TEXT(256), styleName TEXT(30), styleQML TEXT,
   styleSLD TEXT, useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30),
-  update_time DATETIME DEFAULT CURRENT_TIMESTAMP)"""
+  update_time DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"""
 
 
 def layer_categories(schema: ClassSchema, n_zones: int) -> dict[str, tuple[str, dict[str, str]]]:
