@@ -18,6 +18,7 @@ import geopandas as gpd
 import pytest
 
 from agrivision.cli import main
+from agrivision.report import webmap
 
 CHROMIUM = shutil.which("chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -132,9 +133,11 @@ def test_report_html_in_browser(report_inputs, tmp_path):
     assert problems == []
 
 
-def test_cards_for_every_field_on_demand(report_inputs, tmp_path):
+def test_cards_for_every_field_on_demand(report_inputs, tmp_path, monkeypatch):
     """With one server-rendered card, the other fields' cards are drawn in the page from the
-    embedded table, with the same facts and an SVG time series."""
+    embedded table, with the same facts and an SVG time series. Zones and problem areas come
+    as images here (as on a full tile: a vertex budget of 0)."""
+    monkeypatch.setattr(webmap, "MAX_LAYER_VERTICES", 0)
     out = tmp_path / "report"
     config = tmp_path / "config.yaml"
     config.write_text("output:\n  max_cards: 1\n")
@@ -154,6 +157,11 @@ def test_cards_for_every_field_on_demand(report_inputs, tmp_path):
         assert table.loc[other, "status"] in text
         points = page.locator(f"#field-{other} svg.series circle").count()
         assert points == 2  # one per date
+        # zones and problem areas as images beside the index
+        assert page.locator("#map img.leaflet-image-layer").count() == 1
+        for label in ("zones", "problem areas"):
+            page.locator(".leaflet-control-layers label", has_text=label).click()
+        assert page.locator("#map img.leaflet-image-layer").count() == 3
         # a link to a field opens at its card, with the map on it
         page.goto((out / "report.html").as_uri() + "#field-A")
         page.wait_for_timeout(500)

@@ -164,3 +164,31 @@ def test_class_overlay_uses_the_schema_colours(tmp_path):
     centre = codes[codes.shape[0] // 2, codes.shape[1] // 2]
     palette = np.asarray(image.getpalette()).reshape(-1, 3)
     assert tuple(palette[centre]) == DEFAULT_SCHEMA.colormap[3][:3] and codes[0, 0] == 0
+
+
+def test_dense_layer_becomes_an_image_above_the_vertex_budget(tmp_path, monkeypatch):
+    transform = from_origin(600_000, 5_100_400, 10, 10)
+    like = write_tif(tmp_path / "indices.tif", np.zeros((40, 40), dtype=np.float32),
+                     transform=transform)  # fmt: skip
+    zones = gpd.GeoDataFrame(
+        {"field_id": [1, 1], "zone": [1, 2], "area_ha": [0.8, 0.8]},
+        geometry=[box(600_000, 5_100_000, 600_200, 5_100_400),
+                  box(600_200, 5_100_000, 600_400, 5_100_400)],
+        crs="EPSG:32633",
+    )  # fmt: skip
+    zones.to_file(tmp_path / "r.gpkg", layer="zones")
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    palette[1], palette[2] = (215, 25, 28), (26, 150, 65)
+    args = (tmp_path / "r.gpkg", "zones", ["field_id", "zone", "area_ha"], 1.0)
+    kw = {"value": "zone", "palette": palette, "like": like}
+    vectors = webmap.dense_layer(*args, **kw)
+    assert vectors["count"] == 2 and "xy" in vectors and "uri" not in vectors
+    monkeypatch.setattr(webmap, "MAX_LAYER_VERTICES", 9)  # two boxes have 10 vertices
+    image = webmap.dense_layer(*args, **kw)
+    assert image["count"] == 2 and "xy" not in image
+    png = _image(image["uri"])
+    codes = np.asarray(png)
+    h, w = codes.shape
+    colours = np.asarray(png.getpalette()).reshape(-1, 3)
+    assert tuple(colours[codes[h // 2, w // 4]]) == (215, 25, 28)  # zone 1 on the west half
+    assert tuple(colours[codes[h // 2, 3 * w // 4]]) == (26, 150, 65)

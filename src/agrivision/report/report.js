@@ -88,6 +88,7 @@
     shapeById[id] = shape;
   });
   function lazyLayer(layer, style) {  // dense layers: drawn on a canvas, built when first shown
+    if (layer.uri) return L.imageOverlay(layer.uri, layer.bounds, {opacity: 0.85, className: 'pixelated'});
     var group = L.layerGroup(), built = false;
     group.on('add', function () {
       if (built) return;
@@ -110,8 +111,11 @@
   var overlays = {'fields': fields};
   overlays['index: ' + esc(M.index.name)] = index;
   overlays['health classes'] = classes;
-  overlays['zones (1 = lowest index, red)'] = zones;
-  overlays['problem areas (stressed, anomaly)'] = problems;
+  function count(layer) {  // too many polygons come as an image (webmap.dense_layer)
+    return ' · ' + layer.count.toLocaleString('en') + (layer.uri ? ', as an image' : '');
+  }
+  overlays['zones (1 = lowest index, red)' + count(M.zones)] = zones;
+  overlays['problem areas (stressed, anomaly)' + count(M.problems)] = problems;
   L.control.layers(null, overlays, {collapsed: false}).addTo(map);
   L.control.scale({imperial: false}).addTo(map);
   if (fields.getLayers().length) map.fitBounds(fields.getBounds());

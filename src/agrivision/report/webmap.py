@@ -21,6 +21,7 @@ import geopandas as gpd
 import numpy as np
 import pyogrio
 import rasterio
+import rasterio.features
 import shapely
 from PIL import Image
 from pyproj import CRS, Transformer
@@ -32,6 +33,12 @@ from agrivision.report.palette import INDEX_RANGE, ramp_rgb, zone_colours
 
 #: Longest side (pixels) of a raster overlay: the scene's overviews are read at this size.
 MAP_RASTER_PX = 2048
+#: A zones or problems layer with more vertices than this is sent as an image (rasterised at
+#: :data:`DENSE_RASTER_PX`): as vectors, a full tile's hundreds of thousands of polygons
+#: would take about 100 MB of page and minutes of drawing.
+MAX_LAYER_VERTICES = 1_000_000
+#: Longest side (pixels) of a zones or problems layer sent as an image.
+DENSE_RASTER_PX = 4096
 #: Screen pixels that one scene pixel spans at the deepest zoom.
 MAX_ZOOM_PIXELS = 8
 #: Coordinates are integers of this many degrees.
@@ -86,6 +93,40 @@ def gpkg_layer(
 ) -> dict[str, Any]:
     """:func:`vector_layer` of a GeoPackage layer, read in batches (bounded memory)."""
     return _merge([_encode(batch, columns, tolerance_m) for batch in _batches(path, layer, columns)])
+
+
+def dense_layer(
+    path: Path,
+    layer: str,
+    columns: list[str],
+    tolerance_m: float,
+    *,
+    value: str,
+    palette: np.ndarray,
+    like: Path,
+) -> dict[str, Any]:
+    """A GeoPackage layer as vectors (:func:`gpkg_layer`) up to :data:`MAX_LAYER_VERTICES`,
+    else as an image overlay on the grid of the raster ``like``, decimated to
+    :data:`DENSE_RASTER_PX` a side, each pixel coloured by ``palette[feature[value]]``
+    (0 transparent). Both carry ``count``, the number of polygons."""
+    vertices = count = 0
+    for batch in _batches(path, layer, []):
+        count += len(batch)
+        vertices += int(shapely.get_num_coordinates(batch.geometry.to_numpy()).sum())
+    if vertices <= MAX_LAYER_VERTICES:
+        return {**gpkg_layer(path, layer, columns, tolerance_m), "count": count}
+    with rasterio.open(like) as src:
+        step = max(1.0, max(src.width, src.height) / DENSE_RASTER_PX)
+        shape = (max(1, round(src.height / step)), max(1, round(src.width / step)))
+        transform = src.transform * rasterio.Affine.scale(src.width / shape[1], src.height / shape[0])
+        crs = src.crs
+    codes = np.zeros(shape, dtype=np.uint8)
+    for batch in _batches(path, layer, [value]):
+        rasterio.features.rasterize(
+            zip(batch.geometry.to_numpy(), batch[value].to_numpy(), strict=True),
+            out=codes, transform=transform,
+        )  # fmt: skip
+    return {**_overlay(codes, transform, crs, palette), "count": count}
 
 
 def _batches(path: Path, layer: str, columns: list[str]) -> Iterator[gpd.GeoDataFrame]:
@@ -162,10 +203,15 @@ def class_overlay(classes_tif: Path, schema: ClassSchema) -> dict[str, Any]:
     """The class raster in the schema's colours (code 0 transparent), as an image overlay."""
     with rasterio.open(classes_tif) as src:
         codes, transform, crs = _decimated(src, Resampling.mode)
+    palette = _class_palette(schema)
+    return {"name": "health classes", **_overlay(codes.astype(np.uint8), transform, crs, palette)}
+
+
+def _class_palette(schema: ClassSchema) -> np.ndarray:
     palette = np.zeros((256, 3), dtype=np.uint8)
     for code, (r, g, b, _) in schema.colormap.items():
         palette[code] = (r, g, b)
-    return {"name": "health classes", **_overlay(codes.astype(np.uint8), transform, crs, palette)}
+    return palette
 
 
 def _decimated(src, resampling: Resampling) -> tuple[np.ndarray, Any, Any]:
@@ -234,15 +280,24 @@ def map_layers(
     bounds = gpd.GeoSeries([shapely.box(*table.total_bounds)], crs=table.crs).to_crs(4326)
     _, south, _, north = bounds.total_bounds
     zoom, tolerance = display_zoom(resolution, float(south + north) / 2)
-    zones = gpkg_layer(gpkg, "zones", ["field_id", "zone", "area_ha"], tolerance)
-    problems = gpkg_layer(gpkg, "problems", ["field_id", "class", "class_name", "area_ha"], tolerance)
-    n_zones = max((z for z in zones["props"]["zone"] if z is not None), default=1)
+    n_zones = int(pyogrio.read_dataframe(gpkg, layer="zones", columns=["zone"],
+                                         read_geometry=False)["zone"].max(skipna=True) or 1)  # fmt: skip
+    colours = zone_colours(n_zones)
+    zone_palette = np.zeros((256, 3), dtype=np.uint8)
+    for k, colour in colours.items():
+        zone_palette[k] = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
     return {
         "max_zoom": zoom,
         "fields": vector_layer(table, ["field_id"], tolerance),
-        "zones": zones,
-        "problems": problems,
+        "zones": dense_layer(
+            gpkg, "zones", ["field_id", "zone", "area_ha"], tolerance, value="zone",
+            palette=zone_palette, like=indices_tif,
+        ),
+        "problems": dense_layer(
+            gpkg, "problems", ["field_id", "class", "class_name", "area_ha"], tolerance,
+            value="class", palette=_class_palette(schema), like=indices_tif,
+        ),
         "index": index_overlay(indices_tif),
         "classes": class_overlay(classes_tif, schema),
-        "zone_colours": {str(k): v for k, v in zone_colours(int(n_zones)).items()},
-    }
+        "zone_colours": {str(k): v for k, v in colours.items()},
+    }  # fmt: skip
