@@ -40,7 +40,9 @@ def measure(html: Path, repeats: int) -> dict:
         browser = p.chromium.launch(executable_path=chromium, args=ARGS)
         for _ in range(repeats):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("request", lambda r: outside.append(r.url) if r.url.startswith("http") else None)
+            page.on(
+                "request", lambda r: outside.append(r.url) if r.url.startswith("http") else None
+            )
             page.goto(html.as_uri(), wait_until="load", timeout=120_000)
             loads.append(page.evaluate(LOAD_MS) / 1000)
             shapes = page.locator("#map [data-field-id]").count()

@@ -57,7 +57,7 @@ def report_page(html: Path) -> Iterator[tuple[object, list[str]]]:
 def shape_box(page, field_id: str) -> dict:
     """Screen box of the field's shape on the map."""
     return page.evaluate(
-        "id => document.querySelector(`#map [data-field-id=\"${id}\"]`)"
+        'id => document.querySelector(`#map [data-field-id="${id}"]`)'
         ".getBoundingClientRect().toJSON()",
         field_id,
     )
@@ -74,7 +74,7 @@ def find_on_map(page, field_id: str) -> dict:
     before = shape_box(page, field_id)
     page.locator(f'#fields tbody tr[data-id="{field_id}"]').click()
     page.wait_for_function(
-        "([id, w]) => document.querySelector(`#map [data-field-id=\"${id}\"]`)"
+        '([id, w]) => document.querySelector(`#map [data-field-id="${id}"]`)'
         ".getBoundingClientRect().width > 2 * w",
         arg=[field_id, before["width"]],
         timeout=10_000,
@@ -110,10 +110,11 @@ def test_report_html_in_browser(report_inputs, tmp_path):
         page.locator("#fields th", has_text="crop").click()
         assert page.locator("#fields tbody tr").first.get_attribute("data-id") == "A"
         # the status filter keeps the matching rows only
-        status_b = page.locator('#fields tbody tr[data-id="B"] td').nth(
-            page.evaluate("Array.from(document.querySelectorAll('#fields th'))"
-                          ".findIndex(t => t.textContent === 'status')")  # fmt: skip
-        ).inner_text()
+        status_col = page.evaluate(
+            "Array.from(document.querySelectorAll('#fields th'))"
+            ".findIndex(t => t.textContent === 'status')"
+        )
+        status_b = page.locator('#fields tbody tr[data-id="B"] td').nth(status_col).inner_text()
         page.select_option("#status-filter", status_b)
         shown = page.evaluate("Array.from(document.querySelectorAll('#fields tbody tr'))"
                               ".map(r => r.dataset.id)")  # fmt: skip

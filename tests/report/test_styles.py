@@ -51,9 +51,7 @@ def _qml_categories(qml: str) -> tuple[str, dict[str, str]]:
         symbol = renderer.find(f"symbols/symbol[@name='{category.get('symbol')}']")
         rgba = symbol.find("layer/Option/Option[@name='color']").get("value")
         assert symbol.find("layer/prop[@k='color']").get("v") == rgba  # older QGIS reads props
-        colours[category.get("value")] = "#" + "".join(
-            f"{int(v):02x}" for v in rgba.split(",")[:3]
-        )
+        colours[category.get("value")] = "#" + "".join(f"{int(v):02x}" for v in rgba.split(",")[:3])
     return renderer.get("attr"), colours
 
 

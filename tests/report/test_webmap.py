@@ -13,8 +13,8 @@ import pytest
 import shapely
 from PIL import Image
 from pyproj import Transformer
-from rasters import write_tif
 from rasterio.transform import from_origin
+from rasters import write_tif
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from agrivision.health.schema import DEFAULT_SCHEMA
@@ -99,7 +99,7 @@ def test_simplification_stays_within_the_display_tolerance():
     wobble = 0.3 * np.sin(40 * t)  # 0.3 m zigzag on a 200 m circle: noise below a pixel
     ring = np.c_[600_500 + (200 + wobble) * np.cos(t), 5_100_500 + (200 + wobble) * np.sin(t)]
     field = Polygon(ring)
-    zoom, tolerance = display_zoom(10.0, 46.0)
+    _, tolerance = display_zoom(10.0, 46.0)
     layer = vector_layer(gpd.GeoDataFrame(geometry=[field], crs=crs), [], tolerance)
     (polys,) = decode(layer)
     assert len(polys[0][0]) < 400  # most of the 2000 vertices are gone

@@ -57,10 +57,12 @@ def page_data(
             {"slug": slug, "label": schema.labels[code]} for code, slug in CLASS_SLUGS.items()
         ],
         "colours": {
-            "status": STATUS_COLOURS, "ramp": list(RAMP), "index_range": list(INDEX_RANGE),
+            "status": STATUS_COLOURS,
+            "ramp": list(RAMP),
+            "index_range": list(INDEX_RANGE),
             "peer_z_range": list(PEER_Z_RANGE),
             "classes": {str(k): v[:7] for k, v in schema.hex_colours.items()},
-        },  # fmt: skip
+        },
         "map": map_layers(table, gpkg, indices_tif, classes_tif, schema),
         "tiles": config.output.map_tiles,
     }

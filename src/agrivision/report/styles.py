@@ -126,7 +126,9 @@ def categorized_qml(attribute: str, colours: Mapping[str, str]) -> str:
         symbol = ET.SubElement(symbols, "symbol", type="fill", name=str(i), alpha="0.7",
                                clip_to_extent="1", force_rhr="0")  # fmt: skip
         layer = ET.SubElement(
-            symbol, "layer", attrib={"class": "SimpleFill", "pass": "0", "locked": "0", "enabled": "1"}
+            symbol,
+            "layer",
+            attrib={"class": "SimpleFill", "pass": "0", "locked": "0", "enabled": "1"},
         )
         props = {"color": _qgis_rgba(colour), "outline_color": _qgis_rgba(_OUTLINE),
                  "outline_style": "solid", "outline_width": "0.26", "outline_width_unit": "MM",

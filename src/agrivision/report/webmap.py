@@ -72,9 +72,7 @@ def display_zoom(resolution_m: float, latitude: float) -> tuple[int, float]:
     return zoom, ground / 2**zoom
 
 
-def vector_layer(
-    frame: gpd.GeoDataFrame, columns: list[str], tolerance_m: float
-) -> dict[str, Any]:
+def vector_layer(frame: gpd.GeoDataFrame, columns: list[str], tolerance_m: float) -> dict[str, Any]:
     """One layer, simplified within ``tolerance_m`` (``frame``'s CRS, metres) and encoded.
 
     Returns
@@ -88,11 +86,11 @@ def vector_layer(
     return _merge([_encode(frame, columns, tolerance_m)])
 
 
-def gpkg_layer(
-    path: Path, layer: str, columns: list[str], tolerance_m: float
-) -> dict[str, Any]:
+def gpkg_layer(path: Path, layer: str, columns: list[str], tolerance_m: float) -> dict[str, Any]:
     """:func:`vector_layer` of a GeoPackage layer, read in batches (bounded memory)."""
-    return _merge([_encode(batch, columns, tolerance_m) for batch in _batches(path, layer, columns)])
+    return _merge(
+        [_encode(batch, columns, tolerance_m) for batch in _batches(path, layer, columns)]
+    )
 
 
 def dense_layer(
@@ -116,9 +114,7 @@ def dense_layer(
     if vertices <= MAX_LAYER_VERTICES:
         return {**gpkg_layer(path, layer, columns, tolerance_m), "count": count}
     with rasterio.open(like) as src:
-        step = max(1.0, max(src.width, src.height) / DENSE_RASTER_PX)
-        shape = (max(1, round(src.height / step)), max(1, round(src.width / step)))
-        transform = src.transform * rasterio.Affine.scale(src.width / shape[1], src.height / shape[0])
+        shape, transform = _decimated_grid(src, DENSE_RASTER_PX)
         crs = src.crs
     codes = np.zeros(shape, dtype=np.uint8)
     for batch in _batches(path, layer, [value]):
@@ -216,12 +212,17 @@ def _class_palette(schema: ClassSchema) -> np.ndarray:
 
 def _decimated(src, resampling: Resampling) -> tuple[np.ndarray, Any, Any]:
     """Band 1 read at most :data:`MAP_RASTER_PX` on a side (from the COG's overviews)."""
-    step = max(1.0, max(src.width, src.height) / MAP_RASTER_PX)
-    shape = (max(1, round(src.height / step)), max(1, round(src.width / step)))
+    shape, transform = _decimated_grid(src, MAP_RASTER_PX)
     data = src.read(1, out_shape=shape, resampling=resampling, masked=True)
-    transform = src.transform * rasterio.Affine.scale(src.width / shape[1], src.height / shape[0])
     values = data.astype(np.float32).filled(np.nan) if data.dtype.kind == "f" else data.filled(0)
     return values, transform, src.crs
+
+
+def _decimated_grid(src, max_px: int) -> tuple[tuple[int, int], Any]:
+    """Shape and transform of ``src``'s grid with at most ``max_px`` pixels a side."""
+    step = max(1.0, max(src.width, src.height) / max_px)
+    shape = (max(1, round(src.height / step)), max(1, round(src.width / step)))
+    return shape, src.transform * rasterio.Affine.scale(src.width / shape[1], src.height / shape[0])
 
 
 def _overlay(codes: np.ndarray, transform, crs, palette: np.ndarray) -> dict[str, Any]:
