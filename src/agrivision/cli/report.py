@@ -43,6 +43,11 @@ def _configure_logging(level: str, quiet: bool) -> None:
 @click.option("--scheduler", help="dask.distributed scheduler address (tcp://host:8786).")
 @click.option("--workers", type=int, help="Start a local cluster of N worker processes.")
 @click.option("--zones", "n_zones", type=int, help="Management zones per field.")
+@click.option(
+    "--map-tiles",
+    help="Basemap of report.html: an XYZ tile URL (https://.../{z}/{x}/{y}.png); "
+    "without it the page makes no network request.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing report outputs.")
 @click.option("--print-config", is_flag=True, help="Print the effective config and exit.")
 @click.option("--quiet", is_flag=True, help="No progress display, warnings only.")
@@ -63,6 +68,7 @@ def report(
     scheduler: str | None,
     workers: int | None,
     n_zones: int | None,
+    map_tiles: str | None,
     overwrite: bool,
     print_config: bool,
     quiet: bool,
@@ -74,7 +80,7 @@ def report(
         "scene.bands": split_bands(bands), "scene.mask": mask_choice(mask, no_mask),
         "runtime.scheduler": scheduler,
         "runtime.workers": workers, "zones.n": n_zones, "model": model,
-        "fields.crop_column": crop_column,
+        "fields.crop_column": crop_column, "output.map_tiles": map_tiles,
     }  # fmt: skip
     config = load_report_config(config_path, overrides)
     if print_config:
