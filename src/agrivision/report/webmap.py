@@ -20,6 +20,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pyogrio
+import pyogrio.raw
 import rasterio
 import rasterio.features
 import shapely
@@ -105,32 +106,41 @@ def dense_layer(
 ) -> dict[str, Any]:
     """A GeoPackage layer as vectors (:func:`gpkg_layer`) up to :data:`MAX_LAYER_VERTICES`,
     else as an image overlay on the grid of the raster ``like``, decimated to
-    :data:`DENSE_RASTER_PX` a side, each pixel coloured by ``palette[feature[value]]``
-    (0 transparent). Both carry ``count``, the number of polygons."""
-    vertices = count = 0
-    for batch in _batches(path, layer, []):
-        count += len(batch)
-        vertices += int(shapely.get_num_coordinates(batch.geometry.to_numpy()).sum())
-    if vertices <= MAX_LAYER_VERTICES:
-        return {**gpkg_layer(path, layer, columns, tolerance_m), "count": count}
+    :data:`DENSE_RASTER_PX` a side, each pixel touched by a feature coloured by
+    ``palette[feature[value]]`` (0 transparent: small patches stay visible, drawn at least
+    one pixel wide). Both carry ``count``, the number of polygons. One pass over the layer."""
     with rasterio.open(like) as src:
         shape, transform = _decimated_grid(src, DENSE_RASTER_PX)
         crs = src.crs
     codes = np.zeros(shape, dtype=np.uint8)
-    for batch in _batches(path, layer, [value]):
-        rasterio.features.rasterize(
-            zip(batch.geometry.to_numpy(), batch[value].to_numpy(), strict=True),
-            out=codes, transform=transform,
-        )  # fmt: skip
+    parts: list[dict[str, Any]] = []
+    vertices = count = 0
+    for batch in _batches(path, layer, list(dict.fromkeys([*columns, value]))):
+        count += len(batch)
+        geometry = batch.geometry.to_numpy()
+        if len(batch):
+            rasterio.features.rasterize(
+                zip(geometry, batch[value].to_numpy(), strict=True),
+                out=codes, transform=transform, all_touched=True,
+            )  # fmt: skip
+        vertices += int(shapely.get_num_coordinates(geometry).sum())
+        if vertices <= MAX_LAYER_VERTICES:
+            parts.append(_encode(batch, columns, tolerance_m))
+    if vertices <= MAX_LAYER_VERTICES:
+        return {**_merge(parts), "count": count}
     return {**_overlay(codes, transform, crs, palette), "count": count}
 
 
 def _batches(path: Path, layer: str, columns: list[str]) -> Iterator[gpd.GeoDataFrame]:
-    info = pyogrio.read_info(path, layer=layer)
-    for start in range(0, max(int(info["features"]), 1), _BATCH):
-        yield pyogrio.read_dataframe(
-            path, layer=layer, columns=columns, skip_features=start, max_features=_BATCH
-        )
+    """The layer in batches of :data:`_BATCH` features, streamed in one pass."""
+    with pyogrio.raw.open_arrow(
+        path, layer=layer, columns=columns, batch_size=_BATCH, use_pyarrow=True
+    ) as (meta, reader):
+        crs, geometry = meta["crs"], meta["geometry_name"] or "wkb_geometry"
+        for batch in reader:
+            frame = batch.to_pandas()
+            shapes = shapely.from_wkb(frame.pop(geometry).to_numpy())
+            yield gpd.GeoDataFrame(frame, geometry=shapes, crs=crs)
 
 
 def _encode(frame: gpd.GeoDataFrame, columns: list[str], tolerance_m: float) -> dict[str, Any]:
