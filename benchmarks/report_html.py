@@ -49,7 +49,7 @@ def measure(html: Path, repeats: int) -> dict:
             )
             before = _chromium_cpu()
             page.goto(html.as_uri(), wait_until="load", timeout=120_000)
-            cpus.append(_chromium_cpu() - before)
+            cpus.append(_spent(before, _chromium_cpu()))
             loads.append(page.evaluate(LOAD_MS) / 1000)
             shapes = page.locator("#map [data-field-id]").count()
             page.close()
@@ -58,17 +58,23 @@ def measure(html: Path, repeats: int) -> dict:
             "shapes": shapes, "outside": outside}  # fmt: skip
 
 
-def _chromium_cpu() -> float:
-    """CPU seconds (user + system) of this process's Chromium children so far."""
-    total = 0.0
+def _chromium_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) so far of each Chromium process under this one."""
+    seconds = {}
     for proc in psutil.Process().children(recursive=True):
         try:
             if "chrom" in proc.name():
                 times = proc.cpu_times()
-                total += times.user + times.system
+                seconds[proc.pid] = times.user + times.system
         except psutil.NoSuchProcess:
             pass
-    return total
+    return seconds
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two :func:`_chromium_cpu` readings by the processes alive
+    at the second (one that ended in between is not counted)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 def main() -> None:
