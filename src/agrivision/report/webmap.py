@@ -232,14 +232,14 @@ def _decimated_grid(src, max_px: int) -> tuple[tuple[int, int], Any]:
     """Shape and transform of ``src``'s grid with at most ``max_px`` pixels a side."""
     step = max(1.0, max(src.width, src.height) / max_px)
     shape = (max(1, round(src.height / step)), max(1, round(src.width / step)))
-    return shape, src.transform * rasterio.Affine.scale(src.width / shape[1], src.height / shape[0])
+    return shape, src.transform @ rasterio.Affine.scale(src.width / shape[1], src.height / shape[0])
 
 
 def _overlay(codes: np.ndarray, transform, crs, palette: np.ndarray) -> dict[str, Any]:
     """Palette codes (0 transparent) warped to Web Mercator and encoded as an indexed PNG."""
     height, width = codes.shape
-    left, top = transform * (0, 0)
-    right, bottom = transform * (width, height)
+    left, top = transform @ (0, 0)
+    right, bottom = transform @ (width, height)
     dst_transform, w, h = calculate_default_transform(
         crs, _WEB_MERCATOR, width, height, left=left, bottom=bottom, right=right, top=top
     )
@@ -253,8 +253,8 @@ def _overlay(codes: np.ndarray, transform, crs, palette: np.ndarray) -> dict[str
     buf = io.BytesIO()
     image.save(buf, format="PNG", optimize=True, transparency=0)
     to_lonlat = Transformer.from_crs(_WEB_MERCATOR, 4326, always_xy=True)
-    west, north = to_lonlat.transform(*(dst_transform * (0, 0)))
-    east, south = to_lonlat.transform(*(dst_transform * (w, h)))
+    west, north = to_lonlat.transform(*(dst_transform @ (0, 0)))
+    east, south = to_lonlat.transform(*(dst_transform @ (w, h)))
     uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     return {"uri": uri, "bounds": [[south, west], [north, east]]}
 
@@ -291,8 +291,8 @@ def map_layers(
     bounds = gpd.GeoSeries([shapely.box(*table.total_bounds)], crs=table.crs).to_crs(4326)
     _, south, _, north = bounds.total_bounds
     zoom, tolerance = display_zoom(resolution, float(south + north) / 2)
-    n_zones = int(pyogrio.read_dataframe(gpkg, layer="zones", columns=["zone"],
-                                         read_geometry=False)["zone"].max(skipna=True) or 1)  # fmt: skip
+    zone = pyogrio.read_dataframe(gpkg, layer="zones", columns=["zone"], read_geometry=False)
+    n_zones = int(zone["zone"].max()) if zone["zone"].notna().any() else 1  # none: no verdict
     colours = zone_colours(n_zones)
     zone_palette = np.zeros((256, 3), dtype=np.uint8)
     for k, colour in colours.items():
