@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 
 from agrivision.cli import main
 from agrivision.report import webmap
+from agrivision.report.palette import INDEX_RANGE, STATUS_COLOURS, ramp_rgb
 
 CHROMIUM = shutil.which("chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -92,6 +94,7 @@ def test_report_html_in_browser(report_inputs, tmp_path):
     out = tmp_path / "report"
     assert main(["report", *report_inputs["sources"], "--fields", str(report_inputs["fields"]),
                  "-o", str(out), "--quiet"]) == 0  # fmt: skip
+    table = gpd.read_file(out / "fields.geojson").set_index("field_id")
     with report_page(out / "report.html") as (page, problems):
         images = page.evaluate(
             "Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)"
@@ -120,7 +123,23 @@ def test_report_html_in_browser(report_inputs, tmp_path):
                               ".map(r => r.dataset.id)")  # fmt: skip
         assert "B" in shown and "C" not in shown  # C: insufficient data (outside the scene)
         page.select_option("#status-filter", "")
-        # a click on B shows its card (B's time series drawn in the browser: 2 dates)
+        # hovering B shows its id, crop, area, index mean and status
+        page.locator('#map [data-field-id="B"]').hover(force=True)
+        tip = page.locator(".leaflet-tooltip").inner_text()
+        b = table.loc["B"]
+        for text in ("field B", "crop: maize", f"area: {b['area_ha']:.2f} ha",
+                     f"ndvi_mean: {b['ndvi_mean']:.3f}", f"status: {b['status']}"):  # fmt: skip
+            assert text in tip
+        # colour by an index mean: the legend and the fills follow the palette's ramp
+        fill_a = '#map [data-field-id="A"]'
+        assert page.locator(fill_a).get_attribute("fill") == STATUS_COLOURS["problem"]
+        page.select_option("#colour-by", "ndvi_mean")
+        assert "ndvi_mean" in page.locator(".legend").inner_text()
+        lo, hi = INDEX_RANGE
+        rgb = ramp_rgb(np.array((table.loc["A", "ndvi_mean"] - lo) / (hi - lo)))
+        assert page.locator(fill_a).get_attribute("fill") == f"rgb({','.join(map(str, rgb))})"
+        page.select_option("#colour-by", "status")
+        # a click on B shows its card
         assert click_field(page, "B") == "#field-B"
         card = page.locator("#field-B")
         assert card.is_visible() and "Field B" in card.inner_text()
