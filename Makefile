@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install demo test lint bench bench-full clean browser
+.PHONY: install demo test lint bench bench-full clean browser screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,10 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		>/dev/null 2>&1; } || echo "chromium not installed: the browser check will be skipped"
+
+# The README's screenshots of report.html (docs/report-*.png), made by the browser test.
+screenshots: $(STAMP) browser
+	AGRIVISION_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/report/test_browser.py -k demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -44,6 +44,17 @@ def test_bad_health_key_in_a_config_names_file_and_key(tmp_path):
     assert "bad.yaml" in msg and "health.pest_zz" in msg and "allowed: bare_ndvi" in msg
 
 
+def test_map_tiles_must_be_an_xyz_template(tmp_path):
+    good = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    config = load_report_config(None, {"output.map_tiles": good})
+    assert config.output.map_tiles == good
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("output:\n  map_tiles: https://tile.openstreetmap.org/tiles.png\n")
+    with pytest.raises(ConfigError) as err:
+        load_report_config(bad)
+    assert "bad.yaml" in str(err.value) and "output.map_tiles" in str(err.value)
+
+
 def test_sentinel2_config_takes_effect_and_flags_override_it(report_inputs, tmp_path):
     out = tmp_path / "rep"
     args = ["report", *report_inputs["sources"], "--fields", str(report_inputs["fields"]),

@@ -31,7 +31,8 @@ def test_every_output_is_written(report_dir):
         assert (report_dir / name).stat().st_size > 0, name
     assert not list(report_dir.parent.glob(".report.partial-*"))
     layers = {name for name, _ in pyogrio.list_layers(report_dir / "report.gpkg")}
-    assert layers == {"fields", "problems", "zones"}
+    # layer_styles: the QGIS styles of the three layers (tests/report/test_styles.py)
+    assert layers == {"fields", "problems", "zones", "layer_styles"}
     with rasterio.open(report_dir / "classes.tif") as src:
         assert src.colormap(1)[1][:3] == (26, 150, 65)
         assert json.loads(src.tags()["CLASS_NAMES"])["3"] == "anomaly"

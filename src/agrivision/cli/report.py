@@ -45,6 +45,11 @@ def _configure_logging(level: str, quiet: bool) -> None:
 @click.option(
     "--zones", "n_zones", type=zone_count, help="Management zones per field (2..10), or 'auto'."
 )
+@click.option(
+    "--map-tiles",
+    help="Basemap of report.html: an XYZ tile URL (https://.../{z}/{x}/{y}.png); "
+    "without it the page makes no network request.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing report outputs.")
 @click.option("--print-config", is_flag=True, help="Print the effective config and exit.")
 @click.option("--quiet", is_flag=True, help="No progress display, warnings only.")
@@ -65,6 +70,7 @@ def report(
     scheduler: str | None,
     workers: int | None,
     n_zones: int | str | None,
+    map_tiles: str | None,
     overwrite: bool,
     print_config: bool,
     quiet: bool,
@@ -76,7 +82,7 @@ def report(
         "scene.bands": split_bands(bands), "scene.mask": mask_choice(mask, no_mask),
         "runtime.scheduler": scheduler,
         "runtime.workers": workers, "zones.n": n_zones, "model": model,
-        "fields.crop_column": crop_column,
+        "fields.crop_column": crop_column, "output.map_tiles": map_tiles,
     }  # fmt: skip
     config = load_report_config(config_path, overrides)
     if print_config:

@@ -98,6 +98,9 @@ class OutputConfig(Section):
     precision: int = Field(default=7, ge=0, le=15)
     max_cards: int = Field(default=60, ge=0)
     max_field_pixels: int = Field(default=4_000_000, ge=1000)
+    #: Basemap of the report map: an XYZ tile URL (``https://.../{z}/{x}/{y}.png``). None:
+    #: no basemap, and the page makes no network request.
+    map_tiles: str | None = Field(default=None, pattern=r"^https?://.*\{z\}.*\{x\}.*\{y\}")
 
 
 class RuntimeConfig(Section):

@@ -1,16 +1,23 @@
-"""The self-contained HTML report: overview map, sortable field table, one card per field.
+"""The self-contained HTML report: interactive map, field table, cards.
 
-Everything is inline (PNG data URIs, CSS and a few lines of JavaScript): the file opens
-offline, from an e-mail attachment or a USB stick, with no network request.
+Everything is inline (the vendored Leaflet library, the page's script, the data as JSON,
+images as data URIs): the file opens offline, from an e-mail attachment or a USB stick, with
+no network request unless the run config names a basemap tile URL (``output.map_tiles``).
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from agrivision.io.atomic import atomic_path
 
@@ -38,19 +45,50 @@ def render_report(
     *,
     title: str,
     subtitle: str,
-    overview: str,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[object]],
+    data: Mapping[str, Any],
     cards: Sequence[FieldCard],
     warnings: Sequence[str],
     provenance: str,
 ) -> str:
-    """Render the report page as one HTML string (all inputs are escaped)."""
+    """Render the report page as one HTML string.
+
+    ``data`` is what the page's script draws (map layers, field table, series; see
+    :func:`agrivision.report.page.page_data`); it is embedded as JSON with every ``<``
+    escaped, and all other inputs are HTML-escaped.
+    """
     return _TEMPLATE.render(
-        title=title, subtitle=subtitle, overview=overview, columns=list(columns),
-        rows=[["" if v is None else v for v in r] for r in rows], cards=list(cards),
-        warnings=list(warnings), provenance=provenance,
+        title=title, subtitle=subtitle, n_fields=len(data["table"]["data"]), cards=list(cards),
+        warnings=list(warnings), provenance=provenance, data=embed_json(data),
+        leaflet_css=Markup(_leaflet_css()), leaflet_js=Markup(_leaflet_js()),
+        report_js=Markup(_asset("report.js")),
     )  # fmt: skip
+
+
+def embed_json(data: Mapping[str, Any]) -> Markup:
+    """``data`` as JSON that is safe inside a ``<script>`` element (no ``<`` at all)."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return Markup(text.replace("<", "\\u003c"))
+
+
+def _asset(name: str) -> str:
+    return files("agrivision.report").joinpath(name).read_text(encoding="utf-8")
+
+
+def _leaflet_js() -> str:
+    """Leaflet, preceded by its licence (BSD-2 asks for the notice with every copy)."""
+    licence = _asset("vendor/leaflet/LICENSE")
+    return f"/*\n{licence}*/\n{_asset('vendor/leaflet/leaflet.js')}"
+
+
+def _leaflet_css() -> str:
+    """Leaflet's stylesheet with its images as data URIs (no file next to the page needed)."""
+    images = files("agrivision.report").joinpath("vendor/leaflet/images")
+
+    def inline(match: re.Match) -> str:
+        png = base64.b64encode(images.joinpath(match.group(1)).read_bytes()).decode("ascii")
+        return f"url(data:image/png;base64,{png})"
+
+    return re.sub(r"url\(images/([\w.-]+\.png)\)", inline, _asset("vendor/leaflet/leaflet.css"))
 
 
 def write_report(path: str | Path, html: str, *, overwrite: bool = True) -> Path:
@@ -58,17 +96,6 @@ def write_report(path: str | Path, html: str, *, overwrite: bool = True) -> Path
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return Path(path)
-
-
-def format_cell(value: object, digits: int = 3) -> str:
-    """Table cell text: floats rounded, booleans as yes/'' , None/NaN empty."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else ""
-    if isinstance(value, float):
-        return "" if value != value else f"{value:.{digits}f}"
-    return str(value)
 
 
 def status_counts(statuses: Mapping[str, int]) -> str:

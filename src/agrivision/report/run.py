@@ -48,9 +48,11 @@ from agrivision.io.fields import check_overlap, crop_column, read_fields
 from agrivision.io.scene import open_scene
 from agrivision.io.vector import FeatureSpool, write_layers, write_vector
 from agrivision.masks import MaskConfig
-from agrivision.report.cards import build_cards, overview
+from agrivision.report.cards import build_cards
 from agrivision.report.config import ReportConfig
 from agrivision.report.html import render_report, write_report
+from agrivision.report.page import page_data
+from agrivision.report.styles import write_gpkg_styles, write_raster_style
 from agrivision.runtime import compute_context, return_freed_memory, trim_heap
 from agrivision.segment.model_classes import classes_provenance, model_classes, run_once
 
@@ -58,7 +60,7 @@ log = logging.getLogger(__name__)
 
 OUTPUTS = (
     "fields.geojson", "problems.geojson", "zones.geojson", "report.gpkg", "fields.csv",
-    "indices.tif", "classes.tif", "report.html", "summary.json",
+    "indices.tif", "indices.qml", "classes.tif", "report.html", "summary.json",
 )  # fmt: skip
 #: GDAL block cache (MB) during a report, unless GDAL_CACHEMAX is set: every chunk is read
 #: once, so a larger cache only holds decoded blocks that are never read again.
@@ -238,6 +240,8 @@ def _run(
         write_layers(
             {"fields": table, "problems": problems, "zones": zoned}, staging / "report.gpkg"
         )
+        write_gpkg_styles(staging / "report.gpkg", schema=schema, n_zones=config.zones.n)
+        write_raster_style(staging / "indices.tif")
         write_vector(table, staging / "fields.csv")
         if series is not None:
             write_vector(series, staging / "fields_timeseries.csv")
@@ -249,12 +253,14 @@ def _run(
             table, staging / "indices.tif", staging / "classes.tif", series,
             schema=schema, config=config,
         )  # fmt: skip
+        data = page_data(
+            table, series, gpkg=staging / "report.gpkg", indices_tif=staging / "indices.tif",
+            classes_tif=staging / "classes.tif", schema=schema, config=config,
+        )  # fmt: skip
         page = render_report(
             title="agrivision field report",
             subtitle=_subtitle(scene, table),
-            overview=overview(table, staging / "indices.tif"),
-            columns=list(_table_columns(table)),
-            rows=_table_rows(table),
+            data=data,
             cards=cards,
             warnings=_caught(recorded),
             provenance=json.dumps(
@@ -401,14 +407,3 @@ def _subtitle(scene: xr.Dataset, table: gpd.GeoDataFrame) -> str:
     dates = _dates(scene) or ["undated"]
     when = dates[0] if len(dates) == 1 else f"{dates[0]} – {dates[-1]} ({len(dates)} dates)"
     return f"{scene.attrs.get('sensor', 'unknown sensor')} · {when} · {len(table)} fields"
-
-
-def _table_columns(table: gpd.GeoDataFrame) -> list[str]:
-    return [c for c in table.columns if c != "geometry"]
-
-
-def _table_rows(table: gpd.GeoDataFrame) -> list[list[str]]:
-    from agrivision.report.html import format_cell
-
-    cols = _table_columns(table)
-    return [[format_cell(v) for v in row] for row in table[cols].itertuples(index=False)]

@@ -1,0 +1,147 @@
+"""QGIS styles of the report: ``layer_styles`` in report.gpkg (QML and SLD) and indices.qml."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+
+from agrivision.cli import main
+from agrivision.report.palette import RAMP, STATUS_COLOURS
+
+SLD = {"se": "http://www.opengis.net/se", "ogc": "http://www.opengis.net/ogc"}
+
+
+@pytest.fixture(scope="module")
+def report_dir(report_inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("styles") / "report"
+    assert main(["report", *report_inputs["sources"], "--fields", str(report_inputs["fields"]),
+                 "-o", str(out), "--quiet"]) == 0  # fmt: skip
+    return out
+
+
+def _styles(gpkg) -> dict[str, dict]:
+    with sqlite3.connect(gpkg) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute("SELECT * FROM layer_styles").fetchall()
+        geometry = dict(db.execute("SELECT table_name, column_name FROM gpkg_geometry_columns"))
+        registered = db.execute(
+            "SELECT data_type FROM gpkg_contents WHERE table_name = 'layer_styles'"
+        ).fetchone()
+    assert tuple(registered) == ("attributes",)
+    styles = {r["f_table_name"]: dict(r) for r in rows}
+    for layer, style in styles.items():
+        assert style["f_geometry_column"] == geometry[layer] and style["useAsDefault"] == 1
+    return styles
+
+
+def _qml_categories(qml: str) -> tuple[str, dict[str, str]]:
+    """(attribute, {value: '#rrggbb'}) of a categorised QML renderer."""
+    renderer = ET.fromstring(qml.split("\n", 1)[1]).find("renderer-v2")
+    assert renderer is not None and renderer.get("type") == "categorizedSymbol"
+    colours = {}
+    for category in renderer.iter("category"):
+        symbol = renderer.find(f"symbols/symbol[@name='{category.get('symbol')}']")
+        rgba = symbol.find("layer/Option/Option[@name='color']").get("value")
+        assert symbol.find("layer/prop[@k='color']").get("v") == rgba  # older QGIS reads props
+        colours[category.get("value")] = "#" + "".join(f"{int(v):02x}" for v in rgba.split(",")[:3])
+    return renderer.get("attr"), colours
+
+
+def _sld_rules(sld: str) -> dict[str, str]:
+    """{literal: fill colour} of the SLD's rules."""
+    root = ET.fromstring(sld.split("\n", 1)[1])
+    rules = {}
+    for rule in root.iter(f"{{{SLD['se']}}}Rule"):
+        literal = rule.find("ogc:Filter/ogc:PropertyIsEqualTo/ogc:Literal", SLD).text
+        fill = rule.find("se:PolygonSymbolizer/se:Fill/se:SvgParameter[@name='fill']", SLD)
+        rules[literal] = fill.text
+    return rules
+
+
+def test_gpkg_carries_status_zone_and_problem_styles(report_dir):
+    styles = _styles(report_dir / "report.gpkg")
+    assert set(styles) == {"fields", "zones", "problems"}
+    attr, colours = _qml_categories(styles["fields"]["styleQML"])
+    assert attr == "status" and colours == STATUS_COLOURS
+    assert _sld_rules(styles["fields"]["styleSLD"]) == STATUS_COLOURS
+    # zones: the red-to-green ramp over the default three zones, 1 = lowest index = red
+    attr, colours = _qml_categories(styles["zones"]["styleQML"])
+    assert attr == "zone" and colours == {"1": RAMP[0], "2": RAMP[2], "3": RAMP[-1]}
+    assert _sld_rules(styles["zones"]["styleSLD"]) == colours
+    # problems: the class schema's colours, keyed by the labels the layer holds
+    attr, colours = _qml_categories(styles["problems"]["styleQML"])
+    assert attr == "class_name"
+    assert colours == {"stressed": "#fdae61", "anomaly – scout here": "#d7191c"}
+    names = gpd.read_file(report_dir / "report.gpkg", layer="problems")["class_name"]
+    assert len(names) and set(names) <= set(colours)
+
+
+def test_index_raster_has_a_colour_ramp_sidecar(report_dir):
+    root = ET.fromstring((report_dir / "indices.qml").read_text().split("\n", 1)[1])
+    renderer = root.find("pipe/rasterrenderer")
+    assert renderer.get("type") == "singlebandpseudocolor" and renderer.get("band") == "1"
+    items = renderer.findall("rastershader/colorrampshader/item")
+    assert [i.get("color") for i in items] == list(RAMP)
+    assert [float(i.get("value")) for i in items] == pytest.approx([-0.2, 0.1, 0.4, 0.7, 1.0])
+
+
+# Run by the Python that has QGIS (Debian's python3-qgis lives in the system Python, not in
+# a virtual environment): each feature's symbol colour, and the raster's renderer and ramp.
+QGIS_CHECK = """
+import json, os, sys
+from qgis.core import QgsApplication, QgsRasterLayer, QgsRenderContext, QgsVectorLayer
+app = QgsApplication([], False)
+app.initQgis()
+gpkg, tif = sys.argv[1:3]
+out = {}
+for name, attr in (("fields", "status"), ("zones", "zone"), ("problems", "class_name")):
+    layer = QgsVectorLayer(f"{gpkg}|layername={name}", name, "ogr")
+    renderer, context = layer.renderer().clone(), QgsRenderContext()
+    renderer.startRender(context, layer.fields())
+    out[name] = {str(f[attr]): renderer.symbolForFeature(f, context).color().name()
+                 for f in layer.getFeatures()}
+    renderer.stopRender(context)
+raster = QgsRasterLayer(tif, "indices")
+ramp = raster.renderer().shader().rasterShaderFunction().colorRampItemList()
+out["indices"] = [raster.renderer().type(), [[i.value, i.color.name()] for i in ramp]]
+print(json.dumps(out), flush=True)
+os._exit(0)  # QGIS 3.22 can crash while tearing down a standalone application
+"""
+
+
+def _python_with_qgis() -> str | None:
+    for python in (sys.executable, "/usr/bin/python3"):
+        found = subprocess.run([python, "-c", "import qgis.core"], capture_output=True)
+        if Path(python).exists() and found.returncode == 0:
+            return python
+    return None
+
+
+def test_qgis_applies_the_styles(report_dir):
+    """With QGIS installed (Debian's python3-qgis), every feature is drawn in its colour."""
+    python = _python_with_qgis()
+    if python is None:
+        pytest.skip("QGIS is not installed (Debian: apt-get install python3-qgis)")
+    done = subprocess.run(
+        [python, "-c", QGIS_CHECK, str(report_dir / "report.gpkg"), str(report_dir / "indices.tif")],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    drawn = json.loads(done.stdout.strip().splitlines()[-1])
+    table = gpd.read_file(report_dir / "report.gpkg", layer="fields")
+    assert drawn["fields"] == {s: STATUS_COLOURS[s] for s in table["status"]}
+    ramp = {"1": RAMP[0], "2": RAMP[2], "3": RAMP[-1]}
+    zones = gpd.read_file(report_dir / "report.gpkg", layer="zones")["zone"]
+    assert drawn["zones"] == {str(z): ramp[str(z)] for z in zones} and len(zones)
+    assert drawn["problems"]["stressed"] == "#fdae61"
+    kind, stops = drawn["indices"]
+    assert kind == "singlebandpseudocolor" and [c for _, c in stops] == list(RAMP)
