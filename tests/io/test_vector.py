@@ -324,11 +324,27 @@ def _failing_writer(real):
     return write
 
 
+def _failing_geojson(real):
+    """A geojson.write_feature_collection that writes the text, appends garbage, then fails."""
+
+    def write(batches, out, **kwargs):
+        real(batches, out, **kwargs)
+        out.write("garbage")
+        raise OSError("disk full")
+
+    return write
+
+
 @pytest.mark.parametrize("name", ["f.geojson", "f.fgb", "f.gpkg"])
 def test_failed_write_leaves_previous_file_and_no_temp_files(tmp_path, table, monkeypatch, name):
     path = write_vector(table, tmp_path / name)
     before = path.read_bytes()
-    monkeypatch.setattr(vector.pyogrio, "write_dataframe", _failing_writer(pyogrio.write_dataframe))
+    if name.endswith(".geojson"):
+        real = vector.geojson.write_feature_collection
+        monkeypatch.setattr(vector.geojson, "write_feature_collection", _failing_geojson(real))
+    else:
+        real = pyogrio.write_dataframe
+        monkeypatch.setattr(vector.pyogrio, "write_dataframe", _failing_writer(real))
     with pytest.raises(OSError, match="disk full"):
         write_vector(table.iloc[:1], path, layer="other")
     assert path.read_bytes() == before
