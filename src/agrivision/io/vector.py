@@ -381,14 +381,16 @@ def _write_geojson(table: gpd.GeoDataFrame, tmp: Path, *, layer: str, precision:
     if isinstance(table, FeatureSpool):
         _write_spool(table, tmp, layer=layer, driver="GeoJSON", layer_options=options)
     else:
-        pyogrio.write_dataframe(table, tmp, layer=layer, driver="GeoJSON", layer_options=options)
+        pyogrio.write_dataframe(
+            table, tmp, layer=layer, driver="GeoJSON", layer_options=options, use_arrow=True
+        )
 
 
 def _write_fgb(table: gpd.GeoDataFrame, tmp: Path, *, layer: str, **_) -> None:
     if isinstance(table, FeatureSpool):
         _write_spool(table, tmp, layer=layer, driver="FlatGeobuf")
     else:
-        pyogrio.write_dataframe(table, tmp, layer=layer, driver="FlatGeobuf")
+        pyogrio.write_dataframe(table, tmp, layer=layer, driver="FlatGeobuf", use_arrow=True)
 
 
 def _write_spool(spool: FeatureSpool, tmp: Path, *, layer: str, driver: str, **options) -> None:
@@ -484,4 +486,4 @@ def _write_gpkg(
             if isinstance(table, FeatureSpool):
                 _write_spool(table, tmp, layer=name, driver="GPKG")
             else:
-                pyogrio.write_dataframe(table, tmp, layer=name, driver="GPKG")
+                pyogrio.write_dataframe(table, tmp, layer=name, driver="GPKG", use_arrow=True)
