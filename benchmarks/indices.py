@@ -9,9 +9,10 @@ in memory. Contenders, each in a fresh subprocess per repeat (imports before the
 clock stops when the output COG is complete):
 
 - ``agrivision``: ``open_scene(bands=["red", "nir"], scale=1e-4)`` -> ``compute("NDVI")`` ->
-  ``to_cog`` (lazy, dask threads, chunk by chunk).
-- ``agrivision-generic``: the same with the fused NDVI kernel switched off (plain numpy per
-  chunk), to show what the kernel is worth end to end.
+  ``to_cog`` (lazy, dask threads, chunk by chunk; the default codec, ZSTD level 1), which is
+  what ``agrivision indices`` runs.
+- ``agrivision-deflate``: the same writing DEFLATE (``--compress deflate``), the baseline's
+  codec, to show what the codec is worth end to end.
 - ``baseline``: rasterio reads both bands whole, numpy float32 NDVI (nodata -> NaN), rasterio
   writes a float32 COG with the same creation options as ``to_cog`` (DEFLATE, predictor 3,
   512 tiles, AUTO overviews with AVERAGE, NUM_THREADS=ALL_CPUS).
@@ -19,8 +20,8 @@ clock stops when the output COG is complete):
 Reports wall time (median of repeats), Mpx/s, ratio to the baseline, peak RSS (max of psutil
 polling and the child's ``ru_maxrss``) and the largest difference between the two outputs.
 ``--breakdown`` also times (one run each) the phases in isolation (decode both bands, NDVI in numpy, COG
-encode) under GDAL settings (GDAL_NUM_THREADS for decoding, NUM_THREADS for COG encoding,
-GDAL_CACHEMAX). ``--quick``: 2048 x 2048.
+encode) under GDAL settings (GDAL_NUM_THREADS for decoding, NUM_THREADS, COMPRESS and LEVEL
+for COG encoding, GDAL_CACHEMAX). ``--quick``: 2048 x 2048.
 """
 
 from __future__ import annotations
@@ -92,16 +93,14 @@ def make_input(path: Path, size: int, seed: int = 0) -> None:
     staging.unlink()
 
 
-def run_agrivision(src: Path, dst: Path, chunk: int, fused: bool = True) -> dict:
+def run_agrivision(src: Path, dst: Path, chunk: int, compress: str | None = None) -> dict:
     from agrivision import open_scene
-    from agrivision.indices import compute, evaluation
-    from agrivision.io.cog import to_cog
-
-    evaluation.FUSED = fused
+    from agrivision.indices import compute
+    from agrivision.io.cog import DEFAULT_COMPRESS, to_cog
 
     t0 = time.perf_counter()
     scene = open_scene(src, bands=["red", "nir"], scale=1e-4, chunks=chunk)
-    to_cog(compute(scene, "NDVI"), dst)
+    to_cog(compute(scene, "NDVI"), dst, compress=compress or DEFAULT_COMPRESS)
     return {"seconds": time.perf_counter() - t0}
 
 
@@ -149,22 +148,26 @@ def run_phase(phase: str, src: Path, dst: Path, chunk: int) -> dict:
         with np.errstate(all="ignore"):
             ndvi = (nir - red) / (nir + red)
         ndvi[~np.isfinite(ndvi)] = np.nan
-    elif phase == "encode":
+    elif phase == "encode":  # the output's size goes into the result (codec comparison)
         with np.errstate(all="ignore"):
             ndvi = (nir - red) / (nir + red)
         t0 = time.perf_counter()
         opts = {**COG_OPTIONS, "num_threads": os.environ.get("BENCH_COG_THREADS", "ALL_CPUS")}
+        opts["compress"] = os.environ.get("BENCH_COG_COMPRESS", opts["compress"])
+        if "BENCH_COG_LEVEL" in os.environ:
+            opts["level"] = int(os.environ["BENCH_COG_LEVEL"])
         with rasterio.open(
             dst, "w", driver="COG", width=shape[1], height=shape[0], count=1,
             dtype="float32", crs=crs, transform=transform, nodata=np.nan, **opts,
         ) as d:  # fmt: skip
             d.write(ndvi, 1)
-    return {"seconds": time.perf_counter() - t0}
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "mb": dst.stat().st_size / 1e6 if phase == "encode" else None}
 
 
 CONTENDERS = {
     "agrivision": run_agrivision,
-    "agrivision-generic": lambda *args: run_agrivision(*args, fused=False),
+    "agrivision-deflate": lambda *args: run_agrivision(*args, compress="deflate"),
     "baseline": run_baseline,
 }
 
@@ -214,19 +217,28 @@ def breakdown(src: Path, chunk: int, repeats: int) -> list[str]:
         ("ndvi (numpy)", "ndvi", {}),
         ("encode COG", "encode", {"BENCH_COG_THREADS": "1"}),
         ("encode COG", "encode", {"BENCH_COG_THREADS": "ALL_CPUS"}),
+        ("encode COG", "encode", {"BENCH_COG_LEVEL": "1"}),
+        ("encode COG", "encode", {"BENCH_COG_COMPRESS": "ZSTD"}),
+        ("encode COG", "encode", {"BENCH_COG_COMPRESS": "ZSTD", "BENCH_COG_LEVEL": "1"}),
         ("agrivision", "agrivision", {"GDAL_NUM_THREADS": "ALL_CPUS"}),
         ("agrivision", "agrivision", {"GDAL_CACHEMAX": "256"}),
         ("baseline", "baseline", {"GDAL_NUM_THREADS": "ALL_CPUS"}),
     ]
-    lines = ["", "| phase / pipeline | setting | time (s) | peak RSS (MB) |", "|---|---|---:|---:|"]
+    lines = [
+        "",
+        "| phase / pipeline | setting | time (s) | peak RSS (MB) | file (MB) |",
+        "|---|---|---:|---:|---:|",
+    ]
     for label, contender, env in cases:
         runs = [run_contender(contender, src, scratch, chunk, env) for _ in range(repeats)]
         secs = statistics.median(r["seconds"] for r in runs)
         peak = max(r["peak"] for r in runs) / 2**20
         setting = ", ".join(
-            f"{k.replace('BENCH_COG_THREADS', 'NUM_THREADS')}={v}" for k, v in env.items()
+            f"{k.replace('BENCH_COG_THREADS', 'NUM_THREADS').removeprefix('BENCH_COG_')}={v}"
+            for k, v in env.items()
         )
-        lines.append(f"| {label} | {setting or 'default'} | {secs:.2f} | {peak:,.0f} |")
+        size = f"{runs[0]['mb']:,.0f}" if runs[0].get("mb") else ""
+        lines.append(f"| {label} | {setting or 'default'} | {secs:.2f} | {peak:,.0f} | {size} |")
     scratch.unlink(missing_ok=True)
     return lines
 
@@ -251,8 +263,7 @@ def main() -> None:
     make_input(src, size)
     print(f"input {src.name} ready ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
     outputs = {c: OUT / f"indices_ndvi_{c}_{size}.tif" for c in CONTENDERS}
-    # Warm numba's on-disk cache so that no timed run pays for compiling the fused kernel.
-    run_contender("agrivision", src, outputs["agrivision"], args.chunk)
+    run_contender("agrivision", src, outputs["agrivision"], args.chunk)  # warm the page cache
 
     runs: dict[str, list[dict]] = {c: [] for c in CONTENDERS}
     for _ in range(args.repeats):
@@ -266,7 +277,7 @@ def main() -> None:
         for k in ("read", "ndvi", "write")
     }
     lines = [
-        f"NDVI of a {size} x {size} red/nir uint16 DEFLATE COG -> float32 DEFLATE COG; "
+        f"NDVI of a {size} x {size} red/nir uint16 DEFLATE COG -> float32 COG; "
         f"agrivision chunks {args.chunk}; {os.cpu_count()} CPUs; median of "
         f"{args.repeats} fresh runs; outputs differ by at most {diff:.1e} "
         f"({nan_mismatch} NaN mismatches)",

@@ -98,3 +98,19 @@ def test_a_damaged_block_found_while_computing_exits_2(tmp_path, capsys):
     code, _, err = run(["indices", str(path), "-i", "NDVI", "-o", str(tmp_path / "o.tif")], capsys)
     assert_user_error(code, err, "s2.tif", "damaged")
     assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.parametrize("codec", ["zstd", "deflate"])
+def test_indices_writes_the_chosen_codec_with_the_same_values(s2_file, tmp_path, capsys, codec):
+    import rasterio
+
+    out = tmp_path / f"{codec}.tif"
+    argv = ["indices", str(s2_file), "-i", "NDVI", "-o", str(out), "--no-mask"]
+    code, _, _ = run(argv if codec == "zstd" else [*argv, "--compress", codec], capsys)
+    assert code == 0
+    with rasterio.open(out) as ndvi, rasterio.open(s2_file) as src:
+        assert ndvi.compression.name == codec
+        red, nir = (src.read(i).astype(np.float64) for i in (3, 4))
+        # the profile's scale and offset: reflectance = DN / 10000 - 0.1
+        want = (nir - red) / (nir + red - 2000)
+        np.testing.assert_allclose(ndvi.read(1), want, rtol=0, atol=1e-6)

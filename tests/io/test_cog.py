@@ -100,7 +100,8 @@ def test_dataset_round_trip_is_exact_and_a_valid_cog(tmp_path, ndvi):
         assert src.crs.to_epsg() == 32633
         assert src.transform == Affine(10, 0, 500000, 0, -10, 5800000)
         assert src.block_shapes == [(64, 64)] * 2
-        assert src.compression.name == "deflate"
+        assert src.compression.name == "zstd"  # the default codec, with the float predictor
+        assert src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "3"
         np.testing.assert_array_equal(src.read(1), ndvi)  # NaN == NaN here
         np.testing.assert_array_equal(src.read(2), ndvi / 2)
         # Overviews are nodata-aware averages: a 2x2 block mean of the full resolution.
@@ -116,6 +117,23 @@ def test_rio_cogeo_agrees_when_installed(tmp_path, ndvi):
     out = to_cog(grid(ndvi, crs=CRS).rename("ndvi"), tmp_path / "a.tif", blocksize=64)
     valid, errors, _ = cogeo.cog_validate(str(out))
     assert valid and not errors
+
+
+def test_codecs_hold_the_same_values_and_zstd_defaults_to_level_1(tmp_path, ndvi):
+    data = grid(ndvi, crs=CRS).rename("ndvi")
+    deflate = to_cog(data, tmp_path / "deflate.tif", blocksize=64, compress="deflate")
+    fast = to_cog(data, tmp_path / "fast.tif", blocksize=64)
+    dense = to_cog(data, tmp_path / "dense.tif", blocksize=64, compress="zstd", level=19)
+    with rasterio.open(deflate) as a, rasterio.open(fast) as b:
+        assert a.compression.name == "deflate" and b.compression.name == "zstd"
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+        np.testing.assert_array_equal(b.read(1), ndvi)
+    # level 1 is the default: a higher level makes a different (smaller) file
+    assert dense.stat().st_size < fast.stat().st_size
+    assert to_cog(data, tmp_path / "one.tif", blocksize=64, level=1).read_bytes() == (
+        fast.read_bytes()
+    )
+    assert_cog(fast, overviews=True)
 
 
 def test_small_raster_has_no_overviews_and_numpy_input_works(tmp_path):

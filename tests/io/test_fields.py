@@ -14,7 +14,7 @@ import shapely
 from rasters import geodesic_ha
 
 from agrivision.errors import FieldsError, MissingCRSError
-from agrivision.io.fields import FieldsWarning, area_ha, read_fields
+from agrivision.io.fields import FieldsWarning, area_ha, local_area_ha, read_fields
 
 UTM = "EPSG:32633"
 # Areas are geodesic: a planar hectare of EPSG:32633 is this many hectares on the ellipsoid
@@ -243,3 +243,28 @@ def test_area_ha_units():
     assert area_ha(utm).name == "area_ha"
     with pytest.raises(MissingCRSError):
         area_ha(utm.set_crs(None, allow_override=True))
+
+
+@pytest.mark.parametrize("crs", ["EPSG:32633", "EPSG:2263"])
+def test_local_area_agrees_with_geodesic_polygons_and_ignores_collinear_vertices(crs):
+    # squares and holed squares of 20 m to 2 km, 250 km off UTM 33N's central meridian
+    # (near New York for the US-feet CRS), where the areal scale changes fastest
+    lon, lat = (11.3, 52.0) if crs == "EPSG:32633" else (-74.0, 40.7)
+    corner = gpd.GeoSeries.from_xy([lon], [lat], crs=4326).to_crs(crs)
+    x, y = corner.x.iloc[0], corner.y.iloc[0]
+    unit = 1 / corner.crs.axis_info[0].unit_conversion_factor  # CRS units per metre
+    sides = np.array([20.0, 200.0, 2000.0]) * unit
+    squares = shapely.box(x, y, x + sides, y + sides)
+    holed = shapely.difference(
+        squares, shapely.box(x + sides / 4, y + sides / 4, x + sides / 2, y + sides / 2)
+    )
+    geoms = np.concatenate([squares, holed, [None, shapely.Polygon()]])
+    got = local_area_ha(geoms, crs)
+    want = area_ha(gpd.GeoSeries(geoms[:6], crs=crs)).to_numpy()
+    np.testing.assert_allclose(got[:6], want, rtol=3e-8)
+    assert got[6] == got[7] == 0.0
+    # a chunk seam adds vertices along straight edges: the area stays the same
+    dense = shapely.segmentize(geoms[:6], sides.min() / 7)
+    np.testing.assert_allclose(local_area_ha(dense, crs), got[:6], rtol=1e-10)
+    lonlat = gpd.GeoSeries(geoms[:6], crs=crs).to_crs(4326).to_numpy()
+    np.testing.assert_allclose(local_area_ha(lonlat, "EPSG:4326"), want, rtol=1e-6)

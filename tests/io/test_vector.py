@@ -18,6 +18,7 @@ from rasters import geodesic_ha
 
 import agrivision.io.vector as vector
 from agrivision.errors import MissingCRSError, OutputError
+from agrivision.io import geojson
 from agrivision.io.vector import FORMATS, FeatureSpool, write_layers, write_vector
 
 # A field near 15°E 52°N in UTM 33N (central meridian 15°E): x≈15, y≈52 once in lon/lat.
@@ -324,11 +325,27 @@ def _failing_writer(real):
     return write
 
 
+def _failing_geojson(real):
+    """A geojson.write_feature_collection that writes the text, appends garbage, then fails."""
+
+    def write(batches, out, **kwargs):
+        real(batches, out, **kwargs)
+        out.write("garbage")
+        raise OSError("disk full")
+
+    return write
+
+
 @pytest.mark.parametrize("name", ["f.geojson", "f.fgb", "f.gpkg"])
 def test_failed_write_leaves_previous_file_and_no_temp_files(tmp_path, table, monkeypatch, name):
     path = write_vector(table, tmp_path / name)
     before = path.read_bytes()
-    monkeypatch.setattr(vector.pyogrio, "write_dataframe", _failing_writer(pyogrio.write_dataframe))
+    if name.endswith(".geojson"):
+        real = vector.geojson.write_feature_collection
+        monkeypatch.setattr(vector.geojson, "write_feature_collection", _failing_geojson(real))
+    else:
+        real = pyogrio.write_dataframe
+        monkeypatch.setattr(vector.pyogrio, "write_dataframe", _failing_writer(real))
     with pytest.raises(OSError, match="disk full"):
         write_vector(table.iloc[:1], path, layer="other")
     assert path.read_bytes() == before
@@ -418,3 +435,108 @@ def test_spool_checks(tmp_path, table):
         with pytest.raises(MissingCRSError):
             write_vector(no_crs, tmp_path / "f.geojson")
     no_leftovers(tmp_path, "empty.geojson")
+
+
+# --------------------------------------------------------------------------- GeoJSON writer (io.geojson)
+
+
+@pytest.fixture
+def mixed() -> gpd.GeoDataFrame:
+    """Fields with a hole, a MultiPolygon, odd text and every supported column type."""
+    shell = [(E0, N0), (E0, N0 + 1000), (E0 + 1000, N0 + 1000), (E0 + 1000, N0)]  # clockwise
+    hole = [(E0 + 200, N0 + 200), (E0 + 400, N0 + 200), (E0 + 400, N0 + 400), (E0 + 200, N0 + 400)]
+    holed = shapely.Polygon(shell, [hole])
+    multi = shapely.MultiPolygon([holed, shapely.box(E0 + 2000, N0, E0 + 2500, N0 + 500)])
+    return gpd.GeoDataFrame(
+        {
+            "field_id": ['A "1"', "Bé\n2", "C%s"],
+            "count": np.array([12, -3, 0], dtype=np.int64),
+            "mean": [0.6125, np.nan, np.inf],
+            "flag": [True, False, True],
+            "crop": pd.Categorical(["wheat", "maize", "wheat"]),
+            "visits": pd.array([1, None, 3], dtype="Int64"),
+            "date": pd.to_datetime(["2024-05-01T10:30:00", "2024-06-01T00:00:00", None]),
+        },
+        geometry=[holed, multi, None],
+        crs="EPSG:32633",
+    )
+
+
+@pytest.mark.filterwarnings("ignore:NaN of Infinity:RuntimeWarning")  # GDAL on inf
+def test_document_matches_gdals_rfc7946_writer(tmp_path, mixed):
+    ours = assert_rfc7946(write_vector(mixed, tmp_path / "ours.geojson", precision=7), 7)
+    options = {"RFC7946": "YES", "COORDINATE_PRECISION": "7"}
+    pyogrio.write_dataframe(
+        mixed, tmp_path / "gdal.geojson", driver="GeoJSON", layer_options=options
+    )
+    gdal = json.loads((tmp_path / "gdal.geojson").read_text())
+    assert ours["name"] == "ours" and ours["xy_coordinate_resolution"] == 1e-07
+    assert len(ours["features"]) == len(gdal["features"]) == 3
+    for mine, theirs in zip(ours["features"], gdal["features"], strict=True):
+        assert mine["type"] == "Feature"
+        props, want = mine["properties"], theirs["properties"]
+        mine_date, gdal_date = props.pop("date"), want.pop("date", None)  # GDAL: 2024/05/01
+        assert _when(mine_date) == _when(gdal_date and gdal_date.replace("/", "-"))
+        # text, numbers, booleans, categories; NaN, inf and NA are null (GDAL leaves inf out)
+        assert props == {k: want.get(k) for k in props}
+        if theirs["geometry"] is None:
+            assert mine["geometry"] is None
+            continue
+        assert mine["geometry"]["type"] == theirs["geometry"]["type"]
+        a = np.array(_flat(mine["geometry"]["coordinates"]))
+        b = np.array(_flat(theirs["geometry"]["coordinates"]))
+        np.testing.assert_allclose(a, b, rtol=0, atol=1.01e-7)  # both rounded to 1e-7 degrees
+    assert ours["features"][1]["properties"] == {
+        "field_id": "Bé\n2", "count": -3, "mean": None, "flag": False, "crop": "maize",
+        "visits": None,
+    }  # fmt: skip
+
+
+def _when(text: str | None) -> pd.Timestamp | None:
+    return None if text is None else pd.Timestamp(text)
+
+
+def _flat(coords) -> list:
+    if coords and isinstance(coords[0], int | float):
+        return [coords]
+    return [p for c in coords for p in _flat(c)]
+
+
+def test_batches_keep_their_order_on_the_thread_pool(tmp_path, mixed, monkeypatch):
+    monkeypatch.setattr(geojson, "THREADS", 3)
+    monkeypatch.setattr(geojson, "ROWS_PER_TASK", 2)
+    many = pd.concat([mixed.iloc[:2]] * 7, ignore_index=True)
+    many["field_id"] = [f"f{i}" for i in range(len(many))]
+    doc = assert_rfc7946(write_vector(many, tmp_path / "many.geojson"))
+    assert [f["properties"]["field_id"] for f in doc["features"]] == list(many["field_id"])
+    batches = [many.iloc[i : i + 3] for i in range(0, len(many), 3)]
+    with FeatureSpool(batches, folder=tmp_path) as spool:
+        write_vector(spool, tmp_path / "spooled.geojson")
+    assert json.loads((tmp_path / "spooled.geojson").read_text())["features"] == doc["features"]
+
+
+def test_spooled_nullable_integers_stay_integers(tmp_path, mixed):
+    with FeatureSpool([mixed.iloc[:2], mixed.iloc[2:]], folder=tmp_path) as spool:
+        doc = assert_rfc7946(write_vector(spool, tmp_path / "s.geojson"))
+    assert [f["properties"]["visits"] for f in doc["features"]] == [1, None, 3]
+    assert [f["properties"]["count"] for f in doc["features"]] == [12, -3, 0]
+
+
+def test_antimeridian_crossings_are_split_by_gdal(tmp_path):
+    # UTM 60N (central meridian 177°E): a 40 km square across 180°E at 52°N
+    square = shapely.box(690000, 5800000, 730000, 5840000)
+    crossing = gpd.GeoDataFrame({"field_id": ["F"]}, geometry=[square], crs="EPSG:32660")
+    doc = assert_rfc7946(write_vector(crossing, tmp_path / "fiji.geojson"))
+    geometry = doc["features"][0]["geometry"]
+    assert geometry["type"] == "MultiPolygon"  # one part on each side of the antimeridian
+    for part in geometry["coordinates"]:
+        lons = np.array(part[0])[:, 0]
+        assert lons.max() - lons.min() < 1.0
+
+
+def test_columns_it_cannot_write_are_detected():
+    frame = gpd.GeoDataFrame(
+        {"ok": ["a"], "nested": [[1, 2]]}, geometry=[shapely.Point(0, 0)], crs=4326
+    )
+    assert geojson.supported(frame[["ok", "geometry"]])
+    assert not geojson.supported(frame)

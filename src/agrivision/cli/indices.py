@@ -7,7 +7,7 @@ import click
 from agrivision.cli.options import grid_options, open_from_options, runtime_options, source_options
 from agrivision.errors import AgrivisionError
 from agrivision.indices import compute, list_indices
-from agrivision.io.cog import to_cog
+from agrivision.io.cog import DEFAULT_COMPRESS, to_cog
 
 
 @click.command()
@@ -18,6 +18,14 @@ from agrivision.io.cog import to_cog
 @click.option("--search", help="With --list: only indices whose name or description match.")
 @source_options
 @grid_options
+@click.option(
+    "--compress",
+    type=click.Choice(["zstd", "deflate", "lzw", "none"], case_sensitive=False),
+    default=DEFAULT_COMPRESS,
+    show_default=True,
+    help="COG compression: zstd is fastest at the same size (GDAL >= 2.3, QGIS 3); "
+    "deflate for the oldest readers.",
+)
 @click.option("--overwrite/--no-overwrite", default=True, show_default=True)
 @runtime_options
 def indices(
@@ -26,6 +34,7 @@ def indices(
     output: str | None,
     show_list: bool,
     search: str | None,
+    compress: str,
     overwrite: bool,
     **opts,
 ) -> None:
@@ -42,5 +51,5 @@ def indices(
     # Opening is lazy: only the bands the indices use are ever read.
     scene = open_from_options(sources, **opts)
     result = compute(scene, list(names))
-    path = to_cog(result, output, overwrite=overwrite)
+    path = to_cog(result, output, compress=compress, overwrite=overwrite)
     click.echo(f"wrote {path} ({', '.join(map(str, result.data_vars))})")

@@ -31,7 +31,7 @@ from agrivision.fields.polygonize import ClassChunks, polygonise
 from agrivision.fields.prepare import prepare_fields
 from agrivision.fields.seams import SEAM_EPS, Pieces, merge_seams
 from agrivision.grid import grid_of, metres_per_unit, transform_geometries
-from agrivision.io.fields import area_ha, geodesic_ratio
+from agrivision.io.fields import geodesic_ratio, local_area_ha
 
 #: Output columns (``field_id`` only when fields are given).
 COLUMNS = ("field_id", "class", "class_name", "area_ha", "geometry")
@@ -80,9 +80,10 @@ def vectorize(
     -------
     GeoDataFrame
         One row per connected polygon per (field and) class: ``field_id`` (only with
-        ``fields``), ``class``, ``class_name``, ``area_ha`` (hectares, geodesic on the WGS84
-        ellipsoid whatever the CRS: :func:`agrivision.io.fields.area_ha`), ``geometry`` in the raster CRS. Sorted by field (input order), class, then
-        top-left position. Empty (with a warning) when nothing is found.
+        ``fields``), ``class``, ``class_name``, ``area_ha`` (hectares on the WGS84 ellipsoid
+        whatever the CRS, within 3e-8 of the geodesic area for polygons up to 2 km:
+        :func:`agrivision.io.fields.local_area_ha`), ``geometry`` in the raster CRS. Sorted
+        by field (input order), class, then top-left position. Empty (with a warning) when nothing is found.
 
     Raises
     ------
@@ -248,15 +249,16 @@ class _CheckedInputs:
 
 
 def _areas_ha(world: np.ndarray, fidx: np.ndarray, inputs: _CheckedInputs) -> np.ndarray:
-    """Geodesic areas (ha): planar area times the field's ratio, exact where there is none."""
+    """Ellipsoidal areas (ha): planar area times the field's ratio, or over the areal scale
+    at the polygon where there is none."""
     if inputs.field_ratio is None or not len(world):
-        return area_ha(gpd.GeoSeries(world, crs=inputs.crs)).to_numpy()
+        return local_area_ha(world, inputs.crs)
     unit = inputs.metres_per_unit or np.nan
     ratio = inputs.field_ratio[np.maximum(fidx, 0)]
     areas = shapely.area(world) * unit * unit / 1e4 * ratio
     exact = ~np.isfinite(areas)  # a geographic CRS, or a field without a usable ratio
     if exact.any():
-        areas[exact] = area_ha(gpd.GeoSeries(world[exact], crs=inputs.crs)).to_numpy()
+        areas[exact] = local_area_ha(world[exact], inputs.crs)
     return areas
 
 

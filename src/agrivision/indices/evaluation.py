@@ -16,13 +16,6 @@ from agrivision.indices.formula import Formula
 from agrivision.indices.symbols import band_symbols, wavelength_band
 from agrivision.indices.symbols import constants as catalogue_constants
 
-#: Use the fused numba kernel for normalized differences (see ``fused.py``); a switch so that
-#: tests and ``benchmarks/indices.py`` can compare it with the generic numpy path.
-FUSED = True
-#: ... for outputs of at least this many pixels (about half a Sentinel-2 tile): below it, loading
-#: the cached kernel once per process costs more than the kernel saves (``benchmarks/README.md``).
-FUSED_MIN_PIXELS = 2**26
-
 
 @dataclass(frozen=True)
 class _Job:
@@ -211,15 +204,10 @@ def _missing_bands(scene: xr.Dataset, failed: list[_Job]) -> BandNotFoundError:
 def _evaluate(scene: xr.Dataset, job: _Job, values: dict[str, float]) -> xr.DataArray:
     symbols = list(job.bands)
     arrays = [scene[job.bands[s]] for s in symbols]
-    pair = job.formula.nd_pair
-    fused = FUSED and pair is not None and max(a.size for a in arrays) >= FUSED_MIN_PIXELS
-    if fused and pair is not None:
-        symbols = list(pair)
-        arrays = [scene[job.bands[s]] for s in symbols]
     result = xr.apply_ufunc(
         _block,
         *arrays,
-        kwargs={"formula": job.formula, "symbols": symbols, "values": values, "fused": fused},
+        kwargs={"formula": job.formula, "symbols": symbols, "values": values},
         dask="parallelized",
         output_dtypes=[np.float32],
         keep_attrs=False,
@@ -242,15 +230,8 @@ def _block(
     formula: Formula,
     symbols: list[str],
     values: dict[str, float],
-    fused: bool = False,
 ) -> np.ndarray:
     """Evaluate one chunk in float32; non-finite results (x/0) become NaN, without warnings."""
-    if fused:
-        from agrivision.indices.fused import normalized_difference  # numba only when used
-
-        out = normalized_difference(*arrays)
-        if out is not None:
-            return out
     env: dict[str, Any] = dict(values)
     env.update((s, a.astype(np.float32, copy=False)) for s, a in zip(symbols, arrays, strict=True))
     with np.errstate(all="ignore"):

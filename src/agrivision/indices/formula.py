@@ -96,16 +96,13 @@ class Formula:
     """A compiled formula: call it with a mapping of symbol -> array or number.
 
     ``bands`` and ``constants`` list the symbols it needs (kernel symbols expanded), in order
-    of first use. ``nd_pair`` is ``("N", "R")`` when the formula is exactly the normalized
-    difference ``(N - R)/(N + R)`` of two bands (the fused fast path's shape), else ``None``.
-    Calling works on anything with numpy arithmetic (numpy, dask, xarray); it does not hide
+    of first use. Calling works on anything with numpy arithmetic (numpy, dask, xarray); it does not hide
     floating-point warnings nor replace infinities: :func:`agrivision.indices.compute` does.
     """
 
     text: str
     bands: tuple[str, ...]
     constants: tuple[str, ...]
-    nd_pair: tuple[str, str] | None
     _fn: Callable[[Env], Any] = field(repr=False)
 
     def __call__(self, values: Env) -> Any:
@@ -201,7 +198,6 @@ class _Compiler:
             text=self.text,
             bands=tuple(self.bands),
             constants=tuple(self.constants),
-            nd_pair=_nd_pair(tree.body),
             _fn=node.fn,
         )
 
@@ -311,15 +307,3 @@ def _scalar_op(op: Callable[..., Any], *args: float) -> float:
     # float64 scalars give inf/nan where Python floats would raise (1/0, overflow, (-8)**(1/3)).
     with np.errstate(all="ignore"):
         return float(op(*(np.float64(a) for a in args)))
-
-
-def _nd_pair(node: ast.AST) -> tuple[str, str] | None:
-    """``(a, b)`` if ``node`` is ``(a - b)/(a + b)`` (or ``/(b + a)``) for band symbols."""
-    match node:
-        case ast.BinOp(
-            op=ast.Div(),
-            left=ast.BinOp(op=ast.Sub(), left=ast.Name(id=a), right=ast.Name(id=b)),
-            right=ast.BinOp(op=ast.Add(), left=ast.Name(id=c), right=ast.Name(id=d)),
-        ) if a != b and {a, b} == {c, d} and {a, b} <= band_symbols().keys():
-            return a, b
-    return None

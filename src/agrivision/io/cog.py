@@ -13,6 +13,11 @@ uncompressed staging file is what keeps the peak memory at the chunk size withou
 time (measurements in ``benchmarks/README.md``). The final file is renamed into place
 atomically.
 
+Compression: ZSTD level 1 with a predictor by default. Encoding is most of the time a COG
+takes, and for reflectance and index rasters ZSTD level 1 makes files as small as DEFLATE's
+default level in a fraction of its time (``benchmarks/README.md``). ZSTD in GeoTIFF is read by
+GDAL >= 2.3 and so QGIS 3; ``compress="deflate"`` writes the most widely readable files.
+
 Band layout
 -----------
 - ``xr.Dataset``: one band per data variable (description = variable name).
@@ -60,6 +65,9 @@ from agrivision.io.geotiff import BlockWriter, set_metadata
 MEMORY_STAGING_BYTES = 16 * 2**20
 #: GDAL block cache (MB) during the COG copy when GDAL_CACHEMAX is not set by the user.
 COPY_CACHE_MB = 64
+#: Default codec and the level used when none is given (codecs not listed: GDAL's default).
+DEFAULT_COMPRESS = "zstd"
+DEFAULT_LEVELS: Mapping[str, int] = {"zstd": 1}
 _RESAMPLING = ("nearest", "average", "bilinear", "cubic", "cubicspline", "lanczos", "mode", "rms")
 _OPTIONS = frozenset(
     ("nodata", "dtype", "compress", "level", "predictor", "blocksize", "overviews", "resampling",
@@ -75,7 +83,7 @@ def to_cog(
     *,
     nodata: float | None = None,
     dtype: str | np.dtype | None = None,
-    compress: str = "deflate",
+    compress: str = DEFAULT_COMPRESS,
     level: int | None = None,
     predictor: int | None = None,
     blocksize: int = 512,
@@ -102,8 +110,9 @@ def to_cog(
     dtype
         Output data type (default: the input's; booleans become uint8).
     compress, level, predictor
-        GDAL compression (``deflate``, ``zstd``, ``lzw``, ``lerc``, ``none``...), its level
-        (GDAL's default when None) and predictor (default 3 for floats, 2 for integers).
+        GDAL compression (``zstd``, ``deflate``, ``lzw``, ``lerc``, ``none``...), its level
+        (None: 1 for ZSTD, GDAL's default for the others) and predictor (default 3 for
+        floats, 2 for integers).
     blocksize
         Tile edge in pixels (multiple of 16).
     overviews
@@ -211,7 +220,7 @@ def _prepare(
     *,
     nodata: float | None = None,
     dtype: str | np.dtype | None = None,
-    compress: str = "deflate",
+    compress: str = DEFAULT_COMPRESS,
     level: int | None = None,
     predictor: int | None = None,
     blocksize: int = 512,
@@ -284,6 +293,7 @@ def _prepare(
     }
     if compress.lower() != "none":
         cog["PREDICTOR"] = predictor if predictor is not None else (3 if is_float else 2)
+    level = DEFAULT_LEVELS.get(compress.lower()) if level is None else level
     if level is not None:
         cog["LEVEL"] = level
     return _Job(

@@ -19,7 +19,7 @@ import pandas as pd
 import pyogrio
 import shapely
 import xarray as xr
-from pyproj import CRS, Geod
+from pyproj import CRS, Geod, Proj, Transformer
 from pyproj.aoi import BBox
 from rasterio.warp import transform_bounds
 
@@ -152,6 +152,47 @@ def area_ha(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.Series:
     ring_m2 = [_GEOD.polygon_area_perimeter(x[a:b], y[a:b])[0] for a, b in pairwise(ends)]
     area = np.bincount(owner, weights=ring_m2, minlength=len(lonlat)) / 1e4
     return pd.Series(area, index=gdf.index, name="area_ha")
+
+
+def local_area_ha(geometries: np.ndarray, crs: CRS) -> np.ndarray:
+    """Area in hectares on the WGS84 ellipsoid of many small geometries at once.
+
+    The planar area in ``crs`` divided by the projection's areal scale at each geometry's
+    centroid (PROJ's factors): the scale varies smoothly, so over a polygon its centroid's
+    value is its mean to first order. Within 1e-9 of :func:`area_ha` (geodesic edges) for
+    200 m polygons, 3e-8 at 2 km, 2e-7 at 5 km (UTM). One vectorised call for all the
+    geometries, where :func:`area_ha` computes each ring on its own (about 20 microseconds a
+    ring); and, being planar, the same for any vertices added along straight edges (chunk
+    seams). Geometries in a geographic CRS go through :func:`area_ha`.
+
+    Parameters
+    ----------
+    geometries
+        Shapely geometries (None allowed: area 0).
+    crs
+        Their CRS (any).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 hectares, aligned with ``geometries``.
+    """
+    crs = CRS.from_user_input(crs)
+    if not crs.is_projected:
+        return area_ha(gpd.GeoSeries(geometries, crs=crs)).to_numpy()
+    planar = np.nan_to_num(shapely.area(geometries))
+    area = np.zeros(len(planar))
+    some = np.flatnonzero(planar > 0)
+    if not len(some):
+        return area
+    centroids = shapely.centroid(np.asarray(geometries)[some])
+    lon, lat = Transformer.from_crs(crs, _LONLAT, always_xy=True).transform(
+        shapely.get_x(centroids), shapely.get_y(centroids)
+    )
+    scale = Proj(crs).get_factors(lon, lat, errcheck=False).areal_scale
+    unit = crs.axis_info[0].unit_conversion_factor
+    area[some] = planar[some] * unit * unit / np.asarray(scale) / 1e4
+    return area
 
 
 def geodesic_ratio(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> np.ndarray:
