@@ -13,6 +13,7 @@ the CPU's native bf16 instructions (AVX512-BF16, AMX) where they exist.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from typing import Protocol
 
 import numpy as np
@@ -57,9 +58,7 @@ def resolve_engine(name: str, device: torch.device, *, checkpoint: bool) -> str:
         if device.type != "cpu":
             raise ConfigError("the OpenVINO engine runs on the CPU", fix="use --device cpu")
         if not openvino_available():
-            raise ConfigError(
-                "OpenVINO is not installed", fix="pip install 'agrivision[openvino]'"
-            )
+            raise ConfigError("OpenVINO is not installed", fix="pip install 'agrivision[openvino]'")
     return name
 
 
@@ -120,7 +119,9 @@ class _OpenVino:
         import openvino as ov
 
         example = torch.zeros((1, bands, window, window))
-        with torch.no_grad():
+        # OpenVINO traces with TorchScript: seconds faster than through torch.export here.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`torch.jit", FutureWarning)
             converted = ov.convert_model(
                 model.cpu().eval(), example_input=example, input=[(-1, bands, window, window)]
             )
