@@ -10,7 +10,9 @@ from agrivision.errors import ConfigError
 from agrivision.io.scene import open_scene
 from agrivision.segment import engine as engines
 from agrivision.segment.checkpoint import load_checkpoint, save_checkpoint
+from agrivision.segment.config import load_config
 from agrivision.segment.engine import resolve_engine
+from agrivision.segment.evaluate import evaluate
 from agrivision.segment.predict import loaded_models, segment
 
 CPU = torch.device("cpu")
@@ -80,3 +82,14 @@ def test_openvino_runs_an_in_memory_model_when_asked(tiny, scene_of, tmp_path):
     save_checkpoint(seg.model, seg.meta, tmp_path / "m")
     again = segment(scene, load_checkpoint(tmp_path / "m"), engine="openvino").compute()
     np.testing.assert_array_equal(again["classes"].values, out["classes"].values)
+
+
+def test_openvino_bf16_costs_at_most_half_a_miou_point(trained):
+    pytest.importorskip("openvino")
+    model_dir, cfg_path = trained
+    config = load_config(cfg_path)
+    fp32 = evaluate(model_dir, config, device="cpu", engine="torch")
+    bf16 = evaluate(model_dir, config, device="cpu", engine="openvino", precision="bf16")
+    assert fp32["pixels"] == bf16["pixels"] == 2 * 128 * 128
+    assert fp32["miou"] > 0.2  # trained for two epochs: real answers, not one flat class
+    assert abs(bf16["miou"] - fp32["miou"]) <= 0.005
