@@ -68,8 +68,14 @@ def evaluate(
     from agrivision.segment import evaluate as run
     from agrivision.segment import load_config
 
-    options = dict(device=device, batch_size=batch_size, precision=precision, engine=engine)
-    result = run(model_dir, load_config(config), **options)
+    result = run(
+        model_dir,
+        load_config(config),
+        device=device,
+        batch_size=batch_size,
+        precision=precision,
+        engine=engine,
+    )
     names = list(result["iou"])
     click.echo(f"split: {result['split']} ({result['images']} images, {result['pixels']} pixels)")
     click.echo(f"{'class':<16}{'IoU':>8}{'F1':>8}")

@@ -97,8 +97,7 @@ def build_engine(
 class _Torch:
     def __init__(self, model: torch.nn.Module, device: torch.device, bf16: bool, compile: bool):
         model = model.to(device).eval().to(memory_format=torch.channels_last)
-        # torch.compile of a Module returns an OptimizedModule; its stub says any callable.
-        self.model = torch.compile(model) if compile else model  # type: ignore[assignment]
+        self.model = torch.compile(model) if compile else model
         self.device = device
         self.bf16 = bf16
         self.static = compile  # compiled graphs want one batch shape: pad the last batch

@@ -77,8 +77,9 @@ def evaluate(
     cm = np.zeros((len(spec.classes),) * 2, np.int64)
     for image, label in zip(images, labels, strict=True):
         scene = image_scene(image, spec.bands)
-        options = dict(device=device, batch_size=batch_size, precision=precision, engine=engine)
-        pred = segment(scene, seg, **options)["classes"].values
+        pred = segment(
+            scene, seg, device=device, batch_size=batch_size, precision=precision, engine=engine
+        )["classes"].values
         cm += confusion(label, pred, len(spec.classes))
     result = scores(cm, spec.classes)
     result.update(split=split_name, images=len(pairs), pixels=int(cm.sum()))
