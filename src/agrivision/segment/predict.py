@@ -10,9 +10,9 @@ Probabilities are uint8, ``p = value / 254``.
 
 Models are loaded once per process: a checkpoint directory given to :func:`segment` is kept
 in a module-level cache keyed by (resolved path, modification times of ``model.json`` and
-``model.safetensors``, device, engine, precision, compile). Dask tasks carry only that key (it pickles to the
-path), never the model, so each ``dask.distributed`` worker process loads a checkpoint once
-and reuses it for every chunk; rewriting the checkpoint changes the key.
+``model.safetensors``, device, engine, precision, compile). Dask tasks carry only that key
+(it pickles to the path), never the model, so each ``dask.distributed`` worker process loads a
+checkpoint once and reuses it for every chunk; rewriting the checkpoint changes the key.
 :func:`loaded_models` lists the cache.
 """
 
@@ -200,8 +200,7 @@ class _Handle:
         key = self._key()
         with _CACHE_LOCK:
             if key not in _MODELS:
-                assert self.path is not None
-                _MODELS[key] = self.prepare(load_checkpoint(self.path).model)
+                _MODELS[key] = self.prepare(load_checkpoint(key[0]).model)
             return _MODELS[key]
 
     def _key(self) -> tuple:
