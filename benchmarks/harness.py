@@ -54,10 +54,11 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None) -> int:
     return peak
 
 
-def write_result(result: os.PathLike, output: np.ndarray, seconds: float) -> None:
-    """A contender's output beside ``result`` (``.npy``) and its time and own peak RSS."""
+def write_result(result: os.PathLike, output: np.ndarray, seconds: float, **extra: float) -> None:
+    """A contender's output beside ``result`` (``.npy``), its time, own peak RSS and ``extra``
+    figures."""
     path = os.fspath(result)
     np.save(os.path.splitext(path)[0] + ".npy", output)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     with open(path, "w") as fh:
-        json.dump({"seconds": seconds, "peak": peak}, fh)
+        json.dump({"seconds": seconds, "peak": peak, **extra}, fh)

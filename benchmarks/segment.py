@@ -1,28 +1,36 @@
 """Whole-scene U-Net inference: agrivision (blended windows over dask chunks) vs a naive loop.
 
-Usage: ``python benchmarks/segment.py [--quick] [--size N] [--device cpu|cuda] [--encoder E]``
+Usage: ``python benchmarks/segment.py [--quick] [--size N] [--repeat R] [--device cpu|cuda]
+[--encoder E]``
 
 One randomly initialised smp U-Net (``resnet34`` encoder, 4 bands, 5 classes, 512-pixel
 windows; the weights do not change the cost) is saved once as a checkpoint under
 ``bench-output/``. A seeded 4-band float32 reflectance scene is built in memory in each
-worker before timing starts. Contenders, each once in a fresh subprocess (peak RSS per
-contender; it includes the in-memory scene, the same for all):
+worker before timing starts. Contenders, each in a fresh subprocess, interleaved over
+``--repeat`` rounds (default 3; the table gives medians, so that a noisy, shared machine
+slows every contender alike):
 
 * ``naive``: the anchor, the usual loop: non-overlapping 512-pixel tiles (edge tiles
-  zero-padded), fp32, batch 1, ``torch.no_grad``, argmax, no blending;
-* ``agrivision``: ``segment(scene, model_dir)`` on the dask-backed scene, computed into a
-  class array: windows overlapping by 1/8 with linear-ramp blending, per-chunk halos,
-  ``inference_mode``, channels_last, batches (4 on CPU, 32 on CUDA with bf16 autocast and
-  pinned host memory), dask's threaded scheduler;
-* ``agrivision-sync`` (CPU): the same with dask's synchronous scheduler (torch uses the cores);
-* ``agrivision-bf16`` (CPU): the same with ``precision="bf16"`` (bf16 autocast on the CPU);
+  zero-padded), PyTorch fp32, batch 1, ``torch.no_grad``, argmax, no blending;
+* ``agrivision``: ``segment(scene, model_dir)`` with its defaults on the dask-backed scene,
+  computed into a class array: windows overlapping by 1/8 with linear-ramp blending, per-chunk
+  halos, batches of 4 (32 on CUDA), dask's threaded scheduler; on the CPU the checkpoint runs
+  in OpenVINO fp32 (the ``openvino`` extra), on CUDA in PyTorch with bf16 autocast, channels_last
+  and pinned host memory;
+* ``agrivision-torch`` (CPU): the same run by PyTorch fp32 (channels_last, ``inference_mode``),
+  the engine of a core install and the fp32 reference of the agreement column;
+* ``agrivision-bf16`` (CPU): the same with ``precision="bf16"`` (OpenVINO bf16, native on CPUs
+  with AVX512-BF16 or AMX);
 * ``agrivision-compile`` (CUDA): the same plus ``torch.compile``.
 
-Each worker warms up on a 1024 x 1024 corner first (and compiles there), untimed. Reported:
-wall time, Mpx/s, ratio to the naive loop, peak RSS, and the share of pixels whose class
-agrees with the naive loop (blending changes some near tile edges). With ``--device cuda``
-the default scene is a whole Sentinel-2 tile (10980 x 10980, 4 bands). ``--quick``: a
-1024 x 1024 scene. CPU default: 2048 x 2048.
+Each worker warms up on a 1024 x 1024 corner first, untimed (model load, OpenVINO conversion,
+compilation: the "setup" column). Reported: median wall time, Mpx/s, ratio to the naive loop,
+CPU time of the timed run (all threads; steadier than wall time when others share the cores),
+peak RSS (it includes the in-memory scene, the same for all), and the share of pixels whose class
+agrees with the naive loop (which leaves seams: blending changes pixels near tile edges) and
+with the blended fp32 reference (PyTorch on the CPU, the default run on CUDA). With
+``--device cuda`` the default scene is a whole Sentinel-2 tile (10980 x 10980, 4 bands).
+``--quick``: a 1024 x 1024 scene. CPU default: 2048 x 2048.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -97,7 +106,6 @@ def naive(model, scene: np.ndarray, device: str) -> np.ndarray:
 def worker(contender: str, size: int, device: str, model_dir: Path, result: Path) -> None:
     """Run one contender once in this (fresh) process; write its timing."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import dask
     import dask.array as da
     import torch
     import xarray as xr
@@ -106,37 +114,41 @@ def worker(contender: str, size: int, device: str, model_dir: Path, result: Path
     from agrivision.segment.predict import segment
 
     scene = make_scene(size)
+    start = time.perf_counter()
     if contender == "naive":
         loaded = load_checkpoint(model_dir, device=device)
         model = (loaded.model, loaded.meta.normalisation)
         naive(model, scene[:, :1024, :1024], device)  # warm-up
-        t0 = time.perf_counter()
+        setup = time.perf_counter() - start
+        t0, c0 = time.perf_counter(), time.process_time()
         classes = naive(model, scene, device)
     else:
-        compile_ = contender == "agrivision-compile"
-        precision = "bf16" if contender == "agrivision-bf16" else "auto"
-        scheduler = "synchronous" if contender == "agrivision-sync" else "threads"
+        options = {
+            "agrivision-compile": {"compile": True},
+            "agrivision-torch": {"engine": "torch"},
+            "agrivision-bf16": {"precision": "bf16"},
+        }.get(contender, {})
 
         def run(arr: np.ndarray) -> np.ndarray:
             data = da.from_array(arr, chunks=(1, 2048, 2048))
             ds = xr.Dataset({b: (("y", "x"), data[i]) for i, b in enumerate(BANDS)})
-            out = segment(ds, model_dir, device=device, compile=compile_, precision=precision)
-            return out["classes"].data.compute(scheduler=scheduler)
+            return segment(ds, model_dir, device=device, **options)["classes"].data.compute()
 
-        with dask.config.set(scheduler=scheduler):
-            run(scene[:, :1024, :1024])  # warm-up (and compilation)
-            t0 = time.perf_counter()
-            classes = run(scene)
+        run(scene[:, :1024, :1024])  # warm-up (model load, conversion, compilation)
+        setup = time.perf_counter() - start
+        t0, c0 = time.perf_counter(), time.process_time()
+        classes = run(scene)
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    write_result(result, classes, seconds)
+    write_result(result, classes, seconds, setup=setup, cpu=time.process_time() - c0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 1024 x 1024 scene")
     parser.add_argument("--size", type=int, help="scene side (default 2048 CPU, 10980 CUDA)")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--encoder", default="resnet34", help="smp encoder (default resnet34)")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
@@ -150,38 +162,46 @@ def main() -> None:
     size = args.size or (1024 if args.quick else 10980 if args.device == "cuda" else 2048)
     model_dir = OUT / f"segment_model_{args.encoder}"
     make_model(model_dir, args.encoder)
-    extra = (
-        ("agrivision-compile",) if args.device == "cuda" else ("agrivision-sync", "agrivision-bf16")
-    )
-    contenders = ("naive", "agrivision", *extra)
-    runs = {}
-    for c in contenders:
-        result = OUT / f"segment_result_{c}.json"
-        cmd = [sys.executable, __file__, "--worker", c, str(size), args.device, str(model_dir),
-               str(result)]  # fmt: skip
-        polled = run_measured(cmd)
-        runs[c] = json.loads(result.read_text())
-        runs[c]["peak"] = max(runs[c]["peak"], polled)
-        runs[c]["classes"] = np.load(result.with_suffix(".npy"))
+    if args.device == "cuda":
+        contenders, reference = ("naive", "agrivision", "agrivision-compile"), "agrivision"
+    else:
+        contenders = ("naive", "agrivision-torch", "agrivision", "agrivision-bf16")
+        reference = "agrivision-torch"
+    runs: dict[str, list[dict]] = {c: [] for c in contenders}
+    classes = {}
+    for _ in range(args.repeat):
+        for c in contenders:
+            result = OUT / f"segment_result_{c}.json"
+            cmd = [sys.executable, __file__, "--worker", c, str(size), args.device,
+                   str(model_dir), str(result)]  # fmt: skip
+            polled = run_measured(cmd)
+            run = json.loads(result.read_text())
+            run["peak"] = max(run["peak"], polled)
+            runs[c].append(run)
+            classes[c] = np.load(result.with_suffix(".npy"))
     import torch
 
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"{os.cpu_count()} CPUs"
     mpx = size * size / 1e6
-    ref = runs["naive"]
+    median = {c: {k: statistics.median(r[k] for r in runs[c]) for k in runs[c][0]} for c in runs}
     lines = [
         f"U-Net ({args.encoder}, 4 bands, 5 classes, {TILE}-px windows), scene {size} x {size} "
         f"float32 ({mpx:.1f} Mpx), {args.device} ({where}), torch {torch.__version__}; "
-        "one run per contender, fresh process, after an untimed 1024^2 warm-up",
+        f"median of {args.repeat} interleaved runs per contender, each in a fresh process after "
+        "an untimed 1024^2 warm-up (setup)",
         "",
-        "| contender | time (s) | Mpx/s | vs naive | peak RSS (MB) | classes equal to naive |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| contender | setup (s) | time (s) | Mpx/s | vs naive | CPU (s) | CPU vs naive "
+        f"| peak RSS (MB) | classes = naive | classes = {reference} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in contenders:
-        r = runs[c]
-        agree = (r["classes"] == ref["classes"]).mean()
+        m = median[c]
         lines.append(
-            f"| {c} | {r['seconds']:.2f} | {mpx / r['seconds']:.2f} "
-            f"| {ref['seconds'] / r['seconds']:.2f}x | {r['peak'] / 2**20:,.0f} | {agree:.2%} |"
+            f"| {c} | {m['setup']:.1f} | {m['seconds']:.2f} | {mpx / m['seconds']:.2f} "
+            f"| {median['naive']['seconds'] / m['seconds']:.2f}x | {m['cpu']:.1f} "
+            f"| {median['naive']['cpu'] / m['cpu']:.2f}x | {m['peak'] / 2**20:,.0f} "
+            f"| {(classes[c] == classes['naive']).mean():.2%} "
+            f"| {(classes[c] == classes[reference]).mean():.2%} |"
         )
     print("\n".join(lines))
 

@@ -68,6 +68,12 @@ def test_segment_a_plain_image(tmp_path, tiny):
     assert out.exit_code == 0, out.output
     with rasterio.open(tmp_path / "c.tif") as src:
         assert src.shape == (70, 90) and src.crs is None
+        auto = src.read(1)
+    args[-1] = str(tmp_path / "t.tif")
+    out = CliRunner().invoke(segment, [*args, "--channels", "red=1,nir=2", "--engine", "torch"])
+    assert out.exit_code == 0, out.output
+    with rasterio.open(tmp_path / "t.tif") as src:
+        assert (src.read(1) == auto).mean() >= 0.995  # OpenVINO (when installed) = PyTorch
 
 
 def test_user_errors(tmp_path, tiles, trained):

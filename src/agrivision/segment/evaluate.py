@@ -22,6 +22,8 @@ def evaluate(
     *,
     device: str = "auto",
     batch_size: int | None = None,
+    precision: str = "auto",
+    engine: str = "auto",
 ) -> dict:
     """Per-class IoU/F1, mIoU, accuracy and confusion matrix on the evaluation split.
 
@@ -75,7 +77,9 @@ def evaluate(
     cm = np.zeros((len(spec.classes),) * 2, np.int64)
     for image, label in zip(images, labels, strict=True):
         scene = image_scene(image, spec.bands)
-        pred = segment(scene, seg, device=device, batch_size=batch_size)["classes"].values
+        pred = segment(
+            scene, seg, device=device, batch_size=batch_size, precision=precision, engine=engine
+        )["classes"].values
         cm += confusion(label, pred, len(spec.classes))
     result = scores(cm, spec.classes)
     result.update(split=split_name, images=len(pairs), pixels=int(cm.sum()))

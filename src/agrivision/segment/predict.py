@@ -10,9 +10,9 @@ Probabilities are uint8, ``p = value / 254``.
 
 Models are loaded once per process: a checkpoint directory given to :func:`segment` is kept
 in a module-level cache keyed by (resolved path, modification times of ``model.json`` and
-``model.safetensors``, device, compile). Dask tasks carry only that key (it pickles to the
-path), never the model, so each ``dask.distributed`` worker process loads a checkpoint once
-and reuses it for every chunk; rewriting the checkpoint changes the key.
+``model.safetensors``, device, engine, precision, compile). Dask tasks carry only that key
+(it pickles to the path), never the model, so each ``dask.distributed`` worker process loads a
+checkpoint once and reuses it for every chunk; rewriting the checkpoint changes the key.
 :func:`loaded_models` lists the cache.
 """
 
@@ -22,7 +22,7 @@ import contextlib
 import os
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import dask.array as da
@@ -44,7 +44,8 @@ from agrivision.segment.checkpoint import (
     load_checkpoint,
     read_metadata,
 )
-from agrivision.segment.device import autocast, resolve_device, use_bf16
+from agrivision.segment.device import resolve_device, use_bf16
+from agrivision.segment.engine import Engine, build_engine, resolve_engine
 from agrivision.segment.prepare import NODATA, normalise, pool
 from agrivision.segment.windows import window_starts
 
@@ -56,7 +57,7 @@ GPU_CHUNK = 4096
 # torch's own intra-op threads use the cores (no oversubscription, one GPU stream).
 _RUN_LOCK = threading.Lock()
 _CACHE_LOCK = threading.Lock()
-_MODELS: dict[tuple, torch.nn.Module] = {}
+_MODELS: dict[tuple, Engine] = {}
 
 
 def segment(
@@ -70,6 +71,7 @@ def segment(
     overlap: int | None = None,
     compile: bool = False,
     precision: str = "auto",
+    engine: str = "auto",
 ) -> xr.Dataset:
     """Segment a Scene of any size lazily with a U-Net.
 
@@ -98,6 +100,11 @@ def segment(
     precision
         ``auto`` (bf16 autocast on a GPU, fp32 on a CPU), ``fp32`` or ``bf16`` (on a CPU with
         native bf16 several times faster than fp32; probabilities change slightly).
+    engine
+        ``auto``, ``torch`` or ``openvino`` (the ``openvino`` extra; CPU only). ``auto`` runs
+        a checkpoint directory on the CPU with OpenVINO when it is installed (faster, classes
+        equal to PyTorch's but where two classes tie to within float rounding), PyTorch
+        otherwise.
 
     Returns
     -------
@@ -110,10 +117,10 @@ def segment(
     BandNotFoundError
         The scene lacks a band the model needs.
     ConfigError
-        Invalid device, precision, batch size, chunks or overlap.
+        Invalid device, precision, engine, batch size, chunks or overlap.
     """
     dev = resolve_device(device)
-    handle = _handle(model, dev, compile)
+    handle = _handle(model, dev, compile, engine, use_bf16(dev, precision))
     spec = handle.meta.spec
     missing = [b for b in spec.bands if b not in scene.data_vars]
     if missing:
@@ -136,7 +143,6 @@ def segment(
         factor=spec.downsample,
         batch=batch_size or (32 if dev.type == "cuda" else 4),
         probabilities=probabilities,
-        bf16=use_bf16(dev, precision),
         mean=tuple(handle.meta.normalisation.mean),
         std=tuple(handle.meta.normalisation.std),
     )
@@ -158,7 +164,8 @@ def segment(
 
 
 def loaded_models() -> list[tuple]:
-    """Keys ``(path, mtimes_ns, device, compile)`` of the models cached in this process."""
+    """Keys ``(path, mtimes_ns, device, engine, bf16, compile)`` of the models cached in this
+    process."""
     with _CACHE_LOCK:
         return list(_MODELS)
 
@@ -170,7 +177,6 @@ class _Params:
     factor: int  # source pixels per model pixel
     batch: int
     probabilities: bool
-    bf16: bool
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
@@ -182,27 +188,36 @@ class _Handle:
     meta: CheckpointMeta
     path: Path | None
     device: torch.device
+    engine: str  # torch or openvino
+    bf16: bool
     compile: bool
-    local: torch.nn.Module | None = None  # an in-memory model, already prepared
+    local: Engine | None = None  # an in-memory model, already prepared
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
-    def model(self) -> torch.nn.Module:
+    def model(self) -> Engine:
         if self.local is not None:
             return self.local
-        assert self.path is not None
-        key = (str(self.path), _stamp(self.path), str(self.device), self.compile)
+        key = self._key()
         with _CACHE_LOCK:
             if key not in _MODELS:
-                model = load_checkpoint(self.path).model
-                _MODELS[key] = _prepare(model, self.device, self.compile)
+                _MODELS[key] = self.prepare(load_checkpoint(key[0]).model)
             return _MODELS[key]
+
+    def _key(self) -> tuple:
+        assert self.path is not None
+        stamp = _stamp(self.path)
+        return (str(self.path), stamp, str(self.device), self.engine, self.bf16, self.compile)
+
+    def prepare(self, model: torch.nn.Module) -> Engine:
+        spec = self.meta.spec
+        return build_engine(
+            model, self.engine, device=self.device, bands=len(spec.bands), window=spec.window,
+            bf16=self.bf16, compile=self.compile,
+        )  # fmt: skip
 
     def __dask_tokenize__(self) -> tuple:
         # Cheap and stable: never hash (pickle) the model itself.
-        if self.local is not None:
-            return ("memory", self.token)
-        assert self.path is not None
-        return (str(self.path), _stamp(self.path), str(self.device), self.compile)
+        return ("memory", self.token) if self.local is not None else self._key()
 
     def __reduce__(self):
         # dask.distributed workers load the checkpoint from its path, once per process.
@@ -211,25 +226,25 @@ class _Handle:
                 "an in-memory model cannot be sent to dask workers",
                 fix="save it with save_checkpoint and pass the checkpoint directory",
             )
-        return (_Handle, (self.meta, self.path, self.device, self.compile))
+        args = (self.meta, self.path, self.device, self.engine, self.bf16, self.compile)
+        return (_Handle, args)
 
 
-def _handle(model: Segmenter | str | os.PathLike, device: torch.device, compile: bool) -> _Handle:
+def _handle(
+    model: Segmenter | str | os.PathLike,
+    device: torch.device,
+    compile: bool,
+    engine: str,
+    bf16: bool,
+) -> _Handle:
+    name = resolve_engine(engine, device, checkpoint=not isinstance(model, Segmenter))
     if isinstance(model, Segmenter):
-        local = _prepare(model.model, device, compile)
-        return _Handle(model.meta, model.path, device, compile, local)
+        handle = _Handle(model.meta, model.path, device, name, bf16, compile)
+        return replace(handle, local=handle.prepare(model.model))
     path = Path(model).resolve()
     if path.name == METADATA:
         path = path.parent
-    return _Handle(read_metadata(path / METADATA), path, device, compile)
-
-
-def _prepare(model: torch.nn.Module, device: torch.device, compile: bool) -> torch.nn.Module:
-    model = model.to(device).eval().to(memory_format=torch.channels_last)
-    if not compile:
-        return model
-    # torch.compile of a Module returns an OptimizedModule; its stub says any callable.
-    return torch.compile(model)  # type: ignore[return-value]
+    return _Handle(read_metadata(path / METADATA), path, device, name, bf16, compile)
 
 
 def _stamp(path: Path) -> tuple[int, ...]:
@@ -303,7 +318,7 @@ def _predict_block(
         x = torch.from_numpy(np.ascontiguousarray(block))
         if handle.device.type == "cuda":
             x = x.pin_memory().to(handle.device, non_blocking=True)
-        probs, valid = _blend(model, x, origin, ((cy0, cy1), (cx0, cx1)), shape, params, handle)
+        probs, valid = _blend(model, x, origin, ((cy0, cy1), (cx0, cx1)), shape, params)
         classes = probs.argmax(dim=0).to(torch.uint8)
         classes[~valid] = NODATA
         layers = [classes[None]]
@@ -315,13 +330,12 @@ def _predict_block(
 
 
 def _blend(
-    model: torch.nn.Module,
+    model: Engine,
     x: torch.Tensor,
     origin: tuple[int, int],
     core: tuple[tuple[int, int], tuple[int, int]],
     shape: tuple[int, int],
     p: _Params,
-    handle: _Handle,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Blended class probabilities ``(K, h, w)`` and validity ``(h, w)`` of the core."""
     f = p.factor
@@ -367,13 +381,8 @@ def _blend(
                 xm[:, y - om[0] : y - om[0] + p.window, x_ - om[1] : x_ - om[1] + p.window]
                 for y, x_ in group
             ]
-        ).contiguous(memory_format=torch.channels_last)
-        real = len(group)
-        if handle.compile and real < p.batch:  # static shapes: no recompilation for the tail
-            batch = F.pad(batch, (0, 0, 0, 0, 0, 0, 0, p.batch - real))
-        with autocast(x.device, p.bf16):
-            logits = model(batch)[:real]
-        prob = torch.softmax(logits.float(), dim=1) * weight
+        )
+        prob = torch.softmax(model(batch), dim=1) * weight
         if acc is None or wsum is None:
             n_classes = prob.shape[1]
             acc = torch.zeros((n_classes, hi[0] - lo[0], hi[1] - lo[1]), device=x.device)

@@ -1,0 +1,95 @@
+"""Inference engines: OpenVINO agrees with PyTorch; which engine runs when; clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from agrivision.errors import ConfigError
+from agrivision.io.scene import open_scene
+from agrivision.segment import engine as engines
+from agrivision.segment.checkpoint import load_checkpoint, save_checkpoint
+from agrivision.segment.config import load_config
+from agrivision.segment.engine import resolve_engine
+from agrivision.segment.evaluate import evaluate
+from agrivision.segment.predict import loaded_models, segment
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def scene(tiles):
+    """Two adjacent synthetic tiles as one 128 x 256 px scene: windows overlap and blend."""
+    return open_scene([tiles / "tile_004.tif", tiles / "tile_005.tif"]).chunk(96)
+
+
+def test_auto_runs_checkpoints_with_openvino_and_in_memory_models_with_torch(monkeypatch):
+    monkeypatch.setattr(engines, "openvino_available", lambda: True)
+    assert resolve_engine("auto", CPU, checkpoint=True) == "openvino"
+    assert resolve_engine("auto", CPU, checkpoint=False) == "torch"  # may change between calls
+    assert resolve_engine("auto", torch.device("cuda"), checkpoint=True) == "torch"
+    assert resolve_engine("torch", CPU, checkpoint=True) == "torch"
+    monkeypatch.setattr(engines, "openvino_available", lambda: False)
+    assert resolve_engine("auto", CPU, checkpoint=True) == "torch"  # the core install
+
+
+def test_engine_errors_name_the_fix(monkeypatch):
+    with pytest.raises(ConfigError, match="unknown engine 'onnx'"):
+        resolve_engine("onnx", CPU, checkpoint=True)
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        resolve_engine("openvino", torch.device("cuda"), checkpoint=True)
+    monkeypatch.setattr(engines, "openvino_available", lambda: False)
+    with pytest.raises(ConfigError, match="not installed") as info:
+        resolve_engine("openvino", CPU, checkpoint=True)
+    assert "agrivision[openvino]" in str(info.value)
+
+
+def test_openvino_classes_equal_torch_fp32(trained, scene):
+    pytest.importorskip("openvino")
+    model_dir, _ = trained
+    ref = segment(scene, model_dir, probabilities=True, engine="torch").compute()
+    out = segment(scene, model_dir, probabilities=True).compute()  # auto: OpenVINO
+    assert any(key[3] == "openvino" for key in loaded_models())
+    classes, expected = out["classes"].values, ref["classes"].values
+    assert (classes == expected).mean() >= 0.995
+    assert len(np.unique(expected)) >= 3  # a trained model: real classes, not one flat answer
+    diff = np.abs(out["probabilities"].values.astype(int) - ref["probabilities"].values)
+    assert diff.max() <= 1  # fp32 rounding only: at most one step of 1/254
+
+
+def test_openvino_bf16_is_opt_in_and_close_to_fp32(trained, scene):
+    pytest.importorskip("openvino")
+    model_dir, _ = trained
+    fp32 = segment(scene, model_dir, probabilities=True, engine="torch").compute()
+    bf16 = segment(scene, model_dir, probabilities=True, precision="bf16").compute()
+    assert (bf16["classes"].values == fp32["classes"].values).mean() >= 0.99
+    diff = np.abs(bf16["probabilities"].values.astype(int) - fp32["probabilities"].values)
+    assert np.median(diff) <= 1 and diff.max() <= 25  # bf16: 8 bits of mantissa
+
+
+def test_openvino_runs_an_in_memory_model_when_asked(tiny, scene_of, tmp_path):
+    pytest.importorskip("openvino")
+    seg = tiny()
+    data = np.random.default_rng(3).random((2, 100, 90)).astype(np.float32)
+    data[:, 10:20, 30:40] = np.nan
+    scene = scene_of(data, ("red", "nir"))
+    ref = segment(scene, seg, probabilities=True).compute()
+    out = segment(scene, seg, probabilities=True, engine="openvino").compute()
+    np.testing.assert_array_equal(out["classes"].values == 255, ref["classes"].values == 255)
+    assert (out["classes"].values == ref["classes"].values).mean() >= 0.995
+    # a reloaded checkpoint of the same weights gives the same answer through the cache
+    save_checkpoint(seg.model, seg.meta, tmp_path / "m")
+    again = segment(scene, load_checkpoint(tmp_path / "m"), engine="openvino").compute()
+    np.testing.assert_array_equal(again["classes"].values, out["classes"].values)
+
+
+def test_openvino_bf16_costs_at_most_half_a_miou_point(trained):
+    pytest.importorskip("openvino")
+    model_dir, cfg_path = trained
+    config = load_config(cfg_path)
+    fp32 = evaluate(model_dir, config, device="cpu", engine="torch")
+    bf16 = evaluate(model_dir, config, device="cpu", engine="openvino", precision="bf16")
+    assert fp32["pixels"] == bf16["pixels"] == 2 * 128 * 128
+    assert fp32["miou"] > 0.2  # trained for two epochs: real answers, not one flat class
+    assert abs(bf16["miou"] - fp32["miou"]) <= 0.005
