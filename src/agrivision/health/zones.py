@@ -227,10 +227,11 @@ class ZoneBatches:
         min_pixels = max(self.min_pixels_zone, math.ceil(rules.min_share * win.touched.sum()))
         fill = GapFill(valid, win.inside, win.touched, min_pixels)
         auto = rules.n == "auto"
+        tried = list(AUTO_N) if rules.n == "auto" else [int(rules.n)]
         # one zone: what a uniform field gets when even two zones would split noise
         made = {1: (fill(valid.astype(np.uint8)), 0.0)}
         chosen = 1
-        for n in AUTO_N if auto else [rules.n]:
+        for n in tried:
             zone = np.zeros(valid.shape, np.uint8)
             zone[valid] = classify_values(v, class_breaks(v, n, rules.method))
             zone = clean_zones(zone, fill, smooth=rules.smooth, min_pixels=min_pixels)
