@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -227,6 +228,9 @@ def test_write_layers_round_trip(tmp_path, table):
         assert_same_attributes(read, expected) if len(expected) == 2 else None
         assert shapely.equals(read.geometry.values, expected.geometry.values).all()
     no_leftovers(tmp_path, "report.gpkg")
+    with sqlite3.connect(path) as db:  # a GeoPackage ("GPKG"), version 1.2
+        assert db.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 10200
     with pytest.raises(OutputError, match="exists"):
         write_layers(layers, path, overwrite=False)
     with pytest.raises(OutputError, match="gpkg"):

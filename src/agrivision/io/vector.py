@@ -483,7 +483,11 @@ def _write_gpkg(
         if keep:
             shutil.copyfile(target, tmp)
         for name, table in tables.items():
+            # GeoPackage 1.2, not GDAL's 1.4: GDAL < 3.7 (QGIS on Debian 12) warns on 1.4 files.
+            options = {} if tmp.exists() else {"dataset_options": {"VERSION": "1.2"}}
             if isinstance(table, FeatureSpool):
-                _write_spool(table, tmp, layer=name, driver="GPKG")
+                _write_spool(table, tmp, layer=name, driver="GPKG", **options)
             else:
-                pyogrio.write_dataframe(table, tmp, layer=name, driver="GPKG", use_arrow=True)
+                pyogrio.write_dataframe(
+                    table, tmp, layer=name, driver="GPKG", use_arrow=True, **options
+                )
