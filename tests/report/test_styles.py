@@ -14,7 +14,7 @@ import geopandas as gpd
 import pytest
 
 from agrivision.cli import main
-from agrivision.report.palette import RAMP, STATUS_COLOURS
+from agrivision.report.palette import RAMP, STATUS_COLOURS, zone_colours
 
 SLD = {"se": "http://www.opengis.net/se", "ogc": "http://www.opengis.net/ogc"}
 
@@ -22,9 +22,19 @@ SLD = {"se": "http://www.opengis.net/se", "ogc": "http://www.opengis.net/ogc"}
 @pytest.fixture(scope="module")
 def report_dir(report_inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("styles") / "report"
+    # three zones per field, kept however small (these synthetic fields are nearly uniform)
+    config = tmp_path_factory.mktemp("styles") / "config.yaml"
+    config.write_text("zones: {n: 3, min_area_ha: 0, min_share: 0, smooth: 0}\n")
     assert main(["report", *report_inputs["sources"], "--fields", str(report_inputs["fields"]),
-                 "-o", str(out), "--quiet"]) == 0  # fmt: skip
+                 "-o", str(out), "--config", str(config), "--quiet"]) == 0  # fmt: skip
     return out
+
+
+def _zone_ramp(report_dir) -> dict[str, str]:
+    """The zone colours expected: the ramp over the zone numbers of the zones layer."""
+    zones = gpd.read_file(report_dir / "report.gpkg", layer="zones")["zone"]
+    assert zones.max() >= 2, "the test scene should give fields several zones"
+    return {str(k): c for k, c in zone_colours(int(zones.max())).items()}
 
 
 def _styles(gpkg) -> dict[str, dict]:
@@ -72,9 +82,10 @@ def test_gpkg_carries_status_zone_and_problem_styles(report_dir):
     attr, colours = _qml_categories(styles["fields"]["styleQML"])
     assert attr == "status" and colours == STATUS_COLOURS
     assert _sld_rules(styles["fields"]["styleSLD"]) == STATUS_COLOURS
-    # zones: the red-to-green ramp over the default three zones, 1 = lowest index = red
+    # zones: the red-to-green ramp over the zones there are, 1 = lowest index = red
     attr, colours = _qml_categories(styles["zones"]["styleQML"])
-    assert attr == "zone" and colours == {"1": RAMP[0], "2": RAMP[2], "3": RAMP[-1]}
+    assert attr == "zone" and colours == _zone_ramp(report_dir)
+    assert colours["1"] == RAMP[0] and colours[str(len(colours))] == RAMP[-1]
     assert _sld_rules(styles["zones"]["styleSLD"]) == colours
     # problems: the class schema's colours, keyed by the labels the layer holds
     attr, colours = _qml_categories(styles["problems"]["styleQML"])
@@ -139,7 +150,7 @@ def test_qgis_applies_the_styles(report_dir):
     drawn = json.loads(done.stdout.strip().splitlines()[-1])
     table = gpd.read_file(report_dir / "report.gpkg", layer="fields")
     assert drawn["fields"] == {s: STATUS_COLOURS[s] for s in table["status"]}
-    ramp = {"1": RAMP[0], "2": RAMP[2], "3": RAMP[-1]}
+    ramp = _zone_ramp(report_dir)
     zones = gpd.read_file(report_dir / "report.gpkg", layer="zones")["zone"]
     assert drawn["zones"] == {str(z): ramp[str(z)] for z in zones} and len(zones)
     assert drawn["problems"]["stressed"] == "#fdae61"

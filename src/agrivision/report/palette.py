@@ -42,6 +42,7 @@ def hex_colour(rgb: np.ndarray) -> str:
 
 
 def zone_colours(n: int) -> dict[int, str]:
-    """Colours of zones ``1..n`` (1 = lowest index, red; ``n`` green)."""
-    fractions = np.linspace(0, 1, n) if n > 1 else np.array([1.0])
+    """Colours of zones ``1..n`` (1 = lowest index, red; ``n`` green; a single zone, the
+    ramp's neutral middle: a uniform field is neither low nor high)."""
+    fractions = np.linspace(0, 1, n) if n > 1 else np.array([0.5])
     return {k + 1: hex_colour(c) for k, c in enumerate(ramp_rgb(fractions))}

@@ -41,7 +41,7 @@ from agrivision.fields.table import INSUFFICIENT, PROBLEM_CODES, field_table
 from agrivision.fields.timeseries import clear_dates
 from agrivision.fields.vectorize import vectorize_batches
 from agrivision.health import DEFAULT_SCHEMA, ClassSchema, HealthRules, classify
-from agrivision.health.zones import AUTO_N, ZoneBatches, with_zone_quality
+from agrivision.health.zones import ZoneBatches, with_zone_quality
 from agrivision.indices import compute
 from agrivision.io.cog import gdal_cache_limit, to_cog
 from agrivision.io.fields import check_overlap, crop_column, read_fields
@@ -240,7 +240,7 @@ def _run(
         write_layers(
             {"fields": table, "problems": problems, "zones": zoned}, staging / "report.gpkg"
         )
-        write_gpkg_styles(staging / "report.gpkg", schema=schema, n_zones=_most_zones(config))
+        write_gpkg_styles(staging / "report.gpkg", schema=schema)
         write_raster_style(staging / "indices.tif")
         write_vector(table, staging / "fields.csv")
         if series is not None:
@@ -276,11 +276,6 @@ def _run(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _most_zones(config: ReportConfig) -> int:
-    """The highest zone number a field can get: the length of the zones' colour ramp."""
-    return max(AUTO_N) if config.zones.n == "auto" else int(config.zones.n)
 
 
 def _zones(indices, latest, fields, supported, series, config: ReportConfig, staging: Path):

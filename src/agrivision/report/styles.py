@@ -54,7 +54,7 @@ def layer_categories(schema: ClassSchema, n_zones: int) -> dict[str, tuple[str, 
     }
 
 
-def write_gpkg_styles(path: Path, *, schema: ClassSchema, n_zones: int) -> None:
+def write_gpkg_styles(path: Path, *, schema: ClassSchema) -> None:
     """Write the default QML + SLD style of the layers ``fields``, ``zones`` and ``problems``
     into ``path``'s ``layer_styles`` table (replacing earlier styles of those layers).
 
@@ -64,11 +64,16 @@ def write_gpkg_styles(path: Path, *, schema: ClassSchema, n_zones: int) -> None:
         A GeoPackage written by the report (its layers already there).
     schema
         Class names and colours of the problem polygons.
-    n_zones
-        Zones per field (the ramp's length).
+
+    Notes
+    -----
+    The zone ramp is as long as the highest zone number in the ``zones`` layer, as on the
+    report's map.
     """
     with sqlite3.connect(path) as db:
         columns = dict(db.execute("SELECT table_name, column_name FROM gpkg_geometry_columns"))
+        most = db.execute("SELECT max(zone) FROM zones").fetchone() if "zones" in columns else None
+        n_zones = int(most[0]) if most and most[0] is not None else 1
         db.execute(_LAYER_STYLES)
         db.execute(
             "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier) "
