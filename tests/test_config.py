@@ -49,6 +49,8 @@ def test_the_report_reads_the_field_tables_sections_from_its_file(tmp_path):
         ("- a\n- b\n", "must be a YAML mapping"),
         ("indices: !!python/object/apply:os.system ['echo pwned']\n", "no Python tags"),
         ("a: [unclosed\n", "invalid YAML"),
+        ("?\n", r"None: Keys should be strings"),  # a YAML key that is null
+        ("zones:\n  1: 3\n", r"zones.1: Keys should be strings"),
     ],
 )
 def test_invalid_configs_name_the_key(tmp_path, text, match):

@@ -80,7 +80,7 @@ M = TypeVar("M", bound=BaseModel)
 def validate(model: type[M], data: dict[str, Any], source: str | os.PathLike | None) -> M:
     """Validate ``data`` against ``model``; the error names the key and what is allowed."""
     try:
-        return model(**data)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
