@@ -128,6 +128,10 @@ def field_table(
     # Usable pixels: observed and classified (edge pixels get no class): the support count.
     usable_px = stats[f"{first}_count"].fillna(0.0) * stats[f"{_USABLE}_frac_1"].fillna(0.0)
     lacking = _lacking_support(table, usable_px, config)
+    # No verdict from too few pixels: a field's class shares are not reported at all (NaN)
+    # rather than e.g. "healthy 100 %" from a handful of pixels beside "insufficient data".
+    no_verdict = [f"{slug}_{unit}" for slug in CLASS_SLUGS.values() for unit in ("pct", "ha")]
+    table.loc[lacking != "", [*no_verdict, "problem_area_ha"]] = np.nan
     slug = CLASS_SLUGS[ANOMALY]
     table["hotspot"] = (
         (lacking == "")

@@ -104,7 +104,7 @@ def _card(row, idx, cls, index_name, series, schema, config) -> FieldCard:
         "valid data": f"{100 * row['valid_fraction']:.0f} %",
         f"{index_name} mean": _fmt(row.get(f"{key}_mean")),
         f"{index_name} p10–p90": f"{_fmt(row.get(f'{key}_p10'))} – {_fmt(row.get(f'{key}_p90'))}",
-        "problem area": f"{row['problem_area_ha']:.2f} ha",
+        "problem area": _ha(row["problem_area_ha"]),
         "largest anomaly patch": f"{row['anomaly_patch_ha']:.2f} ha",
     }
     if "crop" in row:
@@ -122,9 +122,10 @@ def _card(row, idx, cls, index_name, series, schema, config) -> FieldCard:
         for f in ("hotspot", "low_valid_data", "partly_outside", "declining")
         if row.get(f) is True
     ]
-    areas = [
+    areas = [  # none where the field has too few usable pixels for a verdict
         (schema.labels[code], row[f"{slug}_ha"], row[f"{slug}_pct"])
         for code, slug in CLASS_SLUGS.items()
+        if pd.notna(row[f"{slug}_pct"])
     ]
     return FieldCard(
         field_id=str(row["field_id"]), status=row["status"], facts=facts, flags=flags,
@@ -160,6 +161,10 @@ def _colourise(band: np.ndarray) -> np.ndarray:
     rgba = matplotlib.colormaps["RdYlGn"](np.clip((band + 0.2) / 1.2, 0, 1))
     rgba[~np.isfinite(band)] = (1, 1, 1, 0)
     return rgba
+
+
+def _ha(value) -> str:
+    return "–" if pd.isna(value) else f"{float(value):.2f} ha"
 
 
 def _fmt(value) -> str:

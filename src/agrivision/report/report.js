@@ -326,21 +326,21 @@
       facts.push([pre.toUpperCase() + ' mean', num(val(r, idx), 3)]);
       facts.push([pre.toUpperCase() + ' p10–p90', num(val(r, pre + '_p10'), 3) + ' – ' + num(val(r, pre + '_p90'), 3)]);
     }
-    facts.push(['problem area', num(val(r, 'problem_area_ha'), 2) + ' ha']);
+    facts.push(['problem area', val(r, 'problem_area_ha') === null ? '–' : num(val(r, 'problem_area_ha'), 2) + ' ha']);
     facts.push(['largest anomaly patch', num(val(r, 'anomaly_patch_ha'), 2) + ' ha']);
     if ('crop' in col) facts.push(['crop', fmt(val(r, 'crop'))]);
     if (val(r, 'peer_z') !== null) facts.push(['vs. peers (z)', (val(r, 'peer_z') >= 0 ? '+' : '') + num(val(r, 'peer_z'), 1) +
       ' among ' + val(r, 'peer_group') + ' (' + val(r, 'peer_n') + ')']);
     if (val(r, 'status_reason')) facts.push(['why', val(r, 'status_reason')]);
     var flags = ['hotspot', 'low_valid_data', 'partly_outside', 'declining'].filter(function (f) { return val(r, f) === true; });
-    var areas = D.classes.map(function (k) {
+    var areas = D.classes.filter(function (k) { return val(r, k.slug + '_pct') !== null; }).map(function (k) {
       return '<tr><td>' + esc(k.label) + '</td><td>' + num(val(r, k.slug + '_ha'), 2) + '</td><td>' + num(val(r, k.slug + '_pct'), 1) + '</td></tr>';
     }).join('');
     return '<div class="card" id="field-' + esc(id) + '"><h3>Field ' + esc(id) + ' <span class="status ' +
       esc(String(status).replace(/ /g, '')) + '">' + esc(status) + '</span></h3><div>' +
       flags.map(function (f) { return '<span class="flag">' + esc(f) + '</span>'; }).join('') + '</div><div class="facts">' +
       facts.map(function (f) { return '<div><b>' + esc(f[0]) + '</b>: ' + esc(f[1]) + '</div>'; }).join('') +
-      '</div><table style="width:auto;margin:6px 0"><tr><th>class</th><th>ha</th><th>%</th></tr>' + areas + '</table>' +
+      '</div>' + (areas ? '<table style="width:auto;margin:6px 0"><tr><th>class</th><th>ha</th><th>%</th></tr>' + areas + '</table>' : '') +
       timeSeries(id) + '</div>';
   }
   function card(id) {  // the server-rendered card, else one rendered here
