@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from agrivision.errors import BandNotFoundError, SensorError, SourceError
+from agrivision.io.remote import is_searched
 from agrivision.io.sources import (
     BandAsset,
     FileInfo,
@@ -95,7 +96,9 @@ def _stac_assets(
             continue
         eo = asset.get("eo:bands") or asset.get("bands") or [{}]
         raster = asset.get("raster:bands") or [{}]
-        check_remote_reference(href, container=path, allow_remote=allow_remote)
+        # Items written by `agrivision search`: the user asked for the network.
+        trusted = True if is_searched(item) else allow_remote
+        check_remote_reference(href, container=path, allow_remote=trusted)
         info = file_info(resolve_href(href, path))
         for i in range(info.count):
             band = eo[i] if i < len(eo) else {}
