@@ -23,7 +23,6 @@ from agrivision.cli.segment import chips, evaluate, segment, train
 from agrivision.cli.warn import one_line_warnings
 from agrivision.cli.zones import prescription_command, zones
 from agrivision.errors import AgrivisionError
-from agrivision.limits import is_remote
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -72,13 +71,6 @@ def _run(argv: list[str] | None) -> int:
     except RasterioIOError as exc:  # a block that fails to decode deep inside a computation
         cause = exc.__cause__ or exc.__context__  # rasterio keeps GDAL's message (and file) there
         detail = " ".join(str(cause or exc).split())
-        if is_remote(detail):  # a server that failed or vanished mid-read, not a bad file
-            click.echo(
-                f"agrivision: error: cannot read remote raster data ({detail[:300]}) — check "
-                "the server and the network and run again (--cache DIR keeps what was read)",
-                err=True,
-            )
-            return 2
         click.echo(
             f"agrivision: error: cannot read raster data ({detail}) — the file is damaged or "
             "incomplete: re-download or re-export it",

@@ -11,7 +11,7 @@ import click
 from agrivision.cli.options import mask_choice, source_options, split_bands, zone_count
 from agrivision.cli.warn import print_warning
 from agrivision.io.fields import read_fields
-from agrivision.io.remote import gdal_http_env
+from agrivision.io.remote import reads_remote, remote_reads
 from agrivision.io.sources import is_stac
 from agrivision.report.config import load_report_config
 from agrivision.report.run import run_report
@@ -102,7 +102,7 @@ def report(
     if not sources or not fields_path or not outdir:
         raise click.UsageError("report needs SOURCE..., --fields FILE and -o OUTDIR")
     _configure_logging(log_level, quiet)
-    with gdal_http_env():
+    with remote_reads(reads_remote(sources)):
         if cache_dir:
             fields = read_fields(fields_path, layer=config.fields.layer)
             sources = tuple(

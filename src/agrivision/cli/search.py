@@ -9,7 +9,7 @@ import click
 from agrivision.cli.options import split_bands
 from agrivision.io.atomic import check_writable
 from agrivision.io.fields import read_fields
-from agrivision.io.remote import gdal_http_env
+from agrivision.io.remote import remote_reads
 from agrivision.runtime.progress import local_progress_bar
 from agrivision.stac import DEFAULT_BANDS, search_items
 from agrivision.stac.search import REASON
@@ -62,7 +62,7 @@ def search(
     `agrivision report ITEMS.json`."""
     check_writable(output, overwrite=overwrite)  # before any request, not after
     fields = read_fields(fields_path)
-    with gdal_http_env(), contextlib.nullcontext() if quiet else local_progress_bar():
+    with remote_reads(), contextlib.nullcontext() if quiet else local_progress_bar():
         result = search_items(
             url, collection, fields, when, max_cloud=max_cloud, max_scene_cloud=max_scene_cloud,
             bands=split_bands(bands) or DEFAULT_BANDS, sensor=sensor, limit=limit,

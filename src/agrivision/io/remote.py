@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from rasterio.errors import RasterioIOError
+
+from agrivision.errors import RemoteError
 from agrivision.limits import is_remote
 
 #: Item property written by ``agrivision search``: the STAC API the item came from. Such
@@ -67,6 +71,52 @@ def gdal_http_env(**overrides: str) -> Iterator[dict[str, str]]:
     finally:
         for key in added:
             os.environ.pop(key, None)
+
+
+@contextlib.contextmanager
+def remote_reads(remote: bool = True) -> Iterator[None]:
+    """:func:`gdal_http_env` for the block; with ``remote``, a raster read that fails in it
+    becomes one :class:`~agrivision.errors.RemoteError` naming the server's last answer.
+
+    GDAL logs each retried HTTP error (``rasterio._err`` warnings); inside the block they
+    are held back and the last one goes into the error, so that a failing server makes one
+    line, not one per block and retry.
+    """
+    answers = _HttpErrors()
+    logger = logging.getLogger("rasterio._err")
+    logger.addFilter(answers)
+    try:
+        with gdal_http_env():
+            yield
+    except RasterioIOError as exc:
+        if not remote:
+            raise
+        cause = exc.__cause__ or exc.__context__ or exc
+        detail = answers.last or " ".join(str(cause).split())
+        raise RemoteError(
+            f"cannot read remote raster data ({detail[:300]})",
+            fix="check that the server is up and the items current (signed URLs expire), "
+            "then run again (--cache DIR keeps the windows already read)",
+        ) from exc
+    finally:
+        logger.removeFilter(answers)
+
+
+class _HttpErrors(logging.Filter):
+    """Holds back GDAL's HTTP error messages and remembers the last one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "HTTP" in message and ("error" in message.lower() or "code" in message.lower()):
+            # "CPLE_AppDefined:HTTP error code: 500 - URL. Retrying again in 0.5 secs"
+            text = message.split(":", 1)[1] if message.startswith("CPLE_") else message
+            self.last = " ".join(text.split(". Retrying")[0].split())
+            return False
+        return True
 
 
 def is_searched(item: Mapping) -> bool:

@@ -238,9 +238,16 @@ def _search(
     except RemoteError:
         raise
     except APIError as exc:
+        status = getattr(exc, "status_code", None)
+        if status is None:  # pystac-client reports a refused or timed-out connection so
+            raise RemoteError(
+                "cannot reach the STAC API (no connection)",
+                source=url,
+                fix="check the URL and the network connection",
+            ) from exc
         detail = " ".join(str(exc).split())[:200]
         raise RemoteError(
-            f"the STAC API answered with an error ({detail})",
+            f"the STAC API answered with HTTP {status} ({detail})",
             source=url,
             fix="check the URL and --collection, or try again later",
         ) from exc
