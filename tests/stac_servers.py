@@ -116,7 +116,7 @@ def stac_api(items: list[dict], folder: Path) -> Iterator[str]:
     path.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(folder / "stac-api.log", "w")  # noqa: SIM115 - closed below
+    log = open(folder / "stac-api.log", "w")  # closed below
     proc = subprocess.Popen(
         ["timeout", str(STAC_SERVER_LIMIT_S), exe, "serve", str(path),
          "--addr", f"127.0.0.1:{port}", "--create-collections"],

@@ -33,9 +33,7 @@ def test_window_of_the_fields_equals_the_full_scene_there(tmp_path) -> None:
     # columns 10.5..79.5 and rows 60.5..119.5 of the tile, widened to whole pixels plus one
     assert dict(part.sizes) == {"y": 62, "x": 72}
     assert part.rio.transform().c == 500090 and part.rio.transform().f == 5799410
-    np.testing.assert_array_equal(
-        part["red"].values, full["red"].values[59:121, 9:81]
-    )
+    np.testing.assert_array_equal(part["red"].values, full["red"].values[59:121, 9:81])
     # fields in lon/lat: the same window, or a pixel more where the reprojected box is wider
     lonlat = open_scene(str(path), sensor="sentinel-2-l2a", mask=False, fields=fields.to_crs(4326))
     assert 62 <= lonlat.sizes["y"] <= 64 and 72 <= lonlat.sizes["x"] <= 74

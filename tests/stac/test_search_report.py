@@ -89,7 +89,7 @@ def test_report_reads_only_the_fields_windows(remote, tmp_path) -> None:
     local = run_report(
         [str(folder / f"item_{KEPT}.json")], remote.collection.fields, tmp_path / "local"
     )
-    ndvi = [c for c in table.columns if c.lower().startswith("ndvi_mean")][0]
+    ndvi = next(c for c in table.columns if c.lower().startswith("ndvi_mean"))
     expected = local.table.set_index("field_id").loc[table["field_id"], ndvi]
     assert table[ndvi].to_numpy() == pytest.approx(expected.to_numpy(), abs=1e-6)
     assert table[ndvi].between(0.2, 1).all()

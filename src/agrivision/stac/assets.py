@@ -26,9 +26,7 @@ EARTHSEARCH_OFFSET_APPLIED = "earthsearch:boa_offset_applied"
 _RASTER_SUFFIXES = (".tif", ".tiff")
 
 
-def select_assets(
-    item: dict, profile: SensorProfile, bands: Sequence[str], *, source: str
-) -> dict:
+def select_assets(item: dict, profile: SensorProfile, bands: Sequence[str], *, source: str) -> dict:
     """A copy of ``item`` with only the assets agrivision reads, each with explicit scaling.
 
     Parameters
@@ -113,8 +111,8 @@ def _scaling(item: dict, asset: dict, profile: SensorProfile) -> dict:
     day: dt.date | None = when.date() if when else None
     baseline = props.get("s2:processing_baseline")
     if EARTHSEARCH_OFFSET_APPLIED in props:
-        band["offset"] = 0.0 if props[EARTHSEARCH_OFFSET_APPLIED] else profile.offset_for(
-            baseline, day
+        band["offset"] = (
+            0.0 if props[EARTHSEARCH_OFFSET_APPLIED] else profile.offset_for(baseline, day)
         )
     elif "offset" not in band:
         band["offset"] = profile.offset_for(baseline, day)

@@ -73,7 +73,9 @@ def cache_windows(
             )
             key = hashlib.sha256(f"{href.split('?')[0]}|{extent}".encode()).hexdigest()[:32]
             path = cache / f"{key}.tif"
-            if not path.exists() and not _store_window(resolve_href(href, str(items)), fields, path):
+            if not path.exists() and not _store_window(
+                resolve_href(href, str(items)), fields, path
+            ):
                 overlaps = False
                 break
             asset["href"] = str(path.resolve())

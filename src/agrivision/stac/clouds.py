@@ -45,9 +45,7 @@ def field_clouds(
         field was not observed that date) and ``observed`` (pixels with data, coverage
         weighted); items of the same day are one date, as in a Scene.
     """
-    scene = open_scene(
-        str(items), select=[quality_band], mask=False, fields=fields, sensor=None
-    )
+    scene = open_scene(str(items), select=[quality_band], mask=False, fields=fields, sensor=None)
     cats = categories(scene)
     hidden = None
     for name in HIDDEN:

@@ -268,8 +268,6 @@ def _signer(url: str):
     try:
         import planetary_computer
     except ImportError:
-        log.warning(
-            "Planetary Computer assets need signed URLs: pip install planetary-computer"
-        )
+        log.warning("Planetary Computer assets need signed URLs: pip install planetary-computer")
         return None
     return planetary_computer.sign_inplace
