@@ -44,3 +44,39 @@ def test_fields_outside_the_imagery(tmp_path) -> None:
     far = gpd.GeoDataFrame({"field_id": [1]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4326")
     with pytest.raises(NoOverlapError):
         open_scene(str(path), sensor="sentinel-2-l2a", mask=False, fields=far)
+
+
+def test_fields_across_two_utm_zones_on_one_grid(tmp_path) -> None:
+    from pyproj import Transformer
+
+    # two tiles of one date either side of 18°E (UTM 33 | 34); the fields straddle the seam
+    to33 = Transformer.from_crs(4326, 32633, always_xy=True)
+    to34 = Transformer.from_crs(4326, 32634, always_xy=True)
+    x33, y33 = to33.transform(18.0, 52.0)
+    x34, y34 = to34.transform(18.0, 52.0)
+    west = tmp_path / "S2A_MSIL2A_20240601_T33_B04.tif"
+    east = tmp_path / "S2A_MSIL2A_20240601_T34_B04.tif"
+    shape = (200, 250)  # each tile reaches 500 m past the seam (meridians converge)
+    west_origin = (round(x33 / 10) * 10 - 2000, round(y33 / 10) * 10 + 1000)
+    east_origin = (round(x34 / 10) * 10 - 500, round(y34 / 10) * 10 + 1000)
+    for path, crs, origin, value in (
+        (west, "EPSG:32633", west_origin, 2000),
+        (east, "EPSG:32634", east_origin, 3000),
+    ):
+        write_tif(path, np.full((1, *shape), value, np.uint16), transform=from_origin(
+            *origin, 10, 10), crs=crs, descriptions=["B04"], tags={"DATETIME": "2024-06-01"},
+            blocksize=64)  # fmt: skip
+    fields = gpd.GeoDataFrame(
+        {"field_id": [1]}, geometry=[box(17.995, 51.998, 18.012, 52.002)], crs="EPSG:4326"
+    )
+    scene = open_scene([str(west), str(east)], sensor="sentinel-2-l2a", mask=False, fields=fields)
+    assert scene.rio.crs.to_epsg() == 32633  # the first source's zone
+    red = scene["red"].values
+    # 2000 DN (the first source, where both are) then 3000 DN east of the west tile's edge
+    # (offset -0.1 since 2022), no gap between
+    assert np.isfinite(red).all()
+    x_edge = west_origin[0] + 10 * shape[1]
+    columns = scene.x.values
+    assert red[:, columns < x_edge] == pytest.approx(0.1, abs=1e-6)
+    assert red[:, columns > x_edge] == pytest.approx(0.2, abs=1e-6)
+    assert (columns < x_edge).sum() > 10 and (columns > x_edge).sum() > 10
