@@ -122,6 +122,12 @@ def search_items(
     """
     bbox = [float(v) for v in fields.to_crs(4326).total_bounds]
     found = _search(url, collection, bbox, datetime, max_scene_cloud, limit)
+    if not found:
+        raise SourceError(
+            f"no item of collection {collection!r} over the fields in {datetime}",
+            source=url,
+            fix="widen --datetime, or check the collection and the fields' location",
+        )
     result = SearchResult(url=url, collection=collection)
     candidates = []
     for item in found:
@@ -132,12 +138,6 @@ def search_items(
             )
         else:
             candidates.append(item)
-    if not found:
-        raise SourceError(
-            f"no item of collection {collection!r} over the fields in {datetime}",
-            source=url,
-            fix="widen --datetime, or check the collection and the fields' location",
-        )
     if not candidates:
         raise SourceError(
             f"all {len(found)} items are more than {max_scene_cloud:g}% cloudy",
