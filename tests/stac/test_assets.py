@@ -83,3 +83,18 @@ def test_collection_without_quality_band_is_refused() -> None:
     item = _item({"red": _cog("B04"), "nir": _cog("B08")})
     with pytest.raises(BandNotFoundError, match="no single-band COG for scl"):
         select_assets(item, S2, ["red", "nir"], source="https://api")
+
+
+def test_planetary_computer_items_are_signed_when_the_package_is_there(monkeypatch) -> None:
+    import sys
+    import types
+
+    from agrivision.stac.search import _signer
+
+    signer = types.ModuleType("planetary_computer")
+    signer.sign_inplace = lambda obj: obj  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "planetary_computer", signer)
+    assert _signer("https://planetarycomputer.microsoft.com/api/stac/v1") is signer.sign_inplace
+    assert _signer("https://earth-search.aws.element84.com/v1") is None
+    monkeypatch.setitem(sys.modules, "planetary_computer", None)  # not installed
+    assert _signer("https://planetarycomputer.microsoft.com/api/stac/v1") is None

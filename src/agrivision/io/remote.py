@@ -75,13 +75,17 @@ def gdal_http_env(**overrides: str) -> Iterator[dict[str, str]]:
 
 @contextlib.contextmanager
 def remote_reads(remote: bool = True) -> Iterator[None]:
-    """:func:`gdal_http_env` for the block; with ``remote``, a raster read that fails in it
-    becomes one :class:`~agrivision.errors.RemoteError` naming the server's last answer.
+    """With ``remote``: :func:`gdal_http_env` for the block, and a raster read that fails in
+    it becomes one :class:`~agrivision.errors.RemoteError` naming the server's last answer.
+    Without, nothing changes (local reads keep GDAL's defaults, side-car files included).
 
     GDAL logs each retried HTTP error (``rasterio._err`` warnings); inside the block they
     are held back and the last one goes into the error, so that a failing server makes one
     line, not one per block and retry.
     """
+    if not remote:
+        yield
+        return
     answers = _HttpErrors()
     logger = logging.getLogger("rasterio._err")
     logger.addFilter(answers)
@@ -89,8 +93,6 @@ def remote_reads(remote: bool = True) -> Iterator[None]:
         with gdal_http_env():
             yield
     except RasterioIOError as exc:
-        if not remote:
-            raise
         cause = exc.__cause__ or exc.__context__ or exc
         detail = answers.last or " ".join(str(cause).split())
         raise RemoteError(
