@@ -41,7 +41,7 @@ lint: $(STAMP)
 
 # Each benchmark runs agrivision and its anchor side by side and prints a table with ratios.
 # `make bench` is the quick pass (small scenes, minutes); `make bench-full` the full tiles.
-BENCHMARKS := indices zonal vectorize vector_write segment full_tile clouds
+BENCHMARKS := indices zonal vectorize vector_write segment full_tile clouds remote
 
 bench: $(STAMP)
 	for b in $(BENCHMARKS); do $(BIN)/python benchmarks/$$b.py --quick || exit 1; done
