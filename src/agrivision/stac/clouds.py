@@ -19,13 +19,18 @@ import xarray as xr
 from agrivision.fields.zonal import zonal_stats
 from agrivision.io.scene import open_scene
 from agrivision.masks.quality import categories
+from agrivision.sensors import SensorProfile
 
 #: Categories that hide the ground.
 HIDDEN = ("cloud", "cirrus", "shadow")
 
 
 def field_clouds(
-    items: str | os.PathLike, fields: gpd.GeoDataFrame, quality_band: str
+    items: str | os.PathLike,
+    fields: gpd.GeoDataFrame,
+    quality_band: str,
+    *,
+    sensor: str | os.PathLike | SensorProfile | None = None,
 ) -> pd.DataFrame:
     """Share of each field's observed pixels under cloud, cirrus or shadow, per date.
 
@@ -37,6 +42,8 @@ def field_clouds(
         Field polygons with a ``field_id`` column, any CRS.
     quality_band
         The quality variable to decode (``scl``, ``qa_pixel``).
+    sensor
+        Sensor profile of the items; detected from them when omitted.
 
     Returns
     -------

@@ -170,7 +170,7 @@ def search_items(
             for item in items
         ]  # fmt: skip
         path.write_text(json.dumps({"type": "FeatureCollection", "features": only_quality}))
-        clouds = field_clouds(path, fields, quality)
+        clouds = field_clouds(path, fields, quality, sensor=profile)
     _decide(result, items, clouds, max_cloud)
     if not result.kept:
         raise SourceError(
