@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# pip's log goes to a file: some mirrors print one harmless warning per package.
 	# torch/torchvision pinned to a pair that imports together (and lies on disk on our machines).
 	$(PIP) install torch==2.14.1 torchvision==0.29.1 >$(VENV)/pip.log 2>&1 || (cat $(VENV)/pip.log; exit 1)
-	$(PIP) install -e '.[dev,segment,openvino]' >>$(VENV)/pip.log 2>&1 || (cat $(VENV)/pip.log; exit 1)
+	$(PIP) install -e '.[dev,segment,openvino,stac]' >>$(VENV)/pip.log 2>&1 || (cat $(VENV)/pip.log; exit 1)
 	$(BIN)/python -c "import agrivision" && touch $(STAMP)
 
 install: $(STAMP)
@@ -41,7 +41,7 @@ lint: $(STAMP)
 
 # Each benchmark runs agrivision and its anchor side by side and prints a table with ratios.
 # `make bench` is the quick pass (small scenes, minutes); `make bench-full` the full tiles.
-BENCHMARKS := indices zonal vectorize vector_write segment full_tile clouds
+BENCHMARKS := indices zonal vectorize vector_write segment full_tile clouds remote
 
 bench: $(STAMP)
 	for b in $(BENCHMARKS); do $(BIN)/python benchmarks/$$b.py --quick || exit 1; done

@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("fields",),
     ("health",),
     ("segment",),
-    ("screening", "drone", "synthetic"),
+    ("screening", "drone", "synthetic", "stac"),
     ("report", "accessor"),
     ("cli", "__main__", "__init__"),
 )

@@ -80,3 +80,7 @@ class OutputError(AgrivisionError):
 
 class ResourceLimitError(AgrivisionError):
     """An operation would materialise more pixels than the configured ceiling allows."""
+
+
+class RemoteError(AgrivisionError):
+    """A server (STAC API, file host) cannot be reached, or answers with an error."""

@@ -21,7 +21,9 @@ Network
     GDAL reads from the network only what the user names: a remote source passed directly
     (``http(s)://``, ``s3://``, ``/vsicurl/``, ``/vsis3/``...). Remote references found inside
     local files (asset hrefs of a local STAC item, sources of a local VRT) are refused unless
-    ``allow_remote=True`` is passed or ``AGRIVISION_ALLOW_REMOTE=1`` is set.
+    ``allow_remote=True`` is passed or ``AGRIVISION_ALLOW_REMOTE=1`` is set. Items written by
+    ``agrivision search`` (property ``agrivision:searched``) are read without it: the user
+    asked for the network.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from agrivision.cli.indices import indices
 from agrivision.cli.info import info, sensors
 from agrivision.cli.report import demo, report
 from agrivision.cli.screen import screen
+from agrivision.cli.search import search
 from agrivision.cli.segment import chips, evaluate, segment, train
 from agrivision.cli.warn import one_line_warnings
 from agrivision.cli.zones import prescription_command, zones
@@ -39,6 +40,7 @@ for command in (
     vectorize,
     zones,
     prescription_command,
+    search,
     report,
     demo,
     screen,

@@ -10,8 +10,12 @@ import click
 
 from agrivision.cli.options import mask_choice, source_options, split_bands, zone_count
 from agrivision.cli.warn import print_warning
+from agrivision.io.fields import read_fields
+from agrivision.io.remote import reads_remote, remote_reads
+from agrivision.io.sources import is_stac
 from agrivision.report.config import load_report_config
 from agrivision.report.run import run_report
+from agrivision.stac.cache import cache_windows
 
 
 def _configure_logging(level: str, quiet: bool) -> None:
@@ -50,6 +54,12 @@ def _configure_logging(level: str, quiet: bool) -> None:
     help="Basemap of report.html: an XYZ tile URL (https://.../{z}/{x}/{y}.png); "
     "without it the page makes no network request.",
 )
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False),
+    help="Keep the fields' windows of remote imagery as local COGs in DIR, and reuse them.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing report outputs.")
 @click.option("--print-config", is_flag=True, help="Print the effective config and exit.")
 @click.option("--quiet", is_flag=True, help="No progress display, warnings only.")
@@ -71,6 +81,7 @@ def report(
     workers: int | None,
     n_zones: int | str | None,
     map_tiles: str | None,
+    cache_dir: str | None,
     overwrite: bool,
     print_config: bool,
     quiet: bool,
@@ -91,9 +102,15 @@ def report(
     if not sources or not fields_path or not outdir:
         raise click.UsageError("report needs SOURCE..., --fields FILE and -o OUTDIR")
     _configure_logging(log_level, quiet)
-    result = run_report(
-        sources, fields_path, outdir, config=config, overwrite=overwrite, progress=not quiet
-    )
+    with remote_reads(reads_remote(sources)):
+        if cache_dir:
+            fields = read_fields(fields_path, layer=config.fields.layer)
+            sources = tuple(
+                str(cache_windows(s, fields, cache_dir)) if is_stac(s) else s for s in sources
+            )
+        result = run_report(
+            sources, fields_path, outdir, config=config, overwrite=overwrite, progress=not quiet
+        )
     click.echo(f"wrote {len(result.table)} fields to {Path(outdir)}; open {result.html}")
     for w in result.warnings:
         print_warning(w)

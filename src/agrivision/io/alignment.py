@@ -16,7 +16,7 @@ from odc.geo.geobox import GeoBox
 from pyproj import CRS
 from rasterio.warp import transform_bounds
 
-from agrivision.errors import GridError
+from agrivision.errors import GridError, NoOverlapError
 from agrivision.grid import grid_of
 from agrivision.io.sources import BandAsset, FileInfo
 from agrivision.sensors import MASK_VARIABLES
@@ -66,6 +66,52 @@ def target_grid(
     width = math.ceil((right - x0) / rx - 1e-6)
     height = math.ceil((y1 - bottom) / ry - 1e-6)
     return GeoBox((height, width), Affine(rx, 0.0, x0, 0.0, -ry, y1), target_crs)
+
+
+def crop_to_bounds(
+    geobox: GeoBox, bounds: tuple[float, float, float, float], crs: Any, *, margin: int = 1
+) -> GeoBox:
+    """The part of ``geobox`` that covers ``bounds`` (in ``crs``), ``margin`` pixels wider.
+
+    The result keeps the grid's pixel edges (a window of it, no resampling).
+
+    Raises
+    ------
+    NoOverlapError
+        ``bounds`` lie outside the grid.
+    """
+    left, bottom, right, top = transform_bounds(crs, geobox.crs, *bounds, densify_pts=21)
+    inv = ~geobox.affine
+    cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
+    height, width = geobox.shape
+    r0 = max(0, math.floor(min(rows) + 1e-6) - margin)
+    r1 = min(height, math.ceil(max(rows) - 1e-6) + margin)
+    c0 = max(0, math.floor(min(cols) + 1e-6) - margin)
+    c1 = min(width, math.ceil(max(cols) - 1e-6) + margin)
+    if r0 >= r1 or c0 >= c1:
+        raise NoOverlapError(
+            "the fields lie outside the imagery",
+            fix="check that the fields and the imagery cover the same place",
+        )
+    return geobox[r0:r1, c0:c1]
+
+
+def window_of(info: FileInfo, geobox: GeoBox) -> tuple[slice, slice] | None:
+    """Rows and columns of a file that are exactly ``geobox`` (same CRS, pixel size and
+    edges, inside the file), or None when the file must be resampled onto it."""
+    t, g = info.transform, geobox.affine
+    if geobox.crs is None or CRS(info.crs) != geobox.crs.proj:
+        return None
+    if not (math.isclose(t.a, g.a, rel_tol=1e-9) and math.isclose(t.e, g.e, rel_tol=1e-9)):
+        return None
+    col, row = ~t * (g.c, g.f)
+    c0, r0 = round(col), round(row)
+    if abs(col - c0) > 1e-6 or abs(row - r0) > 1e-6:
+        return None
+    height, width = geobox.shape
+    if r0 < 0 or c0 < 0 or r0 + height > info.shape[0] or c0 + width > info.shape[1]:
+        return None
+    return slice(r0, r0 + height), slice(c0, c0 + width)
 
 
 def _bounds(info: FileInfo) -> tuple[float, float, float, float]:

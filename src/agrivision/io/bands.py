@@ -8,11 +8,13 @@ names; scale/offset turn integer DN into reflectance (0..1).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from agrivision.errors import BandNotFoundError, SensorError, SourceError
+from agrivision.io.remote import is_searched
 from agrivision.io.sources import (
     BandAsset,
     FileInfo,
@@ -24,7 +26,7 @@ from agrivision.io.sources import (
     resolve_href,
     stac_items,
 )
-from agrivision.limits import check_remote_reference
+from agrivision.limits import check_remote_reference, is_remote
 from agrivision.sensors import MASK_VARIABLES, SensorProfile, detect_profile, load_profile
 
 #: STAC ``eo:common_name`` values (plus the numbered red-edge names used for Sentinel-2).
@@ -32,6 +34,10 @@ COMMON_NAMES = (
     "coastal", "blue", "green1", "green", "yellow", "red", "rededge", "rededge1", "rededge2",
     "rededge3", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22", "lwir11", "lwir12",
 )  # fmt: skip
+
+
+#: Remote headers read at once (a few connections per server, as browsers open).
+_HEADER_THREADS = 8
 
 
 def band_assets(
@@ -50,9 +56,10 @@ def band_assets(
     items = [(f, item) for f in stac for item in stac_items(f)]
     if profile is None:
         profile = detect_sensor(infos, [item for _, item in items])
+    headers = _remote_headers(items, allow_remote)
     assets: list[BandAsset] = []
     for f, item in items:
-        assets.extend(_stac_assets(f, item, profile, allow_remote))
+        assets.extend(_stac_assets(f, item, profile, allow_remote, headers))
     for info in infos:
         assets.extend(_file_assets(info, profile, bands))
     if not assets:
@@ -79,24 +86,51 @@ def detect_sensor(infos: list[FileInfo], items: list[dict]) -> SensorProfile | N
     return detect_profile(hints)
 
 
+def _data_assets(path: str, item: dict, allow_remote: bool | None) -> Iterator[tuple[str, dict]]:
+    """``(key, asset)`` of the raster data assets of an item, remote ones only if allowed."""
+    # Items written by `agrivision search`: the user asked for the network.
+    trusted = True if is_searched(item) else allow_remote
+    for key, asset in item["assets"].items():
+        href = asset.get("href", "")
+        roles = asset.get("roles", ["data"])
+        if "data" in roles and href.lower().split("?")[0].endswith((".tif", ".tiff", ".jp2")):
+            check_remote_reference(href, container=path, allow_remote=trusted)
+            yield key, asset
+
+
+def _remote_headers(
+    items: list[tuple[str, dict]], allow_remote: bool | None
+) -> dict[str, FileInfo]:
+    """Headers of the remote assets, read concurrently: each one is a round trip to a server,
+    and a season of scenes has hundreds."""
+    paths = [
+        resolve_href(asset["href"], f)
+        for f, item in items
+        for _, asset in _data_assets(f, item, allow_remote)
+        if is_remote(asset["href"])
+    ]
+    if len(paths) < 2:
+        return {}
+    with ThreadPoolExecutor(max_workers=_HEADER_THREADS) as pool:
+        return dict(zip(paths, pool.map(file_info, paths), strict=True))
+
+
 def _stac_assets(
-    path: str, item: dict, profile: SensorProfile | None, allow_remote: bool | None = None
+    path: str,
+    item: dict,
+    profile: SensorProfile | None,
+    allow_remote: bool | None = None,
+    headers: Mapping[str, FileInfo] | None = None,
 ) -> list[BandAsset]:
     props = item.get("properties", {})
     when = parse_date(str(props.get("datetime") or props.get("start_datetime") or ""))
     baseline = props.get("s2:processing_baseline")
     out = []
-    for key, asset in item["assets"].items():
-        href = asset.get("href", "")
-        roles = asset.get("roles", ["data"])
-        if "data" not in roles or not href.lower().split("?")[0].endswith(
-            (".tif", ".tiff", ".jp2")
-        ):
-            continue
+    for key, asset in _data_assets(path, item, allow_remote):
         eo = asset.get("eo:bands") or asset.get("bands") or [{}]
         raster = asset.get("raster:bands") or [{}]
-        check_remote_reference(href, container=path, allow_remote=allow_remote)
-        info = file_info(resolve_href(href, path))
+        href = resolve_href(asset["href"], path)
+        info = headers[href] if headers and href in headers else file_info(href)
         for i in range(info.count):
             band = eo[i] if i < len(eo) else {}
             rb = raster[i] if i < len(raster) else {}

@@ -16,7 +16,7 @@ from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_coords, xr_reproject
 
 from agrivision.errors import GridError, SourceError
-from agrivision.io.alignment import Resampling, resampling_for, same_grid
+from agrivision.io.alignment import Resampling, resampling_for, same_grid, window_of
 from agrivision.io.bands import COMMON_NAMES, scale_offset
 from agrivision.io.sources import BandAsset
 from agrivision.sensors import MASK_VARIABLES, SensorProfile
@@ -30,17 +30,23 @@ class BandReader:
 
     def __init__(self, chunks: int):
         self.chunks = chunks
-        self._open: dict[str, xr.DataArray] = {}
+        self._open: dict[tuple, xr.DataArray] = {}
 
-    def band(self, asset: BandAsset) -> xr.DataArray:
+    def band(self, asset: BandAsset, window: tuple[slice, slice] | None = None) -> xr.DataArray:
+        """One band, whole or only ``window`` (rows, columns): chunks end on block edges and
+        on the window's edges, so that reading the window reads no block outside it."""
         path = asset.file.path
-        if path not in self._open:
+        key = (path, None if window is None else tuple((s.start, s.stop) for s in window))
+        if key not in self._open:
             by, bx = asset.file.block_shape
-            cy = max(by, self.chunks // by * by)
-            cx = max(bx, self.chunks // bx * bx)
+            step = (max(by, self.chunks // by * by), max(bx, self.chunks // bx * bx))
+            chunks: dict[str, Any] = {"band": 1, "y": step[0], "x": step[1]}
+            if window is not None:
+                for dim, cut, size, n in zip("yx", window, asset.file.shape, step, strict=True):
+                    edges = sorted({*range(0, size, n), cut.start, cut.stop, size} - {0})
+                    chunks[dim] = tuple(np.diff([0, *edges]).tolist())
             opened = rioxarray.open_rasterio(
-                path, chunks={"band": 1, "y": cy, "x": cx}, lock=False, cache=False,
-                mask_and_scale=False,
+                path, chunks=chunks, lock=False, cache=False, mask_and_scale=False,
             )  # fmt: skip
             if not isinstance(opened, xr.DataArray):  # a container of subdatasets (HDF, NetCDF)
                 raise SourceError(
@@ -48,8 +54,8 @@ class BandReader:
                     source=path,
                     fix="pass the subdataset itself (GDAL name, e.g. NETCDF:file.nc:var)",
                 )
-            self._open[path] = opened
-        return self._open[path].isel(band=asset.band - 1, drop=True)
+            self._open[key] = opened if window is None else opened.isel(y=window[0], x=window[1])
+        return self._open[key].isel(band=asset.band - 1, drop=True)
 
 
 def band_on_grid(
@@ -66,10 +72,12 @@ def band_on_grid(
     is_mask = name in MASK_VARIABLES
     layers = []
     for asset in group:
-        arr = reader.band(asset)
+        # A window of the file (the fields' part of a tile) is read without resampling.
+        window = None if same_grid(asset.file, geobox) else window_of(asset.file, geobox)
+        arr = reader.band(asset, window)
         if not is_mask:
             arr = _reflectance(arr, asset, profile, scale, offset)
-        if not same_grid(asset.file, geobox):
+        if window is None and not same_grid(asset.file, geobox):
             method = resampling_for(name, asset.file, geobox, resampling)
             fill = MASK_FILL.get(name, 0) if is_mask else np.nan
             arr = xr_reproject(

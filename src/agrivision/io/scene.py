@@ -16,12 +16,13 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import geopandas as gpd
 import xarray as xr
 from odc.geo.geobox import GeoBox
 from rasterio.errors import NotGeoreferencedWarning
 
-from agrivision.errors import BandNotFoundError, SourceError
-from agrivision.io.alignment import Resampling, target_grid
+from agrivision.errors import BandNotFoundError, MissingCRSError, SourceError
+from agrivision.io.alignment import Resampling, crop_to_bounds, target_grid
 from agrivision.io.bands import band_assets, band_layers, variable_name
 from agrivision.io.pixels import BandReader, assemble, band_on_grid
 from agrivision.io.sources import PIXEL_GRID_CRS, BandAsset, expand_sources
@@ -50,6 +51,7 @@ def open_scene(
     offset: float | None = None,
     resampling: Resampling = None,
     allow_remote: bool | None = None,
+    fields: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
 ) -> xr.Dataset:
     """Open raster sources lazily as one Scene of reflectance bands on one grid.
 
@@ -95,7 +97,12 @@ def open_scene(
     allow_remote
         Let a local STAC item or VRT point at remote data (``https://``, ``s3://``...).
         Default: refused unless ``AGRIVISION_ALLOW_REMOTE=1`` (see :mod:`agrivision.limits`);
-        remote sources passed directly are always read.
+        remote sources passed directly are always read; the Items that ``agrivision search``
+        wrote are read too.
+    fields
+        Polygons (any CRS): the grid is cut to the window that covers them (one pixel wider,
+        on the same pixel edges), so that only the blocks of that window are read, which is
+        what makes remote COGs cheap to use.
 
     Returns
     -------
@@ -129,6 +136,10 @@ def open_scene(
         helpers = wanted | (set(MASK_INPUTS) if masking is not None else set())
         assets = [a for a in assets if variable_name(a, profile) in helpers]
     geobox = target_grid(grid_assets, resolution=resolution, crs=crs, like=like)
+    if fields is not None:
+        if fields.crs is None:
+            raise MissingCRSError("fields have no CRS", source="fields", fix="set one first")
+        geobox = crop_to_bounds(geobox, tuple(fields.total_bounds), fields.crs)
     # A header claiming 10^12 pixels is refused before dask builds a task per chunk.
     check_scene_pixels(geobox.shape, source=files[0] if len(files) == 1 else None)
     # Acquisitions of one calendar day (tiles of one satellite pass) are mosaicked together.

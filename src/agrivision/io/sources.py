@@ -132,7 +132,9 @@ def file_info(path: str | os.PathLike, *, georeferenced: bool = True) -> FileInf
         raise SourceError(
             f"not a readable raster ({str(exc).splitlines()[0]})",
             source=p,
-            fix="check that it is a complete GeoTIFF/COG (re-download if truncated)",
+            fix="check that it is a complete GeoTIFF/COG (re-download if truncated)"
+            if local
+            else "check the URL and that the server is up (signed URLs expire)",
         ) from exc
     if info.count == 0 or 0 in info.shape:
         raise SourceError("raster has no bands or no pixels", source=p)

@@ -45,6 +45,7 @@ from agrivision.health.zones import ZoneBatches, with_zone_quality
 from agrivision.indices import compute
 from agrivision.io.cog import gdal_cache_limit, to_cog
 from agrivision.io.fields import check_overlap, crop_column, read_fields
+from agrivision.io.remote import reads_remote
 from agrivision.io.scene import open_scene
 from agrivision.io.vector import FeatureSpool, write_layers, write_vector
 from agrivision.masks import MaskConfig
@@ -177,9 +178,13 @@ def _run(
             cloud_probability_threshold=sc.cloud_probability_threshold,
             method=sc.mask,
         )
+        # Remote imagery: only the fields' window of each file is read.
+        window = (
+            read_fields(fields_path, layer=config.fields.layer) if reads_remote(sources) else None
+        )
         scene = open_scene(
             list(sources), sensor=sc.sensor, bands=sc.bands, resolution=sc.resolution,
-            crs=sc.crs, chunks=sc.chunks, mask=mask,
+            crs=sc.crs, chunks=sc.chunks, mask=mask, fields=window,
         )  # fmt: skip
         fields = read_fields(
             fields_path, layer=config.fields.layer, id_column=config.fields.id_column,
