@@ -1,9 +1,9 @@
-"""Each field's own window of a lazy raster, for work that needs the whole field at once.
+"""The fields of a lazy raster in bands of rows, each field whole, for work that needs every pixel of a field at once.
 
 A sieve or a per-field classification must see every pixel of a field, whatever the dask
-chunks; a chunk-by-chunk pass cannot give it that. :func:`field_windows` reads the raster one
+chunks; a chunk-by-chunk pass cannot give it that. :func:`field_bands` reads the raster one
 chunk row at a time (full width, every chunk once) and hands over the fields that end in that
-row, each with the window of pixels it touches. Chunk rows stay in memory only while a field
+row with the band of rows that holds them all. Chunk rows stay in memory only while a field
 that still has to be handed over reaches into them, so memory is bounded by the chunk size
 and by the tallest field, never by the scene.
 """
@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import dask
 import dask.array as da
 import geopandas as gpd
 import numpy as np
-import rasterio
-import rasterio.features
 import shapely
 import xarray as xr
 from affine import Affine
@@ -30,26 +27,29 @@ from agrivision.grid import grid_of
 
 
 @dataclass(frozen=True)
-class FieldWindow:
-    """One field and the pixels of the window it touches.
+class FieldBand:
+    """A band of raster rows and the fields handed over with it.
 
-    ``values`` is the raster's ``(..., height, width)`` window; ``inside`` marks the pixels
-    whose centre lies in the field (as :func:`~agrivision.fields.rasterize.field_raster`
-    burns them: where fields overlap, the later one), ``touched`` every pixel the field
-    touches (inside included); ``transform`` maps window pixels to the raster CRS.
+    ``values`` is the raster's ``(..., height, width)`` band, ``codes`` the field code of each
+    pixel whose centre lies in a field (0: none; where fields overlap, the later one, as
+    :func:`~agrivision.fields.rasterize.field_raster` burns them); fields of other bands
+    appear in it too. ``positions``, ``field_ids``, ``geometries`` (raster CRS) and
+    ``field_codes`` describe the band's own fields, ``bounds`` their touched pixels
+    (``row0, row1, col0, col1`` in band pixels); ``transform`` maps band pixels to the CRS.
     """
 
-    position: int
-    field_id: Any
-    geometry: shapely.Geometry
+    positions: np.ndarray
+    field_ids: np.ndarray
+    geometries: np.ndarray
+    field_codes: np.ndarray
+    bounds: np.ndarray
     values: np.ndarray
-    inside: np.ndarray
-    touched: np.ndarray
+    codes: np.ndarray
     transform: Affine
 
 
-def field_windows(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[list[FieldWindow]]:
-    """The window of every field that overlaps ``raster``, in batches of one chunk row.
+def field_bands(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[FieldBand]:
+    """Every field that overlaps ``raster``, whole, in bands of rows (one per chunk row).
 
     Parameters
     ----------
@@ -60,9 +60,10 @@ def field_windows(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[li
 
     Yields
     ------
-    list of FieldWindow
-        The fields whose last touched pixel row lies in one chunk row, in input order;
-        batches come top to bottom. Fields that touch no pixel of the raster are left out.
+    FieldBand
+        The fields whose last touched pixel row lies in one chunk row, in input order, with
+        the rows and columns that all of them touch; bands come top to bottom. Fields that
+        touch no pixel of the raster are left out.
     """
     grid = grid_of(raster)
     prepared = prepare_fields(fields, raster.rio.crs)
@@ -82,7 +83,6 @@ def field_windows(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[li
     codes = ids_to_codes(fid, prepared["field_id"].to_numpy())
     fid_data = fid.data.rechunk(data.chunks[-2:])
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    env = rasterio.Env()  # one GDAL environment for all fields, not one per rasterised field
     ids = prepared["field_id"].to_numpy()
     geoms = prepared.geometry.to_numpy()
     for k in range(n_rows):
@@ -93,21 +93,16 @@ def field_windows(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[li
             if j not in cache:
                 rows = slice(row_edges[j], row_edges[j + 1])
                 cache[j] = dask.compute(data[..., rows, :], fid_data[rows, :])
-        out = []
-        for pos in batch:
-            r0, r1, c0, c1 = bounds[pos]
-            values = _window([c[0] for c in cache.values()], cache, row_edges, r0, r1, c0, c1)
-            inside = _window([c[1] for c in cache.values()], cache, row_edges, r0, r1, c0, c1)
-            inside = inside == codes[pos]
-            transform = grid.affine * Affine.translation(c0, r0)
-            with env:
-                touched = inside | rasterio.features.geometry_mask(
-                    [geoms[pos]], inside.shape, transform, all_touched=True, invert=True
-                )
-            out.append(
-                FieldWindow(int(pos), ids[pos], geoms[pos], values, inside, touched, transform)
-            )
-        yield out
+        box = bounds[batch]
+        r0, r1 = int(box[:, 0].min()), int(box[:, 1].max())
+        c0, c1 = int(box[:, 2].min()), int(box[:, 3].max())
+        values = _window([c[0] for c in cache.values()], cache, row_edges, r0, r1, c0, c1)
+        inside = _window([c[1] for c in cache.values()], cache, row_edges, r0, r1, c0, c1)
+        yield FieldBand(
+            positions=batch, field_ids=ids[batch], geometries=geoms[batch],
+            field_codes=np.asarray(codes)[batch], bounds=box - np.array([r0, r0, c0, c0]),
+            values=values, codes=inside, transform=grid.affine * Affine.translation(c0, r0),
+        )  # fmt: skip
         for j in [j for j in cache if j < keep_from[k + 1]]:
             del cache[j]
 
