@@ -15,7 +15,7 @@ from agrivision.errors import ConfigError, GridError
 from agrivision.fields.config import TimeSeriesConfig
 from agrivision.fields.timeseries import clear_dates, field_series
 from agrivision.health import zones
-from agrivision.health.zone_classes import variance_reduction
+from agrivision.health.zone_classes import zone_stats
 from agrivision.health.zone_cleaning import majority, merge_small_parts, sieve
 from agrivision.health.zones import ZoneBatches
 
@@ -82,8 +82,9 @@ def test_variance_reduction_is_one_minus_within_over_total():
     within, total = 4.0, ((values - values.mean()) ** 2).sum()
     field = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1])  # field 1: constant, nothing to explain
     both = np.r_[values, np.full(5, 0.7)]
-    reduction = variance_reduction(both, field, np.r_[classes, np.ones(5, int)], 3)
+    reduction, step = zone_stats(both, field, np.r_[classes, np.ones(5, int)], 3)
     assert reduction == pytest.approx([1 - within / total, 0.0, 0.0])  # field 2: no values
+    assert step.tolist() == [10.0, np.inf, np.inf]  # the class means 2 and 12; one class
 
 
 def test_sieve_merges_into_the_neighbour_of_the_longest_border():

@@ -10,6 +10,7 @@ and by the tallest field, never by the scene.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ import dask
 import dask.array as da
 import geopandas as gpd
 import numpy as np
+import rasterio.errors
+import rasterio.features
 import shapely
 import xarray as xr
 from affine import Affine
@@ -135,3 +138,95 @@ def _pixel_bounds(geoms: np.ndarray, affine: Affine, height: int, width: int) ->
     out[:, :2] = np.clip(out[:, :2], 0, height)
     out[:, 2:] = np.clip(out[:, 2:], 0, width)
     return out.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PackedWindows:
+    """The windows of a band's fields side by side on one canvas, each field on its own.
+
+    A pixel the band shares between fields (an edge pixel of one, inside its neighbour)
+    appears once per field, so every field can be worked on as if it were alone, and all of
+    them in one pass over the canvas.
+
+    ``values`` is the ``(..., height, width)`` canvas (NaN outside the windows), ``owner``
+    the field (``1..m``, the band's order) whose window each pixel is in and that touches it
+    (0 elsewhere), ``inside`` whether the pixel's centre lies in that field (as in
+    :attr:`FieldBand.codes`); ``origin`` is ``(row, col)`` of each field's window on the
+    canvas minus on the band, so band pixel = canvas pixel - origin.
+    """
+
+    values: np.ndarray
+    owner: np.ndarray
+    inside: np.ndarray
+    origin: np.ndarray
+
+    def to_band(self, geoms: np.ndarray, owner: np.ndarray, transform: Affine) -> np.ndarray:
+        """Geometries in canvas pixel coordinates, each of field ``owner``, to the CRS."""
+        _, index = shapely.get_coordinates(geoms, return_index=True)
+        shift = self.origin[owner - 1][index]
+
+        def move(xy: np.ndarray) -> np.ndarray:
+            col, row = xy[:, 0] - shift[:, 1], xy[:, 1] - shift[:, 0]
+            return np.column_stack(transform * (col, row))
+
+        return shapely.transform(geoms, move)
+
+
+def pack_windows(band: FieldBand) -> PackedWindows:
+    """The windows of ``band``'s fields packed on one canvas (shelves, tallest first).
+
+    Parameters
+    ----------
+    band
+        A band of :func:`field_bands`.
+
+    Returns
+    -------
+    PackedWindows
+        About the fields' bounding-box area in pixels, whatever their arrangement.
+    """
+    b = band.bounds
+    heights, widths = b[:, 1] - b[:, 0], b[:, 3] - b[:, 2]
+    width = max(int(widths.max()), band.codes.shape[1])
+    origin = np.zeros((len(b), 2), np.int64)
+    x = y = shelf = 0
+    # one empty pixel between windows: a border on a pixel edge may burn the next pixel
+    for k in np.argsort(-heights, kind="stable"):
+        if x + widths[k] > width:
+            x, y, shelf = 0, y + shelf + 1, 0
+        origin[k] = y - b[k, 0], x - b[k, 2]
+        x, shelf = x + widths[k] + 1, max(shelf, heights[k])
+    shape = (y + shelf, width)
+    values = np.full(band.values.shape[:-2] + shape, np.nan, band.values.dtype)
+    inside = np.zeros(shape, bool)
+    slot = np.zeros(shape, np.int32)
+    for k, (r0, r1, c0, c1) in enumerate(b):
+        rows = slice(r0 + origin[k, 0], r1 + origin[k, 0])
+        cols = slice(c0 + origin[k, 1], c1 + origin[k, 1])
+        values[..., rows, cols] = band.values[..., r0:r1, c0:c1]
+        inside[rows, cols] = band.codes[r0:r1, c0:c1] == band.field_codes[k]
+        slot[rows, cols] = k + 1
+    # each field drawn in canvas pixels on its own window, cut to it at the raster's edges
+    _, index = shapely.get_coordinates(band.geometries, return_index=True)
+    inverse = ~band.transform
+
+    def to_canvas(xy: np.ndarray) -> np.ndarray:
+        col, row = inverse * (xy[:, 0], xy[:, 1])
+        return np.column_stack((col + origin[index, 1], row + origin[index, 0]))
+
+    drawn = shapely.transform(band.geometries, to_canvas)
+    box = shapely.box(
+        b[:, 2] + origin[:, 1], b[:, 0] + origin[:, 0], b[:, 3] + origin[:, 1],
+        b[:, 1] + origin[:, 0],
+    )  # fmt: skip
+    outside = ~shapely.contains_properly(box, drawn)
+    drawn[outside] = shapely.intersection(drawn[outside], box[outside])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        owner = rasterio.features.rasterize(
+            zip(drawn, range(1, len(b) + 1), strict=True), out_shape=shape, all_touched=True,
+            dtype=np.int32,
+        )  # fmt: skip
+    owner = np.where(owner == slot, owner, 0)
+    inside &= owner > 0
+    return PackedWindows(values, owner, inside, origin)

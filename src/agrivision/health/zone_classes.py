@@ -107,10 +107,10 @@ def bin_classes(hist: FieldHistograms, breaks: np.ndarray) -> np.ndarray:
     return _bin_classes(hist.offsets, breaks)
 
 
-def variance_reduction(
+def zone_stats(
     values: np.ndarray, field: np.ndarray, classes: np.ndarray, n_fields: int
-) -> np.ndarray:
-    """``1 - within-class variance / total variance`` of each field's values split by ``classes``.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Variance reduction of each field's split, and the smallest step between class means.
 
     Parameters
     ----------
@@ -125,21 +125,42 @@ def variance_reduction(
 
     Returns
     -------
-    numpy.ndarray
-        0..1 per field; 0 for a constant field (nothing to explain) or one without values.
+    tuple of numpy.ndarray
+        Per field: ``1 - within-class variance / total variance`` (0..1; 0 for a constant
+        field or one without values) and the smallest difference between the mean values
+        of two classes present (values' units; inf with one class).
     """
-    v = values.astype(np.float64)
-    count = np.bincount(field, minlength=n_fields)
-    mean = np.bincount(field, v, minlength=n_fields) / np.maximum(count, 1)
-    d = v - mean[field]  # deviations: no cancellation in the sums of squares
-    total = np.bincount(field, d * d, minlength=n_fields)
-    group = field.astype(np.int64) * 256 + classes
-    n = np.bincount(group, minlength=256 * n_fields).reshape(n_fields, 256)
-    sums = np.bincount(group, d, minlength=256 * n_fields).reshape(n_fields, 256)
+    n, s1, s2 = _class_sums(values, field, classes, n_fields, int(classes.max(initial=0)) + 1)
+    count = n.sum(axis=1)
+    # around the field's mean: no cancellation in the sums of squares
+    total = s2.sum(axis=1) - s1.sum(axis=1) ** 2 / np.maximum(count, 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        within = total - np.where(n > 0, sums * sums / n, 0.0).sum(axis=1)
-        out = np.where(total > 0, 1.0 - within / total, 0.0)
-    return np.clip(out, 0.0, 1.0)
+        within = np.where(n > 0, s2 - s1 * s1 / n, 0.0).sum(axis=1)
+        reduction = np.where(total > 0, 1.0 - within / total, 0.0)
+        means = np.where(n > 0, s1 / n, np.nan)
+    step = np.diff(np.sort(means, axis=1), axis=1)  # absent classes (NaN) sort last
+    step = np.where(np.isnan(step), np.inf, step).min(axis=1, initial=np.inf)
+    return np.clip(reduction, 0.0, 1.0), step
+
+
+@njit(cache=True, nogil=True)
+def _class_sums(values, field, classes, n_fields, n_classes):
+    """Count, sum and sum of squares of each field's classes, values taken about the field's mean."""
+    total = np.zeros(n_fields)
+    count = np.zeros(n_fields)
+    for i in range(len(values)):
+        total[field[i]] += values[i]
+        count[field[i]] += 1
+    n = np.zeros((n_fields, n_classes))
+    s1 = np.zeros((n_fields, n_classes))
+    s2 = np.zeros((n_fields, n_classes))
+    for i in range(len(values)):
+        f, k = field[i], classes[i]
+        d = values[i] - total[f] / count[f]
+        n[f, k] += 1
+        s1[f, k] += d
+        s2[f, k] += d * d
+    return n, s1, s2
 
 
 @njit(cache=True, nogil=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from agrivision.health.zone_kernels import fill_nearest, label_equal, majority_pass
+from agrivision.health.zone_kernels import label_equal, majority_pass, patch_table
 
 #: Majority-filter passes: the second pass removes most of what the first one leaves.
 MAJORITY_PASSES = 2
@@ -47,36 +47,42 @@ def majority(zone: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray:
     return zone
 
 
-def fill_small_gaps(
-    zone: np.ndarray, owner: np.ndarray, gaps: np.ndarray, min_pixels: np.ndarray
+def fill_plan(
+    owner: np.ndarray, inside: np.ndarray, valid: np.ndarray, min_pixels: np.ndarray
 ) -> np.ndarray:
-    """Gaps of a field smaller than its minimum zone take the zone of the nearest pixel.
+    """The pixels that take the zone of the nearest zoned pixel of their field.
+
+    The edge pixels (touched by the field, centre outside) and the gaps inside a field
+    (masked pixels: clouds, nodata) smaller than its minimum zone area; larger gaps stay
+    unzoned. Where the zones are does not matter, only which pixels have one, so one plan
+    serves every number of zones tried (fill it with
+    :func:`~agrivision.health.zone_kernels.fill_nearest`).
 
     Parameters
     ----------
-    zone
-        ``uint8`` zones, 0 = none.
     owner
-        Integer field of each pixel (0 = none).
-    gaps
-        Pixels of a field without a zone (masked: clouds, nodata).
+        Integer field of each pixel that the field touches (0 = none).
+    inside
+        Pixels whose centre lies in their field.
+    valid
+        Pixels with a value (they get a zone from the classes).
     min_pixels
-        Minimum zone area in pixels of each field, indexed by ``owner``: 4-connected gaps
-        at least this large stay 0 (unzoned).
+        Minimum zone area in pixels of each field, indexed by ``owner``.
 
     Returns
     -------
     numpy.ndarray
-        The zones with the small gaps filled (nearest along paths within the gap).
+        Boolean mask of the pixels to fill.
     """
+    gaps = inside & ~valid
     labels, count = label_equal(np.where(gaps, owner, 0).astype(np.int64))
+    edge = (owner > 0) & ~inside
     if not count:
-        return zone
+        return edge
     size = np.bincount(labels.ravel(), minlength=count + 1)
     field = np.zeros(count + 1, np.int64)
     field[labels.ravel()] = owner.ravel()
-    small = (size < min_pixels[field])[labels] & (labels > 0)
-    return fill_nearest(zone, owner.astype(np.int32, copy=False), small)
+    return edge | ((size < min_pixels[field])[labels] & (labels > 0))
 
 
 def sieve(zone: np.ndarray, owner: np.ndarray, min_pixels: np.ndarray) -> np.ndarray:
@@ -104,20 +110,8 @@ def sieve(zone: np.ndarray, owner: np.ndarray, min_pixels: np.ndarray) -> np.nda
     code = np.where(zone > 0, owner.astype(np.int64) * 256 + zone, 0)
     labels, count = label_equal(code)
     count += 1
-    flat = labels.ravel()
-    zone_of = np.zeros(count, zone.dtype)
-    zone_of[flat] = zone.ravel()
-    field_of = np.zeros(count, np.int64)
-    field_of[flat] = owner.ravel()
-    sizes = np.bincount(flat, minlength=count)
-    a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()])
-    b = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()])
-    edge = (a != b) & (a > 0) & (b > 0)
-    edge[edge] = field_of[a[edge]] == field_of[b[edge]]
-    keys, length = np.unique(
-        np.concatenate([a[edge] * count + b[edge], b[edge] * count + a[edge]]),
-        return_counts=True,
-    )
+    sizes, zone_of, field_of, a, b = patch_table(labels, zone, owner, count)
+    keys, length = np.unique(np.r_[a * count + b, b * count + a], return_counts=True)
     src, dst = keys // count, keys % count
     limit = min_pixels[field_of]
     mapping = np.arange(count)
@@ -147,7 +141,7 @@ def sieve(zone: np.ndarray, owner: np.ndarray, min_pixels: np.ndarray) -> np.nda
         keys, inverse = np.unique(src[keep] * count + dst[keep], return_inverse=True)
         length = np.bincount(inverse, weights=length[keep]).astype(np.int64)
         src, dst = keys // count, keys % count
-    return zone_of[mapping[labels]]
+    return zone_of[mapping][labels]
 
 
 def merge_small_parts(

@@ -43,9 +43,16 @@ def majority_pass(zone: np.ndarray, owner: np.ndarray, size: int, n_max: int) ->
             if own == 0:
                 continue
             field = owner[r, c]
+            r0, r1, c0, c1 = max(r - lo, 0), min(r + hi, h), max(c - lo, 0), min(c + hi, w)
+            same = 0
+            for rr in range(r0, r1):
+                for cc in range(c0, c1):
+                    same += zone[rr, cc] == own and owner[rr, cc] == field
+            if 2 * same > (r1 - r0) * (c1 - c0):
+                continue  # a majority of the window: nothing can beat it
             counts[:] = 0
-            for rr in range(max(r - lo, 0), min(r + hi, h)):
-                for cc in range(max(c - lo, 0), min(c + hi, w)):
+            for rr in range(r0, r1):
+                for cc in range(c0, c1):
                     k = zone[rr, cc]
                     if k > 0 and owner[rr, cc] == field:
                         counts[k] += 1
@@ -160,3 +167,62 @@ def fill_nearest(zone: np.ndarray, owner: np.ndarray, target: np.ndarray) -> np.
                     queue[tail] = rr * w + cc
                     tail += 1
     return out
+
+
+@njit(cache=True, nogil=True)
+def patch_table(labels: np.ndarray, zone: np.ndarray, owner: np.ndarray, count: int):
+    """Size, zone and field of every patch, and its borders with patches of the same field.
+
+    Parameters
+    ----------
+    labels
+        Patch labels ``1..count - 1`` (0 = none), e.g. from :func:`label_equal`.
+    zone, owner
+        The zone and field of each pixel.
+    count
+        Number of labels including 0.
+
+    Returns
+    -------
+    tuple
+        ``sizes`` (pixels), ``zone_of``, ``field_of`` per label, and ``a, b``: one entry per
+        pixel edge between two different patches of the same field (``a < b``).
+    """
+    h, w = labels.shape
+    sizes = np.zeros(count, np.int64)
+    zone_of = np.zeros(count, zone.dtype)
+    field_of = np.zeros(count, np.int64)
+    n_edges = 0
+    for r in range(h):
+        for c in range(w):
+            k = labels[r, c]
+            if k == 0:
+                continue
+            sizes[k] += 1
+            zone_of[k] = zone[r, c]
+            field_of[k] = owner[r, c]
+            if c + 1 < w and _border(labels[r, c + 1], k, owner[r, c + 1], owner[r, c]):
+                n_edges += 1
+            if r + 1 < h and _border(labels[r + 1, c], k, owner[r + 1, c], owner[r, c]):
+                n_edges += 1
+    a = np.empty(n_edges, np.int64)
+    b = np.empty(n_edges, np.int64)
+    i = 0
+    for r in range(h):
+        for c in range(w):
+            k = labels[r, c]
+            if k == 0:
+                continue
+            for rr, cc in ((r, c + 1), (r + 1, c)):
+                if rr < h and cc < w:
+                    j = labels[rr, cc]
+                    if _border(j, k, owner[rr, cc], owner[r, c]):
+                        a[i], b[i] = min(j, k), max(j, k)
+                        i += 1
+    return sizes, zone_of, field_of, a, b
+
+
+@njit(cache=True, nogil=True)
+def _border(j: int, k: int, field_j: int, field_k: int) -> bool:
+    """Whether patch ``j`` next to patch ``k`` is another patch of the same field."""
+    return j != 0 and j != k and field_j == field_k

@@ -39,7 +39,7 @@ import xarray as xr
 from agrivision.errors import ConfigError, GridError
 from agrivision.fields.config import ProblemsConfig, TimeSeriesConfig
 from agrivision.fields.prepare import prepare_fields
-from agrivision.fields.windows import FieldBand, field_bands
+from agrivision.fields.windows import FieldBand, field_bands, pack_windows
 from agrivision.grid import grid_of, metres_per_unit
 from agrivision.health._perfield import pixel_area_ha
 from agrivision.health.zone_classes import (
@@ -48,9 +48,9 @@ from agrivision.health.zone_classes import (
     Method,
     bin_classes,
     class_breaks,
-    variance_reduction,
+    zone_stats,
 )
-from agrivision.health.zone_cleaning import fill_small_gaps, majority, merge_small_parts, sieve
+from agrivision.health.zone_cleaning import fill_plan, majority, merge_small_parts, sieve
 from agrivision.health.zone_kernels import fill_nearest
 from agrivision.io.fields import area_ha, geodesic_ratio
 
@@ -215,38 +215,39 @@ class ZoneBatches:
         """The zone polygons (a table) and quality rows of the fields of one band."""
         rules = self.rules
         m = len(band.positions)
-        owner = _owners(band.codes, band.field_codes)  # 1..m: the band's fields, 0: none
-        values = band.values
+        packed = pack_windows(band)  # every field on its own window, all in one array
+        owner, inside, values = packed.owner, packed.inside, packed.values
         if values.ndim == 3:
             allowed = None
             if self._no_dates is not None:
                 allowed = np.array([self.dates.get(f, self._no_dates) for f in band.field_ids])
-            values = _season(values, owner, allowed, m, rules)
-        valid = (owner > 0) & np.isfinite(values)
+            values = _season(values, np.where(inside, owner, 0), allowed, m, rules)
+        valid = inside & np.isfinite(values)
         supported = np.bincount(owner[valid], minlength=m + 1) >= rules.min_pixels
         supported[0] = False
         owner = np.where(supported[owner], owner, 0).astype(np.int32)
+        inside &= owner > 0
         valid &= owner > 0
         zoned = np.flatnonzero(supported)  # owners of the fields that get zones
         if not len(zoned):
             return self._frame({}), []
-        layers = _layers(band.bounds[zoned - 1], zoned)
-        touched = np.zeros(m + 1, np.int64)
-        for layer in layers:
-            touched += np.bincount(self._touched(band, layer, owner.shape).ravel(), minlength=m + 1)
+        touched = np.bincount(owner.ravel(), minlength=m + 1)
         min_pixels = np.maximum(self.min_pixels_zone, np.ceil(rules.min_share * touched))
         min_pixels = min_pixels.astype(np.int64)
         sel = np.flatnonzero(valid.ravel())
         field = owner.ravel()[sel]
         v = values.ravel()[sel].astype(np.float64)
-        zone = self._zones(owner, valid, sel, v, zoned, min_pixels)
+        plan = fill_plan(owner, inside, valid, min_pixels)
+        zone = self._zones(owner, plan, sel, v, zoned, min_pixels)
         final = zone.ravel()[sel]
         reduction = np.zeros(m + 1)
-        reduction[zoned] = variance_reduction(v, np.searchsorted(zoned, field), final, len(zoned))
+        row_of = np.zeros(m + 1, np.int64)
+        row_of[zoned] = np.arange(len(zoned))
+        reduction[zoned] = zone_stats(v, row_of[field], final, len(zoned))[0]
         group = field.astype(np.int64) * 256 + final
         with np.errstate(invalid="ignore", divide="ignore"):
             means = np.bincount(group, v, 256 * (m + 1)) / np.bincount(group, None, 256 * (m + 1))
-        geoms, codes = self._polygons(band, layers, owner, zone, min_pixels)
+        geoms, codes = self._polygons(band, packed, owner, zone, min_pixels)
         owners = codes // 256
         # zones numbered 1..k per field, as they rank (zone 1 = lowest values)
         present, rank = np.unique(codes, return_inverse=True)
@@ -276,39 +277,42 @@ class ZoneBatches:
         ]
         return self._frame(columns), rows
 
-    def _zones(self, owner, valid, sel, v, zoned, min_pixels) -> np.ndarray:
-        """The clean zones (``uint8`` band) of the fields ``zoned`` (owners), ``n`` fixed or chosen.
+    def _zones(self, owner, plan, sel, v, zoned, min_pixels) -> np.ndarray:
+        """The clean zones (``uint8`` canvas) of the fields ``zoned`` (owners), ``n`` fixed or chosen.
 
-        ``sel`` are the valid pixels (flat indices), ``v`` their values. ``"auto"`` tries
-        n = 2, 3, ... on the fields still undecided and keeps, per field, the smallest n
-        after which one more clean zone explains less than ``min_gain`` of the variance.
+        ``plan`` are the pixels that take the nearest zone (:func:`fill_plan`), ``sel`` the
+        valid pixels (flat indices), ``v`` their values. ``"auto"`` tries n = 2, 3, ... on
+        the fields still undecided and keeps, per field, the smallest n after which one
+        more clean zone explains less than ``min_gain`` of the variance.
         """
         rules = self.rules
         auto = rules.n == "auto"
-        row = np.searchsorted(zoned, owner.ravel()[sel])  # 0..len(zoned) - 1
-        row_of = np.full(len(min_pixels), -1)
+        row_of = np.full(len(min_pixels) + 1, -1)  # owner 0 -> the last: padding
         row_of[zoned] = np.arange(len(zoned))
-        row_of = np.r_[row_of, -1]  # owner 0 -> the padding
+        row = row_of[owner.ravel()[sel]]  # 0..len(zoned) - 1
         hist = FieldHistograms.of(v, row, len(zoned))
         # one zone: what a uniform field gets when even two zones would split noise
-        best = np.where(valid, 1, 0).astype(np.uint8)
-        best = fill_small_gaps(best, owner, (owner > 0) & ~valid, min_pixels)
+        best = np.zeros(owner.shape, np.uint8)
+        best.ravel()[sel] = 1
+        best = fill_nearest(best, owner, plan)
         made = np.zeros(len(zoned) + 1)  # variance reduction of the chosen zones (+ padding)
         undecided = np.r_[np.ones(len(zoned), bool), False]
         for n in AUTO_N if auto else [int(rules.n)]:
             breaks = class_breaks(hist, n, rules.method, undecided[:-1])
+            classes = bin_classes(hist, breaks)[hist.where]
+            classes[~undecided[row]] = 0
             zone = np.zeros(owner.shape, np.uint8)
-            zone.ravel()[sel] = bin_classes(hist, breaks)[hist.where]
+            zone.ravel()[sel] = classes
             mine = np.where(undecided[row_of[owner]], owner, 0)
-            zone = np.where(mine > 0, zone, 0).astype(np.uint8)
             zone = majority(zone, mine, rules.smooth)
-            zone = fill_small_gaps(zone, mine, (mine > 0) & ~valid, min_pixels)
+            zone = fill_nearest(zone, mine, plan & (mine > 0))
             zone = sieve(zone, mine, min_pixels)
             classes = zone.ravel()[sel]
-            reduction = np.r_[variance_reduction(v, row, classes, len(zoned)), 0.0]
+            reduction, step = zone_stats(v, row, classes, len(zoned))
+            reduction = np.r_[reduction, 0.0]
             take = undecided.copy()
             if auto:
-                apart = np.r_[_closest_means(v, row, classes, len(zoned)) >= rules.min_step, False]
+                apart = np.r_[step >= rules.min_step, False]
                 pays = reduction - made >= rules.min_gain if n > 2 else apart
                 take &= apart & pays  # too close (noise) or not worth it: keep n - 1
                 undecided = take
@@ -318,37 +322,22 @@ class ZoneBatches:
                 break
         return best
 
-    def _touched(self, band: FieldBand, layer: np.ndarray, shape: tuple) -> np.ndarray:
-        """The owner of every pixel a field of ``layer`` touches (fields of a layer never share one)."""
-        return rasterio.features.rasterize(
-            zip(band.geometries[layer - 1], layer.tolist(), strict=True), out_shape=shape,
-            transform=band.transform, all_touched=True, dtype=np.int32,
-        )  # fmt: skip
-
-    def _polygons(self, band, layers, owner, zone, min_pixels) -> tuple[np.ndarray, np.ndarray]:
+    def _polygons(self, band, packed, owner, zone, min_pixels) -> tuple[np.ndarray, np.ndarray]:
         """Zone patches as polygons clipped to their field, and ``owner * 256 + zone`` of each.
 
-        Edge pixels (touched, centre outside the field) take the zone of the nearest pixel
-        of the field; one layer of fields at a time, so that a pixel can belong to the edge
-        of one field and the inside of its neighbour. Parts of a patch that clipping leaves
-        below the field's minimum join a neighbour (:func:`merge_small_parts`).
+        Parts of a patch that clipping leaves below the field's minimum join a neighbour
+        (:func:`merge_small_parts`).
         """
+        code = np.where(zone > 0, owner * 256 + zone, 0).astype(np.int32)
         found, values = [], []
-        for layer in layers:
-            touched = self._touched(band, layer, owner.shape)
-            own = np.where((touched > 0) & (owner == touched), zone, 0).astype(np.uint8)
-            own = fill_nearest(own, touched, (touched > 0) & (owner != touched))
-            code = np.where(own > 0, touched * 256 + own, 0).astype(np.int32)
-            shapes = rasterio.features.shapes(
-                code, mask=code > 0, connectivity=4, transform=band.transform
-            )
-            for g, k in shapes:
-                found.append(_polygon(g["coordinates"]))
-                values.append(int(k))
+        for g, k in rasterio.features.shapes(code, mask=code > 0, connectivity=4):
+            found.append(_polygon(g["coordinates"]))
+            values.append(int(k))
         if not found:
             return np.empty(0, object), np.empty(0, np.int64)
         codes = np.array(values, np.int64)
-        geoms = shapely.intersection(np.array(found), band.geometries[codes // 256 - 1])
+        geoms = packed.to_band(np.array(found), codes // 256, band.transform)
+        geoms = shapely.intersection(geoms, band.geometries[codes // 256 - 1])
         parts, which = shapely.get_parts(geoms, return_index=True)
         codes = codes[which]
         # Clipping can leave lines and points where a patch only touches the border.
@@ -386,40 +375,6 @@ class ZoneBatches:
         table = pd.DataFrame({k: v for k, v in data.items() if k != "geometry"})
         table = table.astype({"field_id": self.fields["field_id"].dtype}, errors="ignore")
         return gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(data["geometry"], crs=self._crs))
-
-
-def _owners(codes: np.ndarray, field_codes: np.ndarray) -> np.ndarray:
-    """``1 + index`` in ``field_codes`` of each pixel's field code, 0 for other codes."""
-    order = np.argsort(field_codes, kind="stable")
-    ranked = field_codes[order]
-    at = np.clip(np.searchsorted(ranked, codes), 0, len(ranked) - 1)
-    return np.where(ranked[at] == codes, order[at] + 1, 0).astype(np.int32)
-
-
-def _layers(bounds: np.ndarray, owners: np.ndarray) -> list[np.ndarray]:
-    """``owners`` split into groups whose touched-pixel boxes do not overlap (greedy colouring).
-
-    ``bounds`` are ``row0, row1, col0, col1`` (half-open) of each owner's touched pixels.
-    """
-    # closed boxes shrunk by half a pixel intersect exactly when the pixel ranges overlap
-    boxes = shapely.box(bounds[:, 2], bounds[:, 0], bounds[:, 3] - 0.5, bounds[:, 1] - 0.5)
-    a, b = shapely.STRtree(boxes).query(boxes, predicate="intersects")
-    neighbours = np.split(b, np.searchsorted(a, np.arange(1, len(boxes))))
-    colour = np.full(len(boxes), -1)
-    for i, near in enumerate(neighbours):
-        used = set(colour[near].tolist())
-        colour[i] = next(c for c in range(len(used) + 1) if c not in used)
-    return [owners[colour == c] for c in range(colour.max() + 1)]
-
-
-def _closest_means(v: np.ndarray, row: np.ndarray, classes: np.ndarray, n: int) -> np.ndarray:
-    """Per field (``row``), the smallest difference between the mean values of two zones (inf with one)."""
-    group = row.astype(np.int64) * 256 + classes
-    count = np.bincount(group, minlength=256 * n).reshape(n, 256)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.bincount(group, v, minlength=256 * n).reshape(n, 256) / count
-    step = np.diff(np.sort(means, axis=1), axis=1)  # absent zones (NaN) sort last
-    return np.where(np.isnan(step), np.inf, step).min(axis=1, initial=np.inf)
 
 
 def _polygon(rings: list) -> shapely.Polygon:
