@@ -48,11 +48,8 @@ class FieldHistograms:
     @classmethod
     def of(cls, values: np.ndarray, field: np.ndarray, m: int) -> FieldHistograms:
         """Histograms of ``values`` (1-D, finite) by ``field`` (``0..m - 1`` each)."""
-        v = values.astype(np.float64)
-        bins = np.floor(v / BIN).astype(np.int64)
-        low, offsets = _bin_ranges(field, bins, m)
-        where = offsets[field] + bins - low[field]
-        return cls(offsets, low, np.bincount(where, minlength=int(offsets[-1])), where)
+        low, offsets, counts, where = _histograms(values, field, m, BIN)
+        return cls(offsets, low, counts, where)
 
 
 def class_breaks(
@@ -164,18 +161,27 @@ def _class_sums(values, field, classes, n_fields, n_classes):
 
 
 @njit(cache=True, nogil=True)
-def _bin_ranges(field: np.ndarray, bins: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lowest bin of each field and where each field's bins start (bins laid end to end)."""
+def _histograms(values: np.ndarray, field: np.ndarray, m: int, width: float):
+    """Lowest bin and bin offsets of each field, the count of each bin and the bin of each value."""
+    n = len(values)
+    bins = np.empty(n, np.int64)
     low = np.full(m, np.iinfo(np.int64).max, np.int64)
     high = np.full(m, np.iinfo(np.int64).min, np.int64)
-    for i in range(len(field)):
+    for i in range(n):
+        b = np.int64(np.floor(values[i] / width))
+        bins[i] = b
         f = field[i]
-        low[f] = min(low[f], bins[i])
-        high[f] = max(high[f], bins[i])
+        low[f] = min(low[f], b)
+        high[f] = max(high[f], b)
     offsets = np.zeros(m + 1, np.int64)
     for f in range(m):
         offsets[f + 1] = offsets[f] + (high[f] - low[f] + 1 if high[f] >= low[f] else 0)
-    return low, offsets
+    counts = np.zeros(offsets[m], np.int64)
+    for i in range(n):
+        f = field[i]
+        bins[i] += offsets[f] - low[f]
+        counts[bins[i]] += 1
+    return low, offsets, counts, bins
 
 
 @njit(cache=True, nogil=True)

@@ -10,10 +10,10 @@ and because they run over every pixel of a tile.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, parallel=True)
 def majority_pass(zone: np.ndarray, owner: np.ndarray, size: int, n_max: int) -> np.ndarray:
     """One majority filter pass: the most frequent zone of the pixel's own field in its window.
 
@@ -36,8 +36,8 @@ def majority_pass(zone: np.ndarray, owner: np.ndarray, size: int, n_max: int) ->
     h, w = zone.shape
     lo, hi = size // 2, size - size // 2
     out = zone.copy()
-    counts = np.zeros(n_max + 1, np.int32)
-    for r in range(h):
+    for r in prange(h):  # rows are independent: each writes its own row of ``out``
+        counts = np.zeros(n_max + 1, np.int32)
         for c in range(w):
             own = zone[r, c]
             if own == 0:

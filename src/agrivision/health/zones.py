@@ -329,15 +329,30 @@ class ZoneBatches:
         (:func:`merge_small_parts`).
         """
         code = np.where(zone > 0, owner * 256 + zone, 0).astype(np.int32)
+        # a field all of one zone is its own polygon: nothing to trace or clip
+        ones = np.bincount(code.ravel() // 256, minlength=len(min_pixels))
+        pixels = np.bincount(owner.ravel(), minlength=len(min_pixels))
+        first = np.zeros(len(min_pixels), np.int64)
+        first[owner.ravel()] = code.ravel()
+        whole = (ones == pixels) & (np.bincount(
+            owner.ravel(), zone.ravel() == first[owner.ravel()] % 256, len(min_pixels)
+        ) == pixels)  # fmt: skip
+        whole[0] = False
+        code = np.where(whole[owner], 0, code)
         found, values = [], []
         for g, k in rasterio.features.shapes(code, mask=code > 0, connectivity=4):
             found.append(_polygon(g["coordinates"]))
             values.append(int(k))
-        if not found:
-            return np.empty(0, object), np.empty(0, np.int64)
         codes = np.array(values, np.int64)
-        geoms = packed.to_band(np.array(found), codes // 256, band.transform)
-        geoms = shapely.intersection(geoms, band.geometries[codes // 256 - 1])
+        geoms = np.array(found, dtype=object)
+        if len(found):
+            geoms = packed.to_band(geoms, codes // 256, band.transform)
+            geoms = shapely.intersection(geoms, band.geometries[codes // 256 - 1])
+        single = np.flatnonzero(whole)
+        geoms = np.concatenate([geoms, band.geometries[single - 1]])
+        codes = np.concatenate([codes, first[single]])
+        if not len(codes):
+            return np.empty(0, object), np.empty(0, np.int64)
         parts, which = shapely.get_parts(geoms, return_index=True)
         codes = codes[which]
         # Clipping can leave lines and points where a patch only touches the border.
