@@ -41,7 +41,6 @@ def majority(zone: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray:
     """
     if size <= 1 or not zone.any():
         return zone
-    owner = owner.astype(np.int32, copy=False)
     for _ in range(MAJORITY_PASSES):
         zone = majority_pass(zone, owner, size, int(zone.max()))
     return zone
@@ -75,7 +74,7 @@ def fill_plan(
         Boolean mask of the pixels to fill.
     """
     gaps = inside & ~valid
-    labels, count = label_equal(np.where(gaps, owner, 0).astype(np.int64))
+    labels, count = label_equal(gaps.view(np.uint8), owner)
     edge = (owner > 0) & ~inside
     if not count:
         return edge
@@ -107,8 +106,7 @@ def sieve(zone: np.ndarray, owner: np.ndarray, min_pixels: np.ndarray) -> np.nda
     numpy.ndarray
         The zones after the merges (``uint8``).
     """
-    code = np.where(zone > 0, owner.astype(np.int64) * 256 + zone, 0)
-    labels, count = label_equal(code)
+    labels, count = label_equal(zone, owner)
     count += 1
     sizes, zone_of, field_of, a, b = patch_table(labels, zone, owner, count)
     keys, length = np.unique(np.r_[a * count + b, b * count + a], return_counts=True)

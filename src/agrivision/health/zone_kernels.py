@@ -65,27 +65,28 @@ def majority_pass(zone: np.ndarray, owner: np.ndarray, size: int, n_max: int) ->
 
 
 @njit(cache=True, nogil=True)
-def label_equal(code: np.ndarray) -> tuple[np.ndarray, int]:
-    """4-connected patches of equal non-zero ``code``, numbered 1.. in raster order.
+def label_equal(zone: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, int]:
+    """4-connected patches of equal non-zero ``zone`` within one field, numbered 1.. in raster order.
 
     Returns
     -------
     tuple
-        ``int32`` labels (0 where ``code`` is 0) and the number of patches. A patch's number
+        ``int32`` labels (0 where ``zone`` is 0) and the number of patches. A patch's number
         follows the raster order of its first pixel, so it does not depend on where the
         raster starts.
     """
-    h, w = code.shape
+    h, w = zone.shape
     labels = np.zeros((h, w), np.int32)
     parent = np.zeros(1024, np.int32)
     n = 0
     for r in range(h):
         for c in range(w):
-            k = code[r, c]
+            k = zone[r, c]
             if k == 0:
                 continue
-            up = labels[r - 1, c] if r > 0 and code[r - 1, c] == k else 0
-            left = labels[r, c - 1] if c > 0 and code[r, c - 1] == k else 0
+            f = owner[r, c]
+            up = labels[r - 1, c] if r > 0 and zone[r - 1, c] == k and owner[r - 1, c] == f else 0
+            left = labels[r, c - 1] if c > 0 and zone[r, c - 1] == k and owner[r, c - 1] == f else 0
             if up == 0 and left == 0:
                 n += 1
                 if n >= len(parent):

@@ -190,6 +190,8 @@ class ZoneBatches:
         grid = grid_of(index)
         self._pixel_area = abs(grid.affine.a * grid.affine.e)  # CRS units squared
         self._metres = metres_per_unit(grid) or np.nan  # geographic: exact areas below
+        extent = shapely.box(*index.rio.bounds())
+        self._within = shapely.within(self.fields.geometry.to_numpy(), extent)
 
     def __iter__(self) -> Iterator[gpd.GeoDataFrame]:
         quality = []
@@ -287,9 +289,10 @@ class ZoneBatches:
         """
         rules = self.rules
         auto = rules.n == "auto"
-        row_of = np.full(len(min_pixels) + 1, -1)  # owner 0 -> the last: padding
+        row_of = np.full(len(min_pixels), -1, np.int32)  # owner 0 -> the last: padding
         row_of[zoned] = np.arange(len(zoned))
-        row = row_of[owner.ravel()[sel]]  # 0..len(zoned) - 1
+        rows = row_of[owner]  # of every pixel; -1 (the padding) where none
+        row = rows.ravel()[sel]  # 0..len(zoned) - 1
         hist = FieldHistograms.of(v, row, len(zoned))
         # one zone: what a uniform field gets when even two zones would split noise
         best = np.zeros(owner.shape, np.uint8)
@@ -303,9 +306,13 @@ class ZoneBatches:
             classes[~undecided[row]] = 0
             zone = np.zeros(owner.shape, np.uint8)
             zone.ravel()[sel] = classes
-            mine = np.where(undecided[row_of[owner]], owner, 0)
+            if undecided[:-1].all():
+                mine, todo = owner, plan
+            else:
+                open_ = undecided[rows]
+                mine, todo = np.where(open_, owner, 0), plan & open_
             zone = majority(zone, mine, rules.smooth)
-            zone = fill_nearest(zone, mine, plan & (mine > 0))
+            zone = fill_nearest(zone, mine, todo)
             zone = sieve(zone, mine, min_pixels)
             classes = zone.ravel()[sel]
             reduction, step = zone_stats(v, row, classes, len(zoned))
@@ -316,7 +323,7 @@ class ZoneBatches:
                 pays = reduction - made >= rules.min_gain if n > 2 else apart
                 take &= apart & pays  # too close (noise) or not worth it: keep n - 1
                 undecided = take
-            best = np.where(take[row_of[owner]], zone, best).astype(np.uint8)
+            np.copyto(best, zone, where=take[rows])
             made = np.where(take, reduction, made)
             if not undecided.any():
                 break
@@ -337,7 +344,8 @@ class ZoneBatches:
         whole = (ones == pixels) & (np.bincount(
             owner.ravel(), zone.ravel() == first[owner.ravel()] % 256, len(min_pixels)
         ) == pixels)  # fmt: skip
-        whole[0] = False
+        whole &= pixels > 0  # fields without zones (no support) have no pixels here
+        whole &= np.r_[False, self._within[band.positions]]  # not cut by the raster's edge
         code = np.where(whole[owner], 0, code)
         found, values = [], []
         for g, k in rasterio.features.shapes(code, mask=code > 0, connectivity=4):
