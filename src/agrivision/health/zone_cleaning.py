@@ -109,8 +109,9 @@ def sieve(zone: np.ndarray, owner: np.ndarray, min_pixels: np.ndarray) -> np.nda
     labels, count = label_equal(zone, owner)
     count += 1
     sizes, zone_of, field_of, a, b = patch_table(labels, zone, owner, count)
-    keys, length = np.unique(np.r_[a * count + b, b * count + a], return_counts=True)
-    src, dst = keys // count, keys % count
+    keys, length = np.unique(a * count + b, return_counts=True)  # a < b: each border once
+    src, dst = np.r_[keys // count, keys % count], np.r_[keys % count, keys // count]
+    length = np.r_[length, length]
     limit = min_pixels[field_of]
     mapping = np.arange(count)
     while True:

@@ -240,12 +240,10 @@ class ZoneBatches:
         field = owner.ravel()[sel]
         v = values.ravel()[sel].astype(np.float64)
         plan = fill_plan(owner, inside, valid, min_pixels)
-        zone = self._zones(owner, plan, sel, v, zoned, min_pixels)
+        zone, made = self._zones(owner, plan, sel, v, zoned, min_pixels)
         final = zone.ravel()[sel]
         reduction = np.zeros(m + 1)
-        row_of = np.zeros(m + 1, np.int64)
-        row_of[zoned] = np.arange(len(zoned))
-        reduction[zoned] = zone_stats(v, row_of[field], final, len(zoned))[0]
+        reduction[zoned] = made
         group = field.astype(np.int64) * 256 + final
         with np.errstate(invalid="ignore", divide="ignore"):
             means = np.bincount(group, v, 256 * (m + 1)) / np.bincount(group, None, 256 * (m + 1))
@@ -279,8 +277,9 @@ class ZoneBatches:
         ]
         return self._frame(columns), rows
 
-    def _zones(self, owner, plan, sel, v, zoned, min_pixels) -> np.ndarray:
-        """The clean zones (``uint8`` canvas) of the fields ``zoned`` (owners), ``n`` fixed or chosen.
+    def _zones(self, owner, plan, sel, v, zoned, min_pixels) -> tuple[np.ndarray, np.ndarray]:
+        """The clean zones (``uint8`` canvas) of the fields ``zoned`` (owners), ``n`` fixed or
+        chosen, and the variance reduction of each field's zones.
 
         ``plan`` are the pixels that take the nearest zone (:func:`fill_plan`), ``sel`` the
         valid pixels (flat indices), ``v`` their values. ``"auto"`` tries n = 2, 3, ... on
@@ -327,7 +326,7 @@ class ZoneBatches:
             made = np.where(take, reduction, made)
             if not undecided.any():
                 break
-        return best
+        return best, made[:-1]
 
     def _polygons(self, band, packed, owner, zone, min_pixels) -> tuple[np.ndarray, np.ndarray]:
         """Zone patches as polygons clipped to their field, and ``owner * 256 + zone`` of each.
