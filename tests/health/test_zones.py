@@ -99,7 +99,9 @@ def test_sieve_merges_into_the_neighbour_of_the_longest_border():
     assert (out[2:5, 4:6] == 1).all()  # the longest border wins
     island = np.zeros((5, 5), np.uint8)
     island[1:3, 1:3] = 2  # a small patch surrounded by nothing stays
-    np.testing.assert_array_equal(sieve(island, np.ones((5, 5), np.int32), np.array([0, 10])), island)
+    np.testing.assert_array_equal(
+        sieve(island, np.ones((5, 5), np.int32), np.array([0, 10])), island
+    )
     # another field's patches are no neighbours: with zone 1 in field 2, the speck joins 2
     owner = np.where(zone == 1, 2, 1).astype(np.int32)
     other = sieve(zone, owner, np.array([0, 6, 6]))
@@ -231,3 +233,21 @@ def test_small_clipped_parts_join_the_polygon_of_the_longest_border():
     parts, zones_of = merge_small_parts(np.array([a, b, s, far]), np.array([1, 2, 3, 2]), 400.0)
     assert zones_of.tolist() == [1, 2, 2]
     assert parts[0].equals(shapely.union(a, s)) and parts[2].equals(far)
+
+
+def test_a_fields_zones_do_not_depend_on_its_neighbours(raster, fields):
+    """Two fields share the pixels their border cuts (edge of one, inside of the other):
+    each is zoned as if it were alone, and each one's zones fill exactly its own area."""
+    values, _ = three_zone_field()
+    left = shapely.Polygon(
+        [(X0, Y0), (X0 + 455, Y0), (X0 + 415, Y0 - 600), (X0, Y0 - 600)]
+    )  # a slanted border through pixels
+    right = shapely.box(X0, Y0 - 600, X0 + 900, Y0).difference(left)
+    both = gpd.GeoDataFrame({"field_id": [1, 2]}, geometry=[left, right], crs="EPSG:32633")
+    together = zones(raster(values, chunks=16), both, n="auto")
+    for fid, geom in ((1, left), (2, right)):
+        alone = zones(raster(values, chunks=16), both[both.field_id == fid], n="auto")
+        mine = together[together.field_id == fid].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, alone)
+        planar = shapely.union_all(mine.geometry)
+        assert planar.symmetric_difference(geom).area < 1e-3  # fills the field, no more

@@ -1,7 +1,10 @@
 """Management zones: a few contiguous zones per field, from one date or a season, as polygons.
 
-Every field is zoned on its own window of pixels (:func:`~agrivision.fields.windows.field_windows`),
-so the result depends on the field's pixels only, never on the dask chunks:
+Every field is zoned on its own window of pixels, so the result depends on the field's
+pixels only, never on the dask chunks or on its neighbours. The fields that end in one chunk
+row (:func:`~agrivision.fields.windows.field_bands`) have their windows packed side by side on
+one canvas (:func:`~agrivision.fields.windows.pack_windows`), and each step below runs once
+over the canvas for all of them:
 
 1. **Values.** One date: the index. A season (a ``time`` dimension): each usable date's
    index divided by the field's median that date, averaged per pixel over the usable dates
@@ -9,12 +12,16 @@ so the result depends on the field's pixels only, never on the dask chunks:
    a field when at least ``min_valid_fraction`` of its pixels are valid and, if ``usable``
    names dates, it is one of them (the report passes the clear, not cloud-suspect dates).
 2. **Classes** from the field's own distribution (:mod:`~agrivision.health.zone_classes`):
-   ``n`` fixed, or ``"auto"``: every n in 2..6 is zoned and the smallest one after which one
-   more zone explains less than ``min_gain`` of the field's variance is kept.
+   ``n`` fixed, or ``"auto"``: n = 2, 3, ... up to 6 is zoned and cleaned for the fields
+   still undecided, and each keeps the smallest n after which one more clean zone explains
+   less than ``min_gain`` of its variance (or whose zones' means would differ by less than
+   ``min_step``: noise).
 3. **Contiguity** (:mod:`~agrivision.health.zone_cleaning`): majority filter, nearest zone for
    edge pixels and small gaps, patches below ``min_area_ha`` merged into a neighbour.
-4. **Polygons** of the zone patches, clipped to the field: the zone areas of a field sum to
-   its area (less any masked gap of at least ``min_area_ha``, which stays unzoned).
+4. **Polygons** of the zone patches (one polygonize of the canvas; a field of one zone
+   inside the raster is its own polygon), clipped to the field: the zone areas of a field
+   sum to its area (less any masked gap of at least ``min_area_ha``, which stays unzoned).
+   Zones are numbered ``1..zones_n`` in each field, 1 = lowest values.
 
 Fields with fewer than ``min_pixels`` valid pixels get no zones: their classes would be noise
 (see :class:`agrivision.fields.config.ProblemsConfig` for the default).
