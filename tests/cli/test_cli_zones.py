@@ -68,8 +68,9 @@ def test_prescription_as_geopackage_or_geojson_with_a_mapping(zones_file, tmp_pa
 @pytest.mark.parametrize(
     ("rates", "message"),
     [
-        ("140,120", "2 rates for zones [1, 2], but the zones file has zones [1, 2, 3]"),
-        ("140,120,100,80", "4 rates for zones [1, 2, 3, 4]"),
+        ("140,120", "2 rates, but the fields of the zones file have up to 3 zones"),
+        ("140,120,100,80", "4 rates, but the fields of the zones file have up to 3 zones"),
+        ("1:140,2:120", "rates for zones [1, 2], but the zones file has zones [1, 2, 3]"),
         ("140,-120,100", "rate '-120' for zone 2 is not a number >= 0"),
         ("140,lots,100", "'lots' is not a zone and a number"),
         ("140,nan,100", "rate 'nan' for zone 2 is not a number >= 0"),

@@ -15,7 +15,7 @@ from agrivision.errors import ConfigError, GridError
 from agrivision.fields.config import TimeSeriesConfig
 from agrivision.fields.timeseries import clear_dates, field_series
 from agrivision.health import zones
-from agrivision.health.zone_classes import choose_n, variance_reduction
+from agrivision.health.zone_classes import zone_stats
 from agrivision.health.zone_cleaning import majority, merge_small_parts, sieve
 from agrivision.health.zones import ZoneBatches
 
@@ -76,18 +76,15 @@ def test_auto_picks_two_for_two_zones_and_n_is_kept_when_fixed(raster, fields):
     assert zones(raster(values), flds, n=4, min_share=0, min_area_ha=0).zone.max() == 4
 
 
-def test_choose_n_stops_where_one_more_zone_stops_paying():
-    assert choose_n({2: 0.60, 3: 0.90, 4: 0.92, 5: 0.93, 6: 0.94}, 0.05) == 3
-    assert choose_n({2: 0.60, 3: 0.62, 4: 0.92}, 0.05) == 2
-    assert choose_n({2: 0.1, 3: 0.2, 4: 0.3}, 0.05) == 4  # every step pays: the largest
-
-
 def test_variance_reduction_is_one_minus_within_over_total():
     values = np.array([1.0, 2.0, 3.0, 11.0, 12.0, 13.0])
     classes = np.array([1, 1, 1, 2, 2, 2])
     within, total = 4.0, ((values - values.mean()) ** 2).sum()
-    assert variance_reduction(values, classes) == pytest.approx(1 - within / total)
-    assert variance_reduction(np.full(5, 0.7), np.ones(5, int)) == 0.0
+    field = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1])  # field 1: constant, nothing to explain
+    both = np.r_[values, np.full(5, 0.7)]
+    reduction, step = zone_stats(both, field, np.r_[classes, np.ones(5, int)], 3)
+    assert reduction == pytest.approx([1 - within / total, 0.0, 0.0])  # field 2: no values
+    assert step.tolist() == [10.0, np.inf, np.inf]  # the class means 2 and 12; one class
 
 
 def test_sieve_merges_into_the_neighbour_of_the_longest_border():
@@ -96,12 +93,19 @@ def test_sieve_merges_into_the_neighbour_of_the_longest_border():
     zone = np.vstack([zone, np.ones((4, 12), np.uint8)])
     zone[2:4, 4:6] = 3  # a 4-pixel speck: 2 px of border with zone 2, 4 px with zone 1 ...
     zone[2:5, 5] = 3  # ... now 3 px with zone 2 (right), 3 + 1 + 1 with zone 1
-    out = sieve(zone, min_pixels=6)
+    owner = np.ones(zone.shape, np.int32)
+    out = sieve(zone, owner, np.array([0, 6]))
     assert not (out == 3).any()
     assert (out[2:5, 4:6] == 1).all()  # the longest border wins
     island = np.zeros((5, 5), np.uint8)
     island[1:3, 1:3] = 2  # a small patch surrounded by nothing stays
-    np.testing.assert_array_equal(sieve(island, min_pixels=10), island)
+    np.testing.assert_array_equal(
+        sieve(island, np.ones((5, 5), np.int32), np.array([0, 10])), island
+    )
+    # another field's patches are no neighbours: with zone 1 in field 2, the speck joins 2
+    owner = np.where(zone == 1, 2, 1).astype(np.int32)
+    other = sieve(zone, owner, np.array([0, 6, 6]))
+    assert (other[zone == 3] == 2).all() and (other[zone != 3] == zone[zone != 3]).all()
 
 
 def brute_majority(zone: np.ndarray, size: int) -> np.ndarray:
@@ -120,7 +124,14 @@ def brute_majority(zone: np.ndarray, size: int) -> np.ndarray:
 def test_majority_is_a_majority_of_zoned_pixels(size):
     rng = np.random.default_rng(size)
     zone = rng.integers(0, 4, (20, 25)).astype(np.uint8)
-    np.testing.assert_array_equal(majority(zone, size), brute_majority(zone, size))
+    once = np.ones(zone.shape, np.int32)
+    twice = brute_majority(brute_majority(zone, size), size)  # MAJORITY_PASSES
+    np.testing.assert_array_equal(majority(zone, once, size), twice)
+    # two fields side by side: each is filtered as if alone
+    owner = np.where(np.arange(25) < 12, 1, 2) * once
+    left, right = zone[:, :12], zone[:, 12:]
+    both = np.hstack([brute_majority(brute_majority(x, size), size) for x in (left, right)])
+    np.testing.assert_array_equal(majority(zone, owner, size), both)
 
 
 def test_small_gaps_are_filled_large_gaps_stay_and_areas_sum_to_the_field(raster, fields):
@@ -194,7 +205,9 @@ def test_season_zones_use_only_clear_dates(raster, fields):
     clear_only = zones(raster(values), flds, n=3)  # the same pattern, from one clear date
     assert season.zone.tolist() == clear_only.zone.tolist()
     for a, b in zip(season.geometry, clear_only.geometry, strict=True):
-        assert a.equals(b)
+        # values are binned to 0.001 (index units or ratio to the median): breaks may move
+        # by a bin, a few pixels along the zone borders
+        assert a.symmetric_difference(b).area < 0.02 * a.area
     # relative to the field's median (0.6): the clear dates' 0.4/0.6/0.8 zones
     relative = season.sort_values("zone").relative_NDVI.to_numpy()
     assert relative == pytest.approx([0.4 / 0.6, 1.0, 0.8 / 0.6], abs=0.02)
@@ -220,3 +233,21 @@ def test_small_clipped_parts_join_the_polygon_of_the_longest_border():
     parts, zones_of = merge_small_parts(np.array([a, b, s, far]), np.array([1, 2, 3, 2]), 400.0)
     assert zones_of.tolist() == [1, 2, 2]
     assert parts[0].equals(shapely.union(a, s)) and parts[2].equals(far)
+
+
+def test_a_fields_zones_do_not_depend_on_its_neighbours(raster, fields):
+    """Two fields share the pixels their border cuts (edge of one, inside of the other):
+    each is zoned as if it were alone, and each one's zones fill exactly its own area."""
+    values, _ = three_zone_field()
+    left = shapely.Polygon(
+        [(X0, Y0), (X0 + 455, Y0), (X0 + 415, Y0 - 600), (X0, Y0 - 600)]
+    )  # a slanted border through pixels
+    right = shapely.box(X0, Y0 - 600, X0 + 900, Y0).difference(left)
+    both = gpd.GeoDataFrame({"field_id": [1, 2]}, geometry=[left, right], crs="EPSG:32633")
+    together = zones(raster(values, chunks=16), both, n="auto")
+    for fid, geom in ((1, left), (2, right)):
+        alone = zones(raster(values, chunks=16), both[both.field_id == fid], n="auto")
+        mine = together[together.field_id == fid].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, alone)
+        planar = shapely.union_all(mine.geometry)
+        assert planar.symmetric_difference(geom).area < 1e-3  # fills the field, no more

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import geopandas as gpd
 import pytest
 
 from agrivision.cli import main
-from agrivision.report.palette import RAMP, STATUS_COLOURS, zone_colours
+from agrivision.report.palette import RAMP, STATUS_COLOURS, zone_colours, zone_shade
 
 SLD = {"se": "http://www.opengis.net/se", "ogc": "http://www.opengis.net/ogc"}
 
@@ -31,10 +32,38 @@ def report_dir(report_inputs, tmp_path_factory):
 
 
 def _zone_ramp(report_dir) -> dict[str, str]:
-    """The zone colours expected: the ramp over the zone numbers of the zones layer."""
-    zones = gpd.read_file(report_dir / "report.gpkg", layer="zones")["zone"]
-    assert zones.max() >= 2, "the test scene should give fields several zones"
-    return {str(k): c for k, c in zone_colours(int(zones.max())).items()}
+    """The zone colours expected, by ``"zone of zones_n"``: the ramp over the zone's rank."""
+    zones = gpd.read_file(report_dir / "report.gpkg", layer="zones")
+    assert zones.zones_n.max() >= 2, "the test scene should give fields several zones"
+    colours = zone_colours()
+    return {
+        f"{z} of {n}": colours[int(zone_shade(z, n))]
+        for z, n in zip(zones.zone, zones.zones_n, strict=True)
+    }
+
+
+def _qml_rules(qml: str) -> dict[str, str]:
+    """{filter: '#rrggbb'} of a rule-based QML renderer."""
+    renderer = ET.fromstring(qml.split("\n", 1)[1]).find("renderer-v2")
+    assert renderer is not None and renderer.get("type") == "RuleRenderer"
+    colours = {}
+    for rule in renderer.iter("rule"):
+        symbol = renderer.find(f"symbols/symbol[@name='{rule.get('symbol')}']")
+        rgba = symbol.find("layer/Option/Option[@name='color']").get("value")
+        colours[rule.get("filter")] = "#" + "".join(f"{int(v):02x}" for v in rgba.split(",")[:3])
+    return colours
+
+
+def _sld_zone_rules(sld: str) -> dict[str, str]:
+    """{'zone z of n': fill colour} of the zones SLD: each rule's (zone, zones_n) pairs."""
+    root = ET.fromstring(sld.split("\n", 1)[1])
+    out = {}
+    for rule in root.iter(f"{{{SLD['se']}}}Rule"):
+        fill = rule.find("se:PolygonSymbolizer/se:Fill/se:SvgParameter[@name='fill']", SLD).text
+        for both in rule.iter(f"{{{SLD['ogc']}}}And"):
+            z, n = (e.text for e in both.iter(f"{{{SLD['ogc']}}}Literal"))
+            out[f"{z} of {n}"] = fill
+    return out
 
 
 def _styles(gpkg) -> dict[str, dict]:
@@ -82,11 +111,19 @@ def test_gpkg_carries_status_zone_and_problem_styles(report_dir):
     attr, colours = _qml_categories(styles["fields"]["styleQML"])
     assert attr == "status" and colours == STATUS_COLOURS
     assert _sld_rules(styles["fields"]["styleSLD"]) == STATUS_COLOURS
-    # zones: the red-to-green ramp over the zones there are, 1 = lowest index = red
-    attr, colours = _qml_categories(styles["zones"]["styleQML"])
-    assert attr == "zone" and colours == _zone_ramp(report_dir)
-    assert colours["1"] == RAMP[0] and colours[str(len(colours))] == RAMP[-1]
-    assert _sld_rules(styles["zones"]["styleSLD"]) == colours
+    # zones: the red-to-green ramp over each zone's rank in its field: zone 1 of any field
+    # red, its last zone green (zone 2 of 2 as green as 3 of 3), a single zone yellow
+    expected = _zone_ramp(report_dir)
+    rules = _qml_rules(styles["zones"]["styleQML"])
+    by_pair = {}
+    for condition, colour in rules.items():
+        for z, n in re.findall(r'"zone" = (\d+) AND "zones_n" = (\d+)', condition):
+            by_pair[f"{z} of {n}"] = colour
+    assert by_pair == expected
+    n = max(int(p.split(" of ")[1]) for p in expected)
+    assert expected[f"1 of {n}"] == RAMP[0] and expected[f"{n} of {n}"] == RAMP[-1]
+    assert expected.get("1 of 1", RAMP[2]) == RAMP[2]  # a single zone: the neutral middle
+    assert _sld_zone_rules(styles["zones"]["styleSLD"]) == expected
     # problems: the class schema's colours, keyed by the labels the layer holds
     attr, colours = _qml_categories(styles["problems"]["styleQML"])
     assert attr == "class_name"
@@ -117,7 +154,8 @@ for name, attr in (("fields", "status"), ("zones", "zone"), ("problems", "class_
     layer = QgsVectorLayer(f"{gpkg}|layername={name}", name, "ogr")
     renderer, context = layer.renderer().clone(), QgsRenderContext()
     renderer.startRender(context, layer.fields())
-    out[name] = {str(f[attr]): renderer.symbolForFeature(f, context).color().name()
+    key = (lambda f: f"{f['zone']} of {f['zones_n']}") if name == "zones" else (lambda f: str(f[attr]))
+    out[name] = {key(f): renderer.symbolsForFeature(f, context)[0].color().name()
                  for f in layer.getFeatures()}
     renderer.stopRender(context)
 raster = QgsRasterLayer(tif, "indices")
@@ -150,9 +188,7 @@ def test_qgis_applies_the_styles(report_dir):
     drawn = json.loads(done.stdout.strip().splitlines()[-1])
     table = gpd.read_file(report_dir / "report.gpkg", layer="fields")
     assert drawn["fields"] == {s: STATUS_COLOURS[s] for s in table["status"]}
-    ramp = _zone_ramp(report_dir)
-    zones = gpd.read_file(report_dir / "report.gpkg", layer="zones")["zone"]
-    assert drawn["zones"] == {str(z): ramp[str(z)] for z in zones} and len(zones)
+    assert drawn["zones"] == _zone_ramp(report_dir) and drawn["zones"]
     assert drawn["problems"]["stressed"] == "#fdae61"
     kind, stops = drawn["indices"]
     assert kind == "singlebandpseudocolor" and [c for _, c in stops] == list(RAMP)

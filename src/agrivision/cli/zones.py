@@ -103,7 +103,8 @@ def zones(
 @click.option(
     "--rates",
     required=True,
-    help="Rate per zone: 140,120,100 (zones 1, 2, 3) or 1:140,2:120,3:100.",
+    help="Rates, lowest zone first: 140,120,100 (a field with fewer zones takes them by "
+    "rank, a single zone the middle one), or by zone number: 1:140,2:120,3:100.",
 )
 @click.option("--unit", default="kg/ha", show_default=True, help="Unit of the rates.")
 @click.option("--layer", help="Layer of the zones file (e.g. 'zones' of report.gpkg).")

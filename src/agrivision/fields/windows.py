@@ -1,24 +1,24 @@
-"""Each field's own window of a lazy raster, for work that needs the whole field at once.
+"""The fields of a lazy raster in bands of rows, each field whole, for work that needs every pixel of a field at once.
 
 A sieve or a per-field classification must see every pixel of a field, whatever the dask
-chunks; a chunk-by-chunk pass cannot give it that. :func:`field_windows` reads the raster one
+chunks; a chunk-by-chunk pass cannot give it that. :func:`field_bands` reads the raster one
 chunk row at a time (full width, every chunk once) and hands over the fields that end in that
-row, each with the window of pixels it touches. Chunk rows stay in memory only while a field
+row with the band of rows that holds them all. Chunk rows stay in memory only while a field
 that still has to be handed over reaches into them, so memory is bounded by the chunk size
 and by the tallest field, never by the scene.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import dask
 import dask.array as da
 import geopandas as gpd
 import numpy as np
-import rasterio
+import rasterio.errors
 import rasterio.features
 import shapely
 import xarray as xr
@@ -30,26 +30,29 @@ from agrivision.grid import grid_of
 
 
 @dataclass(frozen=True)
-class FieldWindow:
-    """One field and the pixels of the window it touches.
+class FieldBand:
+    """A band of raster rows and the fields handed over with it.
 
-    ``values`` is the raster's ``(..., height, width)`` window; ``inside`` marks the pixels
-    whose centre lies in the field (as :func:`~agrivision.fields.rasterize.field_raster`
-    burns them: where fields overlap, the later one), ``touched`` every pixel the field
-    touches (inside included); ``transform`` maps window pixels to the raster CRS.
+    ``values`` is the raster's ``(..., height, width)`` band, ``codes`` the field code of each
+    pixel whose centre lies in a field (0: none; where fields overlap, the later one, as
+    :func:`~agrivision.fields.rasterize.field_raster` burns them); fields of other bands
+    appear in it too. ``positions``, ``field_ids``, ``geometries`` (raster CRS) and
+    ``field_codes`` describe the band's own fields, ``bounds`` their touched pixels
+    (``row0, row1, col0, col1`` in band pixels); ``transform`` maps band pixels to the CRS.
     """
 
-    position: int
-    field_id: Any
-    geometry: shapely.Geometry
+    positions: np.ndarray
+    field_ids: np.ndarray
+    geometries: np.ndarray
+    field_codes: np.ndarray
+    bounds: np.ndarray
     values: np.ndarray
-    inside: np.ndarray
-    touched: np.ndarray
+    codes: np.ndarray
     transform: Affine
 
 
-def field_windows(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[list[FieldWindow]]:
-    """The window of every field that overlaps ``raster``, in batches of one chunk row.
+def field_bands(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[FieldBand]:
+    """Every field that overlaps ``raster``, whole, in bands of rows (one per chunk row).
 
     Parameters
     ----------
@@ -60,9 +63,10 @@ def field_windows(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[li
 
     Yields
     ------
-    list of FieldWindow
-        The fields whose last touched pixel row lies in one chunk row, in input order;
-        batches come top to bottom. Fields that touch no pixel of the raster are left out.
+    FieldBand
+        The fields whose last touched pixel row lies in one chunk row, in input order, with
+        the rows and columns that all of them touch; bands come top to bottom. Fields that
+        touch no pixel of the raster are left out.
     """
     grid = grid_of(raster)
     prepared = prepare_fields(fields, raster.rio.crs)
@@ -82,7 +86,6 @@ def field_windows(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[li
     codes = ids_to_codes(fid, prepared["field_id"].to_numpy())
     fid_data = fid.data.rechunk(data.chunks[-2:])
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    env = rasterio.Env()  # one GDAL environment for all fields, not one per rasterised field
     ids = prepared["field_id"].to_numpy()
     geoms = prepared.geometry.to_numpy()
     for k in range(n_rows):
@@ -93,21 +96,16 @@ def field_windows(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[li
             if j not in cache:
                 rows = slice(row_edges[j], row_edges[j + 1])
                 cache[j] = dask.compute(data[..., rows, :], fid_data[rows, :])
-        out = []
-        for pos in batch:
-            r0, r1, c0, c1 = bounds[pos]
-            values = _window([c[0] for c in cache.values()], cache, row_edges, r0, r1, c0, c1)
-            inside = _window([c[1] for c in cache.values()], cache, row_edges, r0, r1, c0, c1)
-            inside = inside == codes[pos]
-            transform = grid.affine * Affine.translation(c0, r0)
-            with env:
-                touched = inside | rasterio.features.geometry_mask(
-                    [geoms[pos]], inside.shape, transform, all_touched=True, invert=True
-                )
-            out.append(
-                FieldWindow(int(pos), ids[pos], geoms[pos], values, inside, touched, transform)
-            )
-        yield out
+        box = bounds[batch]
+        r0, r1 = int(box[:, 0].min()), int(box[:, 1].max())
+        c0, c1 = int(box[:, 2].min()), int(box[:, 3].max())
+        values = _window([c[0] for c in cache.values()], cache, row_edges, r0, r1, c0, c1)
+        inside = _window([c[1] for c in cache.values()], cache, row_edges, r0, r1, c0, c1)
+        yield FieldBand(
+            positions=batch, field_ids=ids[batch], geometries=geoms[batch],
+            field_codes=np.asarray(codes)[batch], bounds=box - np.array([r0, r0, c0, c0]),
+            values=values, codes=inside, transform=grid.affine * Affine.translation(c0, r0),
+        )  # fmt: skip
         for j in [j for j in cache if j < keep_from[k + 1]]:
             del cache[j]
 
@@ -140,3 +138,95 @@ def _pixel_bounds(geoms: np.ndarray, affine: Affine, height: int, width: int) ->
     out[:, :2] = np.clip(out[:, :2], 0, height)
     out[:, 2:] = np.clip(out[:, 2:], 0, width)
     return out.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PackedWindows:
+    """The windows of a band's fields side by side on one canvas, each field on its own.
+
+    A pixel the band shares between fields (an edge pixel of one, inside its neighbour)
+    appears once per field, so every field can be worked on as if it were alone, and all of
+    them in one pass over the canvas.
+
+    ``values`` is the ``(..., height, width)`` canvas (NaN outside the windows), ``owner``
+    the field (``1..m``, the band's order) whose window each pixel is in and that touches it
+    (0 elsewhere), ``inside`` whether the pixel's centre lies in that field (as in
+    :attr:`FieldBand.codes`); ``origin`` is ``(row, col)`` of each field's window on the
+    canvas minus on the band, so band pixel = canvas pixel - origin.
+    """
+
+    values: np.ndarray
+    owner: np.ndarray
+    inside: np.ndarray
+    origin: np.ndarray
+
+    def to_band(self, geoms: np.ndarray, owner: np.ndarray, transform: Affine) -> np.ndarray:
+        """Geometries in canvas pixel coordinates, each of field ``owner``, to the CRS."""
+        _, index = shapely.get_coordinates(geoms, return_index=True)
+        shift = self.origin[owner - 1][index]
+
+        def move(xy: np.ndarray) -> np.ndarray:
+            col, row = xy[:, 0] - shift[:, 1], xy[:, 1] - shift[:, 0]
+            return np.column_stack(transform * (col, row))
+
+        return shapely.transform(geoms, move)
+
+
+def pack_windows(band: FieldBand) -> PackedWindows:
+    """The windows of ``band``'s fields packed on one canvas (shelves, tallest first).
+
+    Parameters
+    ----------
+    band
+        A band of :func:`field_bands`.
+
+    Returns
+    -------
+    PackedWindows
+        About the fields' bounding-box area in pixels, whatever their arrangement.
+    """
+    b = band.bounds
+    heights, widths = b[:, 1] - b[:, 0], b[:, 3] - b[:, 2]
+    width = max(int(widths.max()), band.codes.shape[1])
+    origin = np.zeros((len(b), 2), np.int64)
+    x = y = shelf = 0
+    # one empty pixel between windows: a border on a pixel edge may burn the next pixel
+    for k in np.argsort(-heights, kind="stable"):
+        if x + widths[k] > width:
+            x, y, shelf = 0, y + shelf + 1, 0
+        origin[k] = y - b[k, 0], x - b[k, 2]
+        x, shelf = x + widths[k] + 1, max(shelf, heights[k])
+    shape = (y + shelf, width)
+    values = np.full(band.values.shape[:-2] + shape, np.nan, band.values.dtype)
+    inside = np.zeros(shape, bool)
+    slot = np.zeros(shape, np.int32)
+    for k, (r0, r1, c0, c1) in enumerate(b):
+        rows = slice(r0 + origin[k, 0], r1 + origin[k, 0])
+        cols = slice(c0 + origin[k, 1], c1 + origin[k, 1])
+        values[..., rows, cols] = band.values[..., r0:r1, c0:c1]
+        inside[rows, cols] = band.codes[r0:r1, c0:c1] == band.field_codes[k]
+        slot[rows, cols] = k + 1
+    # each field drawn in canvas pixels on its own window, cut to it at the raster's edges
+    _, index = shapely.get_coordinates(band.geometries, return_index=True)
+    inverse = ~band.transform
+
+    def to_canvas(xy: np.ndarray) -> np.ndarray:
+        col, row = inverse * (xy[:, 0], xy[:, 1])
+        return np.column_stack((col + origin[index, 1], row + origin[index, 0]))
+
+    drawn = shapely.transform(band.geometries, to_canvas)
+    box = shapely.box(
+        b[:, 2] + origin[:, 1], b[:, 0] + origin[:, 0], b[:, 3] + origin[:, 1],
+        b[:, 1] + origin[:, 0],
+    )  # fmt: skip
+    outside = ~shapely.contains_properly(box, drawn)
+    drawn[outside] = shapely.intersection(drawn[outside], box[outside])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        owner = rasterio.features.rasterize(
+            zip(drawn, range(1, len(b) + 1), strict=True), out_shape=shape, all_touched=True,
+            dtype=np.int32,
+        )  # fmt: skip
+    owner = np.where(owner == slot, owner, 0)
+    inside &= owner > 0
+    return PackedWindows(values, owner, inside, origin)

@@ -1,7 +1,10 @@
 """Management zones: a few contiguous zones per field, from one date or a season, as polygons.
 
-Every field is zoned on its own window of pixels (:func:`~agrivision.fields.windows.field_windows`),
-so the result depends on the field's pixels only, never on the dask chunks:
+Every field is zoned on its own window of pixels, so the result depends on the field's
+pixels only, never on the dask chunks or on its neighbours. The fields that end in one chunk
+row (:func:`~agrivision.fields.windows.field_bands`) have their windows packed side by side on
+one canvas (:func:`~agrivision.fields.windows.pack_windows`), and each step below runs once
+over the canvas for all of them:
 
 1. **Values.** One date: the index. A season (a ``time`` dimension): each usable date's
    index divided by the field's median that date, averaged per pixel over the usable dates
@@ -9,12 +12,16 @@ so the result depends on the field's pixels only, never on the dask chunks:
    a field when at least ``min_valid_fraction`` of its pixels are valid and, if ``usable``
    names dates, it is one of them (the report passes the clear, not cloud-suspect dates).
 2. **Classes** from the field's own distribution (:mod:`~agrivision.health.zone_classes`):
-   ``n`` fixed, or ``"auto"``: every n in 2..6 is zoned and the smallest one after which one
-   more zone explains less than ``min_gain`` of the field's variance is kept.
+   ``n`` fixed, or ``"auto"``: n = 2, 3, ... up to 6 is zoned and cleaned for the fields
+   still undecided, and each keeps the smallest n after which one more clean zone explains
+   less than ``min_gain`` of its variance (or whose zones' means would differ by less than
+   ``min_step``: noise).
 3. **Contiguity** (:mod:`~agrivision.health.zone_cleaning`): majority filter, nearest zone for
    edge pixels and small gaps, patches below ``min_area_ha`` merged into a neighbour.
-4. **Polygons** of the zone patches, clipped to the field: the zone areas of a field sum to
-   its area (less any masked gap of at least ``min_area_ha``, which stays unzoned).
+4. **Polygons** of the zone patches (one polygonize of the canvas; a field of one zone
+   inside the raster is its own polygon), clipped to the field: the zone areas of a field
+   sum to its area (less any masked gap of at least ``min_area_ha``, which stays unzoned).
+   Zones are numbered ``1..zones_n`` in each field, 1 = lowest values.
 
 Fields with fewer than ``min_pixels`` valid pixels get no zones: their classes would be noise
 (see :class:`agrivision.fields.config.ProblemsConfig` for the default).
@@ -39,18 +46,19 @@ import xarray as xr
 from agrivision.errors import ConfigError, GridError
 from agrivision.fields.config import ProblemsConfig, TimeSeriesConfig
 from agrivision.fields.prepare import prepare_fields
-from agrivision.fields.windows import FieldWindow, field_windows
+from agrivision.fields.windows import FieldBand, field_bands, pack_windows
 from agrivision.grid import grid_of, metres_per_unit
 from agrivision.health._perfield import pixel_area_ha
 from agrivision.health.zone_classes import (
     METHODS,
+    FieldHistograms,
     Method,
-    choose_n,
+    bin_classes,
     class_breaks,
-    classify_values,
-    variance_reduction,
+    zone_stats,
 )
-from agrivision.health.zone_cleaning import GapFill, clean_zones, merge_small_parts
+from agrivision.health.zone_cleaning import fill_plan, majority, merge_small_parts, sieve
+from agrivision.health.zone_kernels import fill_nearest
 from agrivision.io.fields import area_ha, geodesic_ratio
 
 #: Candidates of ``n="auto"``: two zones at least; more than six no spreader can follow.
@@ -189,17 +197,17 @@ class ZoneBatches:
         grid = grid_of(index)
         self._pixel_area = abs(grid.affine.a * grid.affine.e)  # CRS units squared
         self._metres = metres_per_unit(grid) or np.nan  # geographic: exact areas below
+        extent = shapely.box(*index.rio.bounds())
+        self._within = shapely.within(self.fields.geometry.to_numpy(), extent)
 
     def __iter__(self) -> Iterator[gpd.GeoDataFrame]:
         quality = []
         found = 0
-        env = rasterio.Env()  # one GDAL environment, not one per polygonised field
-        for batch in field_windows(self.index, self.fields):
+        env = rasterio.Env()  # one GDAL environment for every band
+        for band in field_bands(self.index, self.fields):
             with env:
-                rows = [self._field(w) for w in batch]
-            rows = [r for r in rows if r is not None]
-            quality += [r[1] for r in rows]
-            frame = self._frame([r[0] for r in rows])
+                frame, rows = self._band(band)
+            quality += rows
             found += len(frame)
             if len(frame):
                 yield frame
@@ -210,93 +218,192 @@ class ZoneBatches:
                 "the output is empty",
                 UserWarning, stacklevel=2,
             )  # fmt: skip
-            yield self._frame([])
+            yield self._frame({})
 
-    def _field(self, win: FieldWindow):
-        """One field's polygons (a table) and its quality row, or None without support."""
+    def _band(self, band: FieldBand) -> tuple[gpd.GeoDataFrame, list]:
+        """The zone polygons (a table) and quality rows of the fields of one band."""
         rules = self.rules
-        values = win.values
+        m = len(band.positions)
+        packed = pack_windows(band)  # every field on its own window, all in one array
+        owner, inside, values = packed.owner, packed.inside, packed.values
         if values.ndim == 3:
-            values = _season(
-                values, win.inside, self.dates.get(win.field_id, self._no_dates), rules
-            )
-        valid = win.inside & np.isfinite(values)
-        if valid.sum() < rules.min_pixels:
-            return None
-        v = values[valid].astype(np.float64)
-        min_pixels = max(self.min_pixels_zone, math.ceil(rules.min_share * win.touched.sum()))
-        fill = GapFill(valid, win.inside, win.touched, min_pixels)
-        auto = rules.n == "auto"
-        tried = list(AUTO_N) if rules.n == "auto" else [int(rules.n)]
-        # one zone: what a uniform field gets when even two zones would split noise
-        made = {1: (fill(valid.astype(np.uint8)), 0.0)}
-        chosen = 1
-        for n in tried:
-            zone = np.zeros(valid.shape, np.uint8)
-            zone[valid] = classify_values(v, class_breaks(v, n, rules.method))
-            zone = clean_zones(zone, fill, smooth=rules.smooth, min_pixels=min_pixels)
-            if auto and _closest_means(v, zone[valid]) < rules.min_step:
-                break  # zones this close are noise, not management units
-            made[n] = (zone, variance_reduction(v, zone[valid]))
-            chosen = choose_n({k: r for k, (_, r) in made.items() if k > 1}, rules.min_gain)
-            if chosen < n:  # one more zone did not pay: more zones need not be tried
-                break
-        zone, reduction = made[chosen]
-        codes = zone[valid]
-        means = np.bincount(codes, v) / np.maximum(np.bincount(codes), 1)
-        geoms, zone_of = _polygons(zone, win, min_pixels * self._pixel_area)
-        planar = shapely.area(geoms) * self._metres**2
-        ratio = self._ratio[win.position]
-        areas = planar / 1e4 * ratio if np.isfinite(ratio) else (
-            area_ha(gpd.GeoSeries(geoms, crs=self._crs)).to_numpy()
-        )  # fmt: skip
-        n_zones, n_polys = len(np.unique(zone_of)), len(geoms)
+            allowed = None
+            if self._no_dates is not None:
+                allowed = np.array([self.dates.get(f, self._no_dates) for f in band.field_ids])
+            values = _season(values, np.where(inside, owner, 0), allowed, m, rules)
+        valid = inside & np.isfinite(values)
+        supported = np.bincount(owner[valid], minlength=m + 1) >= rules.min_pixels
+        supported[0] = False
+        owner = np.where(supported[owner], owner, 0).astype(np.int32)
+        inside &= owner > 0
+        valid &= owner > 0
+        zoned = np.flatnonzero(supported)  # owners of the fields that get zones
+        if not len(zoned):
+            return self._frame({}), []
+        touched = np.bincount(owner.ravel(), minlength=m + 1)
+        min_pixels = np.maximum(self.min_pixels_zone, np.ceil(rules.min_share * touched))
+        min_pixels = min_pixels.astype(np.int64)
+        sel = np.flatnonzero(valid.ravel())
+        field = owner.ravel()[sel]
+        v = values.ravel()[sel].astype(np.float64)
+        plan = fill_plan(owner, inside, valid, min_pixels)
+        zone, made = self._zones(owner, plan, sel, v, zoned, min_pixels)
+        final = zone.ravel()[sel]
+        reduction = np.zeros(m + 1)
+        reduction[zoned] = made
+        group = field.astype(np.int64) * 256 + final
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.bincount(group, v, 256 * (m + 1)) / np.bincount(group, None, 256 * (m + 1))
+        geoms, codes = self._polygons(band, packed, owner, zone, min_pixels)
+        owners = codes // 256
+        # zones numbered 1..k per field, as they rank (zone 1 = lowest values)
+        present, rank = np.unique(codes, return_inverse=True)
+        first = np.r_[True, present[1:] // 256 != present[:-1] // 256]
+        number = (
+            np.arange(len(present))
+            - np.maximum.accumulate(np.where(first, np.arange(len(present)), 0))
+            + 1
+        )
+        n_zones = np.zeros(m + 1, np.int64)
+        np.maximum.at(n_zones, present // 256, number)
+        n_polys = np.bincount(owners, minlength=m + 1)
         columns = {
-            "field_id": np.full(n_polys, win.field_id, dtype=object),
-            "zone": zone_of.astype(np.int32),
-            self.value_column: means[zone_of],
-            "area_ha": areas,
-            "zones_n": np.full(n_polys, n_zones),
-            "zones_polygons": np.full(n_polys, n_polys),
-            "zones_variance_reduction": np.full(n_polys, reduction),
+            "field_id": band.field_ids[owners - 1],
+            "zone": number[rank].astype(np.int32),
+            self.value_column: means[codes],
+            "area_ha": self._areas(geoms, band.positions[owners - 1]),
+            "zones_n": n_zones[owners],
+            "zones_polygons": n_polys[owners],
+            "zones_variance_reduction": reduction[owners],
             "geometry": geoms,
         }
-        return (win.position, columns), (win.field_id, n_zones, n_polys, reduction)
+        rows = [
+            (band.field_ids[k - 1], int(n_zones[k]), int(n_polys[k]), float(reduction[k]))
+            for k in zoned
+            if n_polys[k]
+        ]
+        return self._frame(columns), rows
 
-    def _frame(self, parts: list) -> gpd.GeoDataFrame:
+    def _zones(self, owner, plan, sel, v, zoned, min_pixels) -> tuple[np.ndarray, np.ndarray]:
+        """The clean zones (``uint8`` canvas) of the fields ``zoned`` (owners), ``n`` fixed or
+        chosen, and the variance reduction of each field's zones.
+
+        ``plan`` are the pixels that take the nearest zone (:func:`fill_plan`), ``sel`` the
+        valid pixels (flat indices), ``v`` their values. ``"auto"`` tries n = 2, 3, ... on
+        the fields still undecided and keeps, per field, the smallest n after which one
+        more clean zone explains less than ``min_gain`` of the variance.
+        """
+        rules = self.rules
+        auto = rules.n == "auto"
+        row_of = np.full(len(min_pixels), -1, np.int32)  # owner 0 -> the last: padding
+        row_of[zoned] = np.arange(len(zoned))
+        rows = row_of[owner]  # of every pixel; -1 (the padding) where none
+        row = rows.ravel()[sel]  # 0..len(zoned) - 1
+        hist = FieldHistograms.of(v, row, len(zoned))
+        # one zone: what a uniform field gets when even two zones would split noise
+        best = np.zeros(owner.shape, np.uint8)
+        best.ravel()[sel] = 1
+        best = fill_nearest(best, owner, plan)
+        made = np.zeros(len(zoned) + 1)  # variance reduction of the chosen zones (+ padding)
+        undecided = np.r_[np.ones(len(zoned), bool), False]
+        for n in AUTO_N if auto else [int(rules.n)]:
+            breaks = class_breaks(hist, n, rules.method, undecided[:-1])
+            classes = bin_classes(hist, breaks)[hist.where]
+            classes[~undecided[row]] = 0
+            zone = np.zeros(owner.shape, np.uint8)
+            zone.ravel()[sel] = classes
+            if undecided[:-1].all():
+                mine, todo = owner, plan
+            else:
+                open_ = undecided[rows]
+                mine, todo = np.where(open_, owner, 0), plan & open_
+            zone = majority(zone, mine, rules.smooth)
+            zone = fill_nearest(zone, mine, todo)
+            zone = sieve(zone, mine, min_pixels)
+            classes = zone.ravel()[sel]
+            reduction, step = zone_stats(v, row, classes, len(zoned))
+            reduction = np.r_[reduction, 0.0]
+            take = undecided.copy()
+            if auto:
+                apart = np.r_[step >= rules.min_step, False]
+                pays = reduction - made >= rules.min_gain if n > 2 else apart
+                take &= apart & pays  # too close (noise) or not worth it: keep n - 1
+                undecided = take
+            np.copyto(best, zone, where=take[rows])
+            made = np.where(take, reduction, made)
+            if not undecided.any():
+                break
+        return best, made[:-1]
+
+    def _polygons(self, band, packed, owner, zone, min_pixels) -> tuple[np.ndarray, np.ndarray]:
+        """Zone patches as polygons clipped to their field, and ``owner * 256 + zone`` of each.
+
+        Parts of a patch that clipping leaves below the field's minimum join a neighbour
+        (:func:`merge_small_parts`).
+        """
+        code = np.where(zone > 0, owner * 256 + zone, 0).astype(np.int32)
+        # a field all of one zone is its own polygon: nothing to trace or clip
+        ones = np.bincount(code.ravel() // 256, minlength=len(min_pixels))
+        pixels = np.bincount(owner.ravel(), minlength=len(min_pixels))
+        first = np.zeros(len(min_pixels), np.int64)
+        first[owner.ravel()] = code.ravel()
+        whole = (ones == pixels) & (np.bincount(
+            owner.ravel(), zone.ravel() == first[owner.ravel()] % 256, len(min_pixels)
+        ) == pixels)  # fmt: skip
+        whole &= pixels > 0  # fields without zones (no support) have no pixels here
+        whole &= np.r_[False, self._within[band.positions]]  # not cut by the raster's edge
+        code = np.where(whole[owner], 0, code)
+        found, values = [], []
+        for g, k in rasterio.features.shapes(code, mask=code > 0, connectivity=4):
+            found.append(_polygon(g["coordinates"]))
+            values.append(int(k))
+        codes = np.array(values, np.int64)
+        geoms = np.array(found, dtype=object)
+        if len(found):
+            geoms = packed.to_band(geoms, codes // 256, band.transform)
+            geoms = shapely.intersection(geoms, band.geometries[codes // 256 - 1])
+        single = np.flatnonzero(whole)
+        geoms = np.concatenate([geoms, band.geometries[single - 1]])
+        codes = np.concatenate([codes, first[single]])
+        if not len(codes):
+            return np.empty(0, object), np.empty(0, np.int64)
+        parts, which = shapely.get_parts(geoms, return_index=True)
+        codes = codes[which]
+        # Clipping can leave lines and points where a patch only touches the border.
+        keep = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-6 * self._pixel_area)
+        parts, codes = parts[keep], codes[keep]
+        owners = codes // 256
+        min_area = min_pixels[owners] * self._pixel_area
+        small = np.unique(owners[shapely.area(parts) < min_area])
+        crowded = small[np.bincount(owners, minlength=len(min_pixels))[small] > 1]
+        if len(crowded):
+            redo = np.isin(owners, crowded)
+            merged = [
+                merge_small_parts(
+                    parts[owners == k], codes[owners == k], min_pixels[k] * self._pixel_area
+                )
+                for k in crowded
+            ]
+            parts = np.concatenate([parts[~redo], *(p for p, _ in merged)])
+            codes = np.concatenate([codes[~redo], *(c for _, c in merged)])
+        order = np.lexsort((-shapely.bounds(parts)[:, 3], codes))
+        return parts[order], codes[order]
+
+    def _areas(self, geoms: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Geodesic areas (ha) of polygons inside the fields at ``positions``."""
+        ratio = self._ratio[positions]
+        out = shapely.area(geoms) * self._metres**2 / 1e4 * ratio
+        exact = ~np.isfinite(ratio)  # a geographic CRS: no planar area to scale
+        if exact.any():
+            out[exact] = area_ha(gpd.GeoSeries(geoms[exact], crs=self._crs)).to_numpy()
+        return out
+
+    def _frame(self, data: dict) -> gpd.GeoDataFrame:
         columns = ["field_id", "zone", self.value_column, "area_ha", *QUALITY, "geometry"]
-        parts = [c for _, c in sorted(parts, key=lambda p: p[0])]
-        data = {k: np.concatenate([p[k] for p in parts]) if parts else np.empty(0) for k in columns}
+        data = {k: data.get(k, np.empty(0)) for k in columns}
         table = pd.DataFrame({k: v for k, v in data.items() if k != "geometry"})
         table = table.astype({"field_id": self.fields["field_id"].dtype}, errors="ignore")
         return gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(data["geometry"], crs=self._crs))
-
-
-def _polygons(zone: np.ndarray, win: FieldWindow, min_area: float) -> tuple[np.ndarray, np.ndarray]:
-    """Zone patches as polygons in the raster CRS, clipped to the field, one per part."""
-    # Without a mask (a second in-memory dataset per call, which costs more than the
-    # polygons of zone 0 it would skip).
-    shapes = rasterio.features.shapes(zone, connectivity=4, transform=win.transform)
-    found = [(_polygon(g["coordinates"]), int(k)) for g, k in shapes if k > 0]
-    if not found:
-        return np.empty(0, object), np.empty(0, np.int64)
-    geoms = shapely.intersection(np.array([g for g, _ in found]), win.geometry)
-    parts, owner = shapely.get_parts(geoms, return_index=True)
-    # Clipping can leave lines and points where a patch only touches the border.
-    pixel = abs(win.transform.a * win.transform.e)
-    keep = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-6 * pixel)
-    codes = np.array([k for _, k in found])[owner[keep]]
-    parts, codes = merge_small_parts(parts[keep], codes, min_area)
-    order = np.lexsort((-shapely.bounds(parts)[:, 3], codes)) if len(parts) else np.empty(0, int)
-    return parts[order], codes[order]
-
-
-def _closest_means(values: np.ndarray, zones: np.ndarray) -> float:
-    """Smallest difference between the mean values of two zones present (inf with one)."""
-    count = np.bincount(zones)
-    present = count > 0
-    means = np.bincount(zones, values)[present] / count[present]
-    return float(np.diff(np.sort(means)).min()) if len(means) > 1 else np.inf
 
 
 def _polygon(rings: list) -> shapely.Polygon:
@@ -317,25 +424,45 @@ def _usable_dates(index: xr.DataArray, usable: pd.DataFrame | None) -> dict:
     return out
 
 
-def _season(values: np.ndarray, inside: np.ndarray, allowed, rules: ZoneRules) -> np.ndarray:
-    """Mean over usable dates of each pixel's index divided by the field's median that date."""
-    n_inside = max(int(inside.sum()), 1)
+def _season(
+    values: np.ndarray, owner: np.ndarray, allowed: np.ndarray | None, m: int, rules: ZoneRules
+) -> np.ndarray:
+    """Mean over usable dates of each pixel's index divided by its field's median that date.
+
+    ``owner`` gives the field (1..m) of each pixel, ``allowed`` the dates each field may use
+    (``(m, time)``; None: all).
+    """
+    n_inside = np.maximum(np.bincount(owner.ravel(), minlength=m + 1), 1)
     total = np.zeros(values.shape[1:], np.float64)
     count = np.zeros(values.shape[1:], np.int32)
     for t in range(values.shape[0]):
-        if allowed is not None and not allowed[t]:
-            continue
-        day = values[t].astype(np.float64)
-        ok = inside & np.isfinite(day)
-        if ok.sum() < rules.min_valid_fraction * n_inside or not ok.any():
-            continue
-        median = float(np.median(day[ok]))
-        if not median > 0:  # bare soil or water: no productivity to compare with
-            continue
-        total[ok] += day[ok] / median
-        count[ok] += 1
+        day = values[t].astype(np.float64).ravel()
+        idx = np.flatnonzero((owner.ravel() > 0) & np.isfinite(day))
+        field, d = owner.ravel()[idx], day[idx]
+        n_ok = np.bincount(field, minlength=m + 1)
+        use = (n_ok >= rules.min_valid_fraction * n_inside) & (n_ok > 0)
+        if allowed is not None:
+            use[1:] &= allowed[:, t]
+        median = _medians(d, field, m + 1)
+        use &= median > 0  # bare soil or water: no productivity to compare with
+        keep = use[field]
+        total.ravel()[idx[keep]] += d[keep] / median[field[keep]]
+        count.ravel()[idx[keep]] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / count, np.nan)
+
+
+def _medians(values: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
+    """Median of the values of each group ``0..n - 1`` (NaN for an empty group)."""
+    order = np.lexsort((values, group))
+    ranked = values[order]
+    count = np.bincount(group, minlength=n)
+    start = np.searchsorted(group[order], np.arange(n))
+    low = np.minimum(start + (count - 1) // 2, len(ranked) - 1)
+    high = np.minimum(start + count // 2, len(ranked) - 1)
+    if not len(ranked):
+        return np.full(n, np.nan)
+    return np.where(count > 0, (ranked[low] + ranked[high]) / 2, np.nan)
 
 
 def with_zone_quality(table: pd.DataFrame, quality: pd.DataFrame) -> pd.DataFrame:

@@ -41,8 +41,26 @@ def hex_colour(rgb: np.ndarray) -> str:
     return "#" + "".join(f"{int(v):02x}" for v in rgb)
 
 
-def zone_colours(n: int) -> dict[int, str]:
-    """Colours of zones ``1..n`` (1 = lowest index, red; ``n`` green; a single zone, the
-    ramp's neutral middle: a uniform field is neither low nor high)."""
-    fractions = np.linspace(0, 1, n) if n > 1 else np.array([0.5])
+#: Steps of the zone ramp between the lowest and the highest zone of a field.
+ZONE_SHADES = 20
+
+
+def zone_shade(zone, zones_n) -> np.ndarray:
+    """The shade (``1..ZONE_SHADES + 1``) of zone ``zone`` of a field's ``zones_n`` zones.
+
+    A zone is coloured by its rank within its field, ``(zone - 1) / (zones_n - 1)`` (a single
+    zone: 0.5, the ramp's neutral middle: a uniform field is neither low nor high), in
+    steps of ``1 / ZONE_SHADES``: zone 2 of 2 is as green as zone 6 of 6, zone 2 of 3 is
+    the middle. The report's map computes the same in ``report.js``.
+    """
+    zone = np.asarray(zone, dtype=np.float64)
+    n = np.asarray(zones_n, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rank = np.where(n > 1, (zone - 1) / (n - 1), 0.5)
+    return 1 + np.floor(np.clip(rank, 0, 1) * ZONE_SHADES + 0.5).astype(np.int64)
+
+
+def zone_colours() -> dict[int, str]:
+    """Colour of each zone shade (:func:`zone_shade`): 1 = lowest zone, red; the last green."""
+    fractions = np.linspace(0, 1, ZONE_SHADES + 1)
     return {k + 1: hex_colour(c) for k, c in enumerate(ramp_rgb(fractions))}

@@ -166,7 +166,10 @@
     return group;
   }
   var zones = lazyLayer(M.zones, function (f) {
-    var c = M.zone_colours[String(M.zones.props.zone[f])] || '#9e9e9e';
+    // a zone's colour is its rank in its field (palette.zone_shade): zone 2 of 2 = 6 of 6
+    var z = M.zones.props.zone[f], n = M.zones.props.zones_n[f];
+    var rank = n > 1 ? Math.min(Math.max((z - 1) / (n - 1), 0), 1) : 0.5;
+    var c = M.zone_colours[String(1 + Math.floor(rank * M.zone_shades + 0.5))] || '#9e9e9e';
     return {color: c, fillColor: c};
   });
   var problems = lazyLayer(M.problems, function (f) {

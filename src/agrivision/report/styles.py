@@ -2,8 +2,10 @@
 
 - ``report.gpkg`` gets the ``layer_styles`` table that QGIS reads (and writes) in a
   GeoPackage: one default style per layer, as QML (QGIS) and SLD 1.1 (other clients):
-  fields by ``status``, zones by ``zone`` on the red-to-green ramp (1 = lowest index, red),
-  problem polygons by ``class_name`` (the class labels) in the class schema's colours.
+  fields by ``status``, zones on the red-to-green ramp by their rank in their field (``zone``
+  of ``zones_n``: 1 = lowest index, red; the field's highest zone green, a single zone
+  yellow; rules on both columns), problem polygons by ``class_name`` (the class labels) in
+  the class schema's colours.
 - ``indices.tif`` gets a QML sidecar (``indices.qml``, which QGIS loads with the raster):
   its first band on the index ramp over :data:`agrivision.report.palette.INDEX_RANGE`.
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from agrivision.fields.table import PROBLEM_CODES
 from agrivision.health.schema import ClassSchema
-from agrivision.report.palette import INDEX_RANGE, RAMP, STATUS_COLOURS, zone_colours
+from agrivision.report.palette import INDEX_RANGE, RAMP, STATUS_COLOURS, zone_colours, zone_shade
 
 _QGIS_VERSION = "3.28.0-Firenze"
 _OUTLINE = "#232323"
@@ -42,15 +44,33 @@ _LAYER_STYLES = """CREATE TABLE IF NOT EXISTS layer_styles (
   update_time DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"""
 
 
-def layer_categories(schema: ClassSchema, n_zones: int) -> dict[str, tuple[str, dict[str, str]]]:
-    """The categorised style of each report layer: ``{layer: (attribute, {value: colour})}``."""
+def layer_categories(schema: ClassSchema) -> dict[str, tuple[str, dict[str, str]]]:
+    """The categorised style of the fields and problems layers: ``{layer: (attribute, {value: colour})}``."""
     return {
         "fields": ("status", dict(STATUS_COLOURS)),
-        "zones": ("zone", {str(k): c for k, c in zone_colours(n_zones).items()}),
         "problems": (
             "class_name",
             {schema.labels[code]: schema.hex_colours[code][:7] for code in PROBLEM_CODES},
         ),
+    }
+
+
+def zone_rules(pairs) -> dict[str, tuple[str, list[tuple[int, int]]]]:
+    """One rule per zone shade: ``{label: (colour, [(zone, zones_n), ...])}``, lowest first.
+
+    ``pairs`` are the ``(zone, zones_n)`` pairs the layer holds; zones of the same rank in
+    their field share a shade (:func:`~agrivision.report.palette.zone_shade`) and a rule.
+    """
+    pairs = sorted(
+        {(int(z), int(n)) for z, n in pairs}, key=lambda p: (p[0] - 1) / max(p[1] - 1, 1)
+    )
+    colours = zone_colours()
+    rules: dict[int, list[tuple[int, int]]] = {}
+    for zone, n in pairs:
+        rules.setdefault(int(zone_shade(zone, n)), []).append((zone, n))
+    return {
+        ", ".join(f"zone {z} of {n}" for z, n in members): (colours[shade], members)
+        for shade, members in sorted(rules.items())
     }
 
 
@@ -67,19 +87,25 @@ def write_gpkg_styles(path: Path, *, schema: ClassSchema) -> None:
 
     Notes
     -----
-    The zone ramp is as long as the highest zone number in the ``zones`` layer, as on the
+    The zone rules cover the ``(zone, zones_n)`` pairs of the ``zones`` layer, as on the
     report's map.
     """
     with sqlite3.connect(path) as db:
         columns = dict(db.execute("SELECT table_name, column_name FROM gpkg_geometry_columns"))
-        most = db.execute("SELECT max(zone) FROM zones").fetchone() if "zones" in columns else None
-        n_zones = int(most[0]) if most and most[0] is not None else 1
+        styles = {
+            layer: (f"{layer} by {attribute}", categorized_qml(attribute, colours),
+                    categorized_sld(layer, attribute, colours))
+            for layer, (attribute, colours) in layer_categories(schema).items()
+        }  # fmt: skip
+        if "zones" in columns:
+            rules = zone_rules(db.execute("SELECT DISTINCT zone, zones_n FROM zones").fetchall())
+            styles["zones"] = ("zones by rank in their field", rule_qml(rules), rule_sld(rules))
         db.execute(_LAYER_STYLES)
         db.execute(
             "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier) "
             "VALUES ('layer_styles', 'attributes', 'layer_styles')"
         )
-        for layer, (attribute, colours) in layer_categories(schema, n_zones).items():
+        for layer, (name, qml, sld) in styles.items():
             if layer not in columns:
                 continue
             db.execute("DELETE FROM layer_styles WHERE f_table_name = ?", (layer,))
@@ -87,9 +113,7 @@ def write_gpkg_styles(path: Path, *, schema: ClassSchema) -> None:
                 "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, "
                 "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, "
                 "owner, ui) VALUES ('', '', ?, ?, ?, ?, ?, 1, ?, '', '')",
-                (layer, columns[layer], f"{layer} by {attribute}",
-                 categorized_qml(attribute, colours), categorized_sld(layer, attribute, colours),
-                 f"agrivision report: {layer} coloured by {attribute}"),
+                (layer, columns[layer], name, qml, sld, f"agrivision report: {name}"),
             )  # fmt: skip
 
 
@@ -128,46 +152,100 @@ def categorized_qml(attribute: str, colours: Mapping[str, str]) -> str:
     for i, (value, colour) in enumerate(colours.items()):
         ET.SubElement(categories, "category", symbol=str(i), value=value, label=value,
                       render="true")  # fmt: skip
-        symbol = ET.SubElement(symbols, "symbol", type="fill", name=str(i), alpha="0.7",
-                               clip_to_extent="1", force_rhr="0")  # fmt: skip
-        layer = ET.SubElement(
-            symbol,
-            "layer",
-            attrib={"class": "SimpleFill", "pass": "0", "locked": "0", "enabled": "1"},
-        )
-        props = {"color": _qgis_rgba(colour), "outline_color": _qgis_rgba(_OUTLINE),
-                 "outline_style": "solid", "outline_width": "0.26", "outline_width_unit": "MM",
-                 "style": "solid"}  # fmt: skip
-        # QGIS >= 3.26 reads the Option map, older 3.x the prop elements: write both.
-        options = ET.SubElement(layer, "Option", type="Map")
-        for k, v in props.items():
-            ET.SubElement(options, "Option", type="QString", name=k, value=v)
-        for k, v in props.items():
-            ET.SubElement(layer, "prop", k=k, v=v)
+        _qml_fill(symbols, str(i), colour)
     return _qml_text(qgis)
+
+
+def rule_qml(rules: Mapping[str, tuple[str, list[tuple[int, int]]]]) -> str:
+    """A QGIS rule-based fill renderer of :func:`zone_rules`: a rule per shade."""
+    qgis = ET.Element("qgis", version=_QGIS_VERSION, styleCategories="Symbology")
+    renderer = ET.SubElement(
+        qgis, "renderer-v2", type="RuleRenderer", symbollevels="0", enableorderby="0",
+        forceraster="0",
+    )  # fmt: skip
+    root = ET.SubElement(renderer, "rules", key="zones")
+    symbols = ET.SubElement(renderer, "symbols")
+    for i, (label, (colour, members)) in enumerate(rules.items()):
+        condition = " OR ".join(f'("zone" = {z} AND "zones_n" = {n})' for z, n in members)
+        ET.SubElement(root, "rule", key=f"shade{i}", symbol=str(i), label=label, filter=condition)
+        _qml_fill(symbols, str(i), colour)
+    return _qml_text(qgis)
+
+
+def _qml_fill(symbols: ET.Element, name: str, colour: str) -> None:
+    symbol = ET.SubElement(symbols, "symbol", type="fill", name=name, alpha="0.7",
+                           clip_to_extent="1", force_rhr="0")  # fmt: skip
+    layer = ET.SubElement(
+        symbol, "layer", attrib={"class": "SimpleFill", "pass": "0", "locked": "0", "enabled": "1"}
+    )
+    props = {"color": _qgis_rgba(colour), "outline_color": _qgis_rgba(_OUTLINE),
+             "outline_style": "solid", "outline_width": "0.26", "outline_width_unit": "MM",
+             "style": "solid"}  # fmt: skip
+    # QGIS >= 3.26 reads the Option map, older 3.x the prop elements: write both.
+    options = ET.SubElement(layer, "Option", type="Map")
+    for k, v in props.items():
+        ET.SubElement(options, "Option", type="QString", name=k, value=v)
+    for k, v in props.items():
+        ET.SubElement(layer, "prop", k=k, v=v)
 
 
 def categorized_sld(layer: str, attribute: str, colours: Mapping[str, str]) -> str:
     """The same categories as an SLD 1.1 (Symbology Encoding) document."""
+    root, fts = _sld_style(layer, f"{layer} by {attribute}")
+    for value, colour in colours.items():
+        rule = _sld_rule(fts, value, colour)
+        equal = ET.SubElement(ET.SubElement(rule, "ogc:Filter"), "ogc:PropertyIsEqualTo")
+        ET.SubElement(equal, "ogc:PropertyName").text = attribute
+        ET.SubElement(equal, "ogc:Literal").text = value
+    return _sld_text(root)
+
+
+def rule_sld(rules: Mapping[str, tuple[str, list[tuple[int, int]]]]) -> str:
+    """:func:`zone_rules` as an SLD 1.1 document: a rule per shade, filters on ``zone`` and ``zones_n``."""
+    root, fts = _sld_style("zones", "zones by rank in their field")
+    for label, (colour, members) in rules.items():
+        rule = _sld_rule(fts, label, colour)
+        parent = ET.SubElement(rule, "ogc:Filter")
+        if len(members) > 1:
+            parent = ET.SubElement(parent, "ogc:Or")
+        for zone, n in members:
+            both = ET.SubElement(parent, "ogc:And")
+            for name, value in (("zone", zone), ("zones_n", n)):
+                equal = ET.SubElement(both, "ogc:PropertyIsEqualTo")
+                ET.SubElement(equal, "ogc:PropertyName").text = name
+                ET.SubElement(equal, "ogc:Literal").text = str(value)
+    return _sld_text(root)
+
+
+def _sld_style(layer: str, name: str) -> tuple[ET.Element, ET.Element]:
     root = ET.Element("StyledLayerDescriptor", version="1.1.0", attrib=_SLD_NS)
     named = ET.SubElement(root, "NamedLayer")
     ET.SubElement(named, "se:Name").text = layer
     style = ET.SubElement(named, "UserStyle")
-    ET.SubElement(style, "se:Name").text = f"{layer} by {attribute}"
-    fts = ET.SubElement(style, "se:FeatureTypeStyle")
-    for value, colour in colours.items():
-        rule = ET.SubElement(fts, "se:Rule")
-        ET.SubElement(rule, "se:Name").text = value
-        equal = ET.SubElement(ET.SubElement(rule, "ogc:Filter"), "ogc:PropertyIsEqualTo")
-        ET.SubElement(equal, "ogc:PropertyName").text = attribute
-        ET.SubElement(equal, "ogc:Literal").text = value
-        symbolizer = ET.SubElement(rule, "se:PolygonSymbolizer")
-        fill = ET.SubElement(symbolizer, "se:Fill")
-        ET.SubElement(fill, "se:SvgParameter", name="fill").text = colour
-        ET.SubElement(fill, "se:SvgParameter", name="fill-opacity").text = "0.7"
-        stroke = ET.SubElement(symbolizer, "se:Stroke")
-        ET.SubElement(stroke, "se:SvgParameter", name="stroke").text = _OUTLINE
-        ET.SubElement(stroke, "se:SvgParameter", name="stroke-width").text = "1"
+    ET.SubElement(style, "se:Name").text = name
+    return root, ET.SubElement(style, "se:FeatureTypeStyle")
+
+
+def _sld_rule(fts: ET.Element, name: str, colour: str) -> ET.Element:
+    """A rule with a polygon symbolizer; its filter goes before the symbolizer, as SE wants."""
+    rule = ET.SubElement(fts, "se:Rule")
+    ET.SubElement(rule, "se:Name").text = name
+    symbolizer = ET.Element("se:PolygonSymbolizer")
+    fill = ET.SubElement(symbolizer, "se:Fill")
+    ET.SubElement(fill, "se:SvgParameter", name="fill").text = colour
+    ET.SubElement(fill, "se:SvgParameter", name="fill-opacity").text = "0.7"
+    stroke = ET.SubElement(symbolizer, "se:Stroke")
+    ET.SubElement(stroke, "se:SvgParameter", name="stroke").text = _OUTLINE
+    ET.SubElement(stroke, "se:SvgParameter", name="stroke-width").text = "1"
+    rule.append(symbolizer)  # moved after the filter by _sld_text
+    return rule
+
+
+def _sld_text(root: ET.Element) -> str:
+    for rule in root.iter("se:Rule"):  # Name, Filter, then the symbolizer
+        symbolizer = rule.find("se:PolygonSymbolizer")
+        rule.remove(symbolizer)
+        rule.append(symbolizer)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject
 
 from agrivision.health.schema import ClassSchema
-from agrivision.report.palette import INDEX_RANGE, ramp_rgb, zone_colours
+from agrivision.report.palette import INDEX_RANGE, ZONE_SHADES, ramp_rgb, zone_colours, zone_shade
 
 #: Longest side (pixels) of a raster overlay: the scene's overviews are read at this size.
 MAP_RASTER_PX = 2048
@@ -100,14 +100,14 @@ def dense_layer(
     columns: list[str],
     tolerance_m: float,
     *,
-    value: str,
+    value: str | Callable[[gpd.GeoDataFrame], np.ndarray],
     palette: np.ndarray,
     like: Path,
 ) -> dict[str, Any]:
     """A GeoPackage layer as vectors (:func:`gpkg_layer`) up to :data:`MAX_LAYER_VERTICES`,
     else as an image overlay on the grid of the raster ``like``, decimated to
     :data:`DENSE_RASTER_PX` a side, each pixel touched by a feature coloured by
-    ``palette[feature[value]]`` (0 transparent: small patches stay visible, drawn at least
+    ``palette[feature[value]]`` (or ``palette[value(batch)]``; 0 transparent: small patches stay visible, drawn at least
     one pixel wide). Both carry ``count``, the number of polygons. One pass over the layer."""
     with rasterio.open(like) as src:
         shape, transform = _decimated_grid(src, DENSE_RASTER_PX)
@@ -115,12 +115,13 @@ def dense_layer(
     codes = np.zeros(shape, dtype=np.uint8)
     parts: list[dict[str, Any]] = []
     vertices = count = 0
-    for batch in _batches(path, layer, list(dict.fromkeys([*columns, value]))):
+    read = [*columns, value] if isinstance(value, str) else columns
+    for batch in _batches(path, layer, list(dict.fromkeys(read))):
         count += len(batch)
         geometry = batch.geometry.to_numpy()
         if len(batch):
             rasterio.features.rasterize(
-                zip(geometry, batch[value].to_numpy(), strict=True),
+                zip(geometry, batch[value] if isinstance(value, str) else value(batch), strict=True),
                 out=codes, transform=transform, all_touched=True,
             )  # fmt: skip
         vertices += int(shapely.get_num_coordinates(geometry).sum())
@@ -291,9 +292,7 @@ def map_layers(
     bounds = gpd.GeoSeries([shapely.box(*table.total_bounds)], crs=table.crs).to_crs(4326)
     _, south, _, north = bounds.total_bounds
     zoom, tolerance = display_zoom(resolution, float(south + north) / 2)
-    zone = pyogrio.read_dataframe(gpkg, layer="zones", columns=["zone"], read_geometry=False)
-    n_zones = int(zone["zone"].max()) if zone["zone"].notna().any() else 1  # none: no verdict
-    colours = zone_colours(n_zones)
+    colours = zone_colours()  # by shade: a zone's rank in its field (palette.zone_shade)
     zone_palette = np.zeros((256, 3), dtype=np.uint8)
     for k, colour in colours.items():
         zone_palette[k] = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
@@ -301,8 +300,9 @@ def map_layers(
         "max_zoom": zoom,
         "fields": vector_layer(table, ["field_id"], tolerance),
         "zones": dense_layer(
-            gpkg, "zones", ["field_id", "zone", "area_ha"], tolerance, value="zone",
-            palette=zone_palette, like=indices_tif,
+            gpkg, "zones", ["field_id", "zone", "zones_n", "area_ha"], tolerance,
+            value=lambda z: zone_shade(z["zone"], z["zones_n"]), palette=zone_palette,
+            like=indices_tif,
         ),
         "problems": dense_layer(
             gpkg, "problems", ["field_id", "class", "class_name", "area_ha"], tolerance,
@@ -311,4 +311,5 @@ def map_layers(
         "index": index_overlay(indices_tif),
         "classes": class_overlay(classes_tif, schema),
         "zone_colours": {str(k): v for k, v in colours.items()},
+        "zone_shades": ZONE_SHADES,
     }  # fmt: skip
