@@ -11,10 +11,13 @@ four uint16 Sentinel-2 L2A-like COGs per date (B02, B03, B04, B08, DN = 10000 * 
 - ``local``: dask's threaded scheduler (the default);
 - ``cluster``: ``--workers 2``, a ``LocalCluster`` of two single-threaded worker processes.
 
-Reported per contender: wall time (median of ``--repeats``), ratio to ``local``, peak RSS of
-the whole process tree (the CLI plus any worker processes; psutil polling every 0.2 s) and the
-time of each report stage from ``summary.json``. Stages are lazy: pixels are read inside the
-stages that first need them (classes, zonal, ...), so ``open`` only reads headers.
+Anchor: the straightforward NDVI of the tile (rasterio reads red and nir whole, numpy, a
+DEFLATE / predictor 3 COG, as in ``benchmarks/indices.py``), run in the same interleaved loop.
+Reported per contender: wall time (median of ``--repeats``), ratio to ``local`` and to the
+anchor (``x NDVI``), peak RSS of the whole process tree (the CLI plus any worker processes;
+psutil polling every 0.2 s) and the time of each report stage from ``summary.json``. Stages
+are lazy: pixels are first read by ``classes`` (per-field statistics) and ``write rasters``
+(the index and class COGs, which the later stages read back), so ``open`` only reads headers.
 ``--quick``: a 2048 x 2048 scene with fields at the same density (~700).
 """
 
@@ -41,7 +44,7 @@ DATES = ("2024-05-16", "2024-06-05", "2024-06-25", "2024-07-15")
 # Four 10 m bands: NDRE (the default's second index) needs a red-edge band, GNDVI does not.
 # Zones with the default settings (contiguous, n auto, 0.25 ha and 5 % of the field minimum).
 CONFIG = "indices: [NDVI, GNDVI]\nscene:\n  chunks: 1024\n"
-STAGES = ("open", "indices", "classes", "zonal", "problems", "zones", "write rasters",
+STAGES = ("open", "indices", "classes", "write rasters", "zonal", "problems", "zones",
           "write vectors", "html")  # fmt: skip
 
 
@@ -125,6 +128,37 @@ def run_report(facts: dict, folder: Path, name: str, extra: list[str]) -> dict:
             "counts": {k: summary[k] for k in ("fields", "problem_polygons", "zones")}}  # fmt: skip
 
 
+def straightforward_ndvi(facts: dict, folder: Path) -> float:
+    """Wall time of the straightforward NDVI of the scene's last date in a fresh process:
+    rasterio reads red and nir whole, numpy computes NDVI (offset removed, nodata -> NaN),
+    rasterio writes a DEFLATE / predictor 3 COG (``benchmarks/indices.py``'s baseline)."""
+    red, nir = (next(s for s in reversed(facts["sources"]) if s.endswith(f"_{band}.tif"))
+                for band in (BANDS["red"], BANDS["nir"]))  # fmt: skip
+    argv = [sys.executable, __file__, "--ndvi-worker", red, nir, str(folder / "ndvi.tif")]
+    return float(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+
+
+def _ndvi_worker(red_path: str, nir_path: str, out: str) -> None:
+    import rasterio
+    from indices import COG_OPTIONS
+
+    start = time.perf_counter()
+    with rasterio.open(red_path) as r, rasterio.open(nir_path) as n:
+        red, nir, crs, transform = r.read(1), n.read(1), r.crs, r.transform
+    nodata = (red == 0) | (nir == 0)
+    r, n = red.astype(np.float32) - 1000, nir.astype(np.float32) - 1000
+    del red, nir
+    with np.errstate(all="ignore"):
+        ndvi = (n - r) / (n + r)
+    ndvi[nodata | ~np.isfinite(ndvi)] = np.nan
+    del r, n, nodata
+    profile = dict(driver="COG", width=ndvi.shape[1], height=ndvi.shape[0], count=1,
+                   dtype="float32", crs=crs, transform=transform, nodata=np.nan, **COG_OPTIONS)  # fmt: skip
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(ndvi, 1)
+    print(time.perf_counter() - start)
+
+
 def _watch_tree(proc: subprocess.Popen, stage: list[str], peaks: dict[str, int]) -> None:
     """Peak of the summed RSS of ``proc`` and all its descendants (LocalCluster workers),
     kept per stage of the run."""
@@ -155,7 +189,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="cluster worker processes")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--only", choices=("local", "cluster"), help="run one contender")
+    parser.add_argument("--ndvi-worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ndvi_worker:
+        _ndvi_worker(*args.ndvi_worker)
+        return
     size = args.size or (2048 if args.quick else TILE)
     n_fields = args.fields or max(50, round(FIELDS * (size / TILE) ** 2))
     folder = OUT / f"{size}px-{n_fields}f-{args.dates}d"
@@ -167,7 +205,9 @@ def main() -> None:
     if args.only:
         contenders = {k: v for k, v in contenders.items() if k.startswith(args.only)}
     results = {}
-    for _ in range(args.repeats):  # interleaved, so that machine load hits both alike
+    ndvi = []
+    for _ in range(args.repeats):  # interleaved, so that machine load hits all alike
+        ndvi.append(straightforward_ndvi(facts, folder))
         for name, extra in contenders.items():
             results.setdefault(name, []).append(run_report(facts, folder, name.split()[0], extra))
 
@@ -176,14 +216,16 @@ def main() -> None:
           f"scene written in {facts['seconds']} s; {psutil.cpu_count()} CPUs, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GiB; repeats: {args.repeats}\n")  # fmt: skip
     base = statistics.median(r["wall"] for r in next(iter(results.values())))
-    print("| contender | wall s | ratio | peak RSS (tree) | " + " | ".join(STAGES) + " |")
-    print("|---" * (4 + len(STAGES)) + "|")
+    anchor = statistics.median(ndvi)
+    print(f"straightforward NDVI of the tile (rasterio + numpy, DEFLATE COG): {anchor:.1f} s\n")
+    print("| contender | wall s | ratio | x NDVI | peak RSS (tree) | " + " | ".join(STAGES) + " |")
+    print("|---" * (5 + len(STAGES)) + "|")
     for name, runs in results.items():
         wall = statistics.median(r["wall"] for r in runs)
         rss = max(r["rss"] for r in runs)
         stages = [statistics.median(r["stages"].get(s, 0.0) for r in runs) for s in STAGES]
-        print(f"| {name} | {wall:.1f} | {wall / base:.2f} | {rss / 2**30:.2f} GiB | "
-              + " | ".join(f"{s:.1f}" for s in stages) + " |")  # fmt: skip
+        print(f"| {name} | {wall:.1f} | {wall / base:.2f} | {wall / anchor:.1f} | "
+              f"{rss / 2**30:.2f} GiB | " + " | ".join(f"{s:.1f}" for s in stages) + " |")  # fmt: skip
     print("\npeak RSS (GiB, whole process tree) while each stage ran:\n")
     print("| contender | " + " | ".join(STAGES) + " |")
     print("|---" * (1 + len(STAGES)) + "|")

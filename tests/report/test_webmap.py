@@ -192,3 +192,19 @@ def test_dense_layer_becomes_an_image_above_the_vertex_budget(tmp_path, monkeypa
     colours = np.asarray(png.getpalette()).reshape(-1, 3)
     assert tuple(colours[codes[h // 2, w // 4]]) == (215, 25, 28)  # zone 1 on the west half
     assert tuple(colours[codes[h // 2, 3 * w // 4]]) == (26, 150, 65)
+
+
+def test_dense_image_colours_every_pixel_a_polygon_covers_in_part():
+    transform = from_origin(0, 200, 10, 10)  # 20 x 20 pixels of 10 m
+    ring = [(13, 17), (155, 22), (140, 181), (25, 150)]
+    holed = Polygon(ring, [[(60, 60), (100, 60), (100, 100), (60, 100)]])
+    later = MultiPolygon([box(120, 120, 195, 195), box(3, 3, 9.5, 9.5)])  # overlaps `holed`
+    codes = np.zeros((20, 20), dtype=np.uint8)
+    webmap._burn(codes, np.array([holed, later]), np.array([1.0, 2.0]), transform)
+    cells = [box(10 * c, 200 - 10 * (r + 1), 10 * (c + 1), 200 - 10 * r)
+             for r in range(20) for c in range(20)]  # fmt: skip
+    expected = np.zeros(400, dtype=np.uint8)
+    for code, shape in ((1, holed), (2, later)):  # later polygons win
+        expected[shapely.area(shapely.intersection(cells, shape)) > 0] = code
+    assert (codes.ravel() == expected).all()
+    assert codes[11, 7] == 0 and codes[0, 0] == 0 and codes[19, 0] == 2  # hole, outside, patch

@@ -67,26 +67,24 @@ def build_cards(
     cards = []
     with rasterio.open(indices_tif) as idx, rasterio.open(classes_tif) as cls:
         index_name = idx.descriptions[0] or "index"
+        if not order.empty:
+            draw = figures.CardFigures(index_name, schema.hex_colours, vmin=-0.2)
         for _, row in order.iterrows():
-            cards.append(_card(row, idx, cls, index_name, series, schema, config))
+            cards.append(_card(row, idx, cls, draw, series, schema, config))
     return cards
 
 
-def _card(row, idx, cls, index_name, series, schema, config) -> FieldCard:
+def _card(row, idx, cls, draw: figures.CardFigures, series, schema, config) -> FieldCard:
     geom = row.geometry
+    index_name = draw.index_name
     values, extent, inside = _window(idx, geom, config.output.max_field_pixels)
     classes, _, _ = _window(cls, geom, config.output.max_field_pixels)
     values = np.where(inside, values, np.nan)
     classes = np.where(inside, classes, 0)
     images = [
-        ("index map", figures.index_thumbnail(values, extent, geom, title=index_name, vmin=-0.2)),
-        (
-            "classes",
-            figures.class_thumbnail(
-                classes, extent, geom, schema.hex_colours, title="health classes"
-            ),
-        ),
-        ("histogram", figures.histogram(values, title=f"{index_name} histogram")),
+        ("index map", draw.index_map(values, extent, geom)),
+        ("classes", draw.class_map(classes, extent, geom)),
+        ("histogram", draw.histogram(values)),
     ]
     if series is not None:
         own = series[series["field_id"] == row["field_id"]]

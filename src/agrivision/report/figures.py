@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from shapely.geometry.base import BaseGeometry
 
+_BINS = 40  # of the field histograms
 STATUS_COLOURS = {
     "good": "#1a9641",
     "watch": "#fdae61",
@@ -34,14 +35,6 @@ def data_uri(fig: Figure, dpi: int = 90) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _outline(ax: Axes, geom: BaseGeometry, colour: str = "black", width: float = 1.0) -> None:
-    polys = getattr(geom, "geoms", [geom])
-    for poly in polys:
-        for ring in [poly.exterior, *poly.interiors]:
-            xs, ys = ring.xy
-            ax.plot(xs, ys, color=colour, linewidth=width)
 
 
 def overview_map(
@@ -72,59 +65,98 @@ def overview_map(
     return data_uri(fig)
 
 
-def index_thumbnail(
-    values: np.ndarray,
-    extent: tuple[float, float, float, float],
-    geom: BaseGeometry,
-    *,
-    title: str,
-    vmin: float = 0.0,
-    vmax: float = 1.0,
-) -> str:
-    """An index map clipped to a field (NaN outside), with the field outline."""
-    fig, ax = _figure(3.2, 3.2)
-    im = ax.imshow(
-        values, extent=extent, cmap="RdYlGn", vmin=vmin, vmax=vmax, interpolation="nearest"
-    )
-    _outline(ax, geom)
-    ax.set_title(title, fontsize=9)
-    ax.set_axis_off()
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
-    return data_uri(fig)
+class CardFigures:
+    """The index map, class map and histogram of field cards, drawn on three figures made
+    once and updated per field: making a matplotlib figure, its axes and colour bar costs
+    more than drawing it, and a report draws three per card.
+
+    Parameters
+    ----------
+    index_name
+        Title of the index map and histogram.
+    colours
+        Class code -> colour (``#rrggbb`` or ``#rrggbbaa``) of the class map; 0 transparent.
+    vmin, vmax
+        Index range of the colour ramp.
+    """
+
+    def __init__(
+        self, index_name: str, colours: Mapping[int, str], *, vmin: float = 0.0, vmax: float = 1.0
+    ):
+        self.index_name = index_name
+        self._index_fig, ax = _figure(3.2, 3.2)
+        self._index = ax.imshow(
+            np.zeros((1, 1)), cmap="RdYlGn", vmin=vmin, vmax=vmax, interpolation="nearest"
+        )
+        (self._index_outline,) = ax.plot([], [], color="black", linewidth=1.0)
+        ax.set_title(index_name, fontsize=9)
+        ax.set_axis_off()
+        cbar = self._index_fig.colorbar(self._index, ax=ax, fraction=0.046, pad=0.02)
+        cbar.ax.tick_params(labelsize=7)
+
+        codes = max(colours) + 1
+        table = ["#00000000"] * codes
+        for code, colour in colours.items():
+            table[code] = colour
+        self._class_fig, ax = _figure(3.2, 3.2)
+        self._class = ax.imshow(
+            np.ma.masked_equal(np.zeros((1, 1)), 0), cmap=ListedColormap(table),
+            vmin=-0.5, vmax=codes - 0.5, interpolation="nearest",
+        )  # fmt: skip
+        (self._class_outline,) = ax.plot([], [], color="black", linewidth=1.0)
+        ax.set_title("health classes", fontsize=9)
+        ax.set_axis_off()
+
+        self._hist_fig, self._hist_ax = _figure(3.2, 2.2)
+        self._hist_ax.set_title(f"{index_name} histogram", fontsize=9)
+        self._hist_ax.tick_params(labelsize=7)
+        self._bars: list[Rectangle] = []  # the 40 bins, made on the first histogram
+
+    def index_map(
+        self, values: np.ndarray, extent: tuple[float, float, float, float], geom: BaseGeometry
+    ) -> str:
+        """The index clipped to a field (NaN outside), with the field outline (scene CRS)."""
+        _show(self._index, self._index_outline, values, extent, geom)
+        return data_uri(self._index_fig)
+
+    def class_map(
+        self, classes: np.ndarray, extent: tuple[float, float, float, float], geom: BaseGeometry
+    ) -> str:
+        """The class codes clipped to a field (0 outside), with the field outline."""
+        _show(self._class, self._class_outline, np.ma.masked_equal(classes, 0), extent, geom)
+        return data_uri(self._class_fig)
+
+    def histogram(self, values: np.ndarray) -> str:
+        """Histogram of a field's finite index values."""
+        counts, edges = np.histogram(values[np.isfinite(values)], bins=_BINS)
+        if not self._bars:
+            self._bars = list(self._hist_ax.bar(
+                edges[:-1], counts, width=np.diff(edges), align="edge", color="#4a7c59"
+            ))  # fmt: skip
+        for bar, left, width, count in zip(
+            self._bars, edges[:-1], np.diff(edges), counts, strict=True
+        ):
+            bar.set_x(left)
+            bar.set_width(width)
+            bar.set_height(count)
+        self._hist_ax.relim()
+        self._hist_ax.autoscale_view()
+        return data_uri(self._hist_fig)
 
 
-def class_thumbnail(
-    classes: np.ndarray,
-    extent: tuple[float, float, float, float],
-    geom: BaseGeometry,
-    colours: Mapping[int, str],
-    *,
-    title: str,
-) -> str:
-    """A class map clipped to a field, coloured by the class schema (0 transparent)."""
-    codes = max(colours) + 1
-    table = ["#00000000"] * codes
-    for code, colour in colours.items():
-        table[code] = colour
-    fig, ax = _figure(3.2, 3.2)
-    ax.imshow(
-        np.ma.masked_equal(classes, 0), extent=extent, cmap=ListedColormap(table),
-        vmin=-0.5, vmax=codes - 0.5, interpolation="nearest",
-    )  # fmt: skip
-    _outline(ax, geom)
-    ax.set_title(title, fontsize=9)
-    ax.set_axis_off()
-    return data_uri(fig)
-
-
-def histogram(values: np.ndarray, *, title: str, bins: int = 40) -> str:
-    """Histogram of a field's finite index values."""
-    fig, ax = _figure(3.2, 2.2)
-    finite = values[np.isfinite(values)]
-    ax.hist(finite, bins=bins, color="#4a7c59")
-    ax.set_title(title, fontsize=9)
-    ax.tick_params(labelsize=7)
-    return data_uri(fig)
+def _show(image, outline, data: np.ndarray, extent, geom: BaseGeometry) -> None:
+    """Put ``data`` on ``image`` over ``extent`` and ``geom``'s rings on ``outline``."""
+    image.set_data(data)
+    image.set_extent(extent)
+    xs, ys = [], []
+    for poly in getattr(geom, "geoms", [geom]):
+        for ring in [poly.exterior, *poly.interiors]:
+            x, y = ring.xy
+            xs += [*x, np.nan]
+            ys += [*y, np.nan]
+    outline.set_data(xs, ys)
+    image.axes.set_xlim(extent[0], extent[1])
+    image.axes.set_ylim(extent[2], extent[3])
 
 
 def time_series(

@@ -1,7 +1,9 @@
 """``run_report``: imagery + field boundaries -> every output of the per-field report.
 
-Stages (timed, and named in ``summary.json``): open -> indices -> classes -> zonal ->
-problems -> zones -> table -> write rasters -> write vectors -> html. All outputs are written
+Stages (timed, and named in ``summary.json``): open -> indices -> classes -> write rasters ->
+zonal -> problems -> zones -> write vectors -> html. The rasters (indices of the last date,
+classes) are written as soon as they are defined and every later stage reads them back from
+the COGs instead of recomputing them from the imagery. All outputs are written
 into a hidden staging folder beside ``outdir`` and moved into place only when every one of
 them is complete, so a failed or interrupted run leaves nothing partial in ``outdir``.
 
@@ -32,6 +34,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import rioxarray
 import xarray as xr
 from rasterio.errors import NotGeoreferencedWarning
 
@@ -43,7 +46,7 @@ from agrivision.fields.vectorize import vectorize_batches
 from agrivision.health import DEFAULT_SCHEMA, ClassSchema, HealthRules, classify
 from agrivision.health.zones import ZoneBatches, with_zone_quality
 from agrivision.indices import compute
-from agrivision.io.cog import gdal_cache_limit, to_cog
+from agrivision.io.cog import gdal_cache_limit, to_cogs
 from agrivision.io.fields import check_overlap, crop_column, read_fields
 from agrivision.io.remote import reads_remote
 from agrivision.io.scene import open_scene
@@ -209,6 +212,18 @@ def _run(
             )  # fmt: skip
         # the labels: a model's own class names where it has them
         schema = ClassSchema.from_json(classes.attrs["class_schema"])
+    with stage("write rasters"):
+        # Written first, then read back by every later stage: reading a COG costs a fraction
+        # of recomputing the indices and classes from the imagery (same values: lossless).
+        to_cogs([
+            (latest, staging / "indices.tif", {"descriptions": [str(v) for v in latest.data_vars]}),
+            (classes, staging / "classes.tif",
+             {"colormap": schema.colormap, "class_names": schema.names, "nodata": 0}),
+        ])  # fmt: skip
+        latest = _read_back(staging / "indices.tif", latest)
+        classes = _read_back(staging / "classes.tif", classes)
+        if "time" not in indices.dims:
+            indices = latest
     with stage("zonal"):
         table, series = field_table(fields, indices, classes, config=config)
         # Fields without enough data get a status and no problem polygons or zones.
@@ -231,12 +246,6 @@ def _run(
     with stage("zones"):
         zoned, quality = _zones(indices, latest, fields, supported, series, config, staging)
         table = with_zone_quality(table, quality)
-    with stage("write rasters"):
-        to_cog(latest, staging / "indices.tif", descriptions=[str(v) for v in latest.data_vars])
-        to_cog(
-            classes, staging / "classes.tif", colormap=schema.colormap,
-            class_names=schema.names, nodata=0,
-        )  # fmt: skip
     with stage("write vectors"):
         p = config.output.precision
         write_vector(table, staging / "fields.geojson", precision=p)
@@ -298,6 +307,19 @@ def _zones(indices, latest, fields, supported, series, config: ReportConfig, sta
     else:
         batches = ZoneBatches(latest[zc.index], supported, **rules)
     return FeatureSpool(batches, folder=staging), batches.quality
+
+
+def _read_back(path: Path, like: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
+    """``like`` (2-D, one band per variable) with its pixels read lazily from the COG written
+    of it, in ``like``'s chunks; coordinates, attributes and names are ``like``'s."""
+    first = like[next(iter(like.data_vars))] if isinstance(like, xr.Dataset) else like
+    rows, cols = first.chunks or tuple((n,) for n in first.shape)
+    bands = rioxarray.open_rasterio(
+        path, chunks={"band": 1, "y": rows[0], "x": cols[0]}, lock=False, cache=False
+    ).data
+    if isinstance(like, xr.DataArray):
+        return like.copy(data=bands[0])
+    return like.copy(data={name: bands[i] for i, name in enumerate(like.data_vars)})
 
 
 def _check_outdir(out: Path, overwrite: bool) -> None:

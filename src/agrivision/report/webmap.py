@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,13 @@ import numpy as np
 import pyogrio
 import pyogrio.raw
 import rasterio
-import rasterio.features
 import shapely
 from PIL import Image
 from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject
 
+from agrivision.fields.coverage import group_coverage, pixel_rings
 from agrivision.health.schema import ClassSchema
 from agrivision.report.palette import INDEX_RANGE, ZONE_SHADES, ramp_rgb, zone_colours, zone_shade
 
@@ -106,9 +107,10 @@ def dense_layer(
 ) -> dict[str, Any]:
     """A GeoPackage layer as vectors (:func:`gpkg_layer`) up to :data:`MAX_LAYER_VERTICES`,
     else as an image overlay on the grid of the raster ``like``, decimated to
-    :data:`DENSE_RASTER_PX` a side, each pixel touched by a feature coloured by
-    ``palette[feature[value]]`` (or ``palette[value(batch)]``; 0 transparent: small patches stay visible, drawn at least
-    one pixel wide). Both carry ``count``, the number of polygons. One pass over the layer."""
+    :data:`DENSE_RASTER_PX` a side, each pixel a feature covers coloured by
+    ``palette[feature[value]]`` (or ``palette[value(batch)]``; 0 transparent: small patches
+    stay visible, drawn at least one pixel wide: a pixel covered in part counts). Both carry
+    ``count``, the number of polygons. One pass over the layer."""
     with rasterio.open(like) as src:
         shape, transform = _decimated_grid(src, DENSE_RASTER_PX)
         crs = src.crs
@@ -119,17 +121,33 @@ def dense_layer(
     for batch in _batches(path, layer, list(dict.fromkeys(read))):
         count += len(batch)
         geometry = batch.geometry.to_numpy()
-        if len(batch):
-            rasterio.features.rasterize(
-                zip(geometry, batch[value] if isinstance(value, str) else value(batch), strict=True),
-                out=codes, transform=transform, all_touched=True,
-            )  # fmt: skip
+        burnt = batch[value] if isinstance(value, str) else value(batch)
+        _burn(codes, geometry, np.asarray(burnt), transform)
         vertices += int(shapely.get_num_coordinates(geometry).sum())
         if vertices <= MAX_LAYER_VERTICES:
             parts.append(_encode(batch, columns, tolerance_m))
     if vertices <= MAX_LAYER_VERTICES:
         return {**_merge(parts), "count": count}
     return {**_overlay(codes, transform, crs, palette), "count": count}
+
+
+def _burn(codes: np.ndarray, geometry: np.ndarray, values: np.ndarray, transform) -> None:
+    """Set the pixels of ``codes`` that each polygon covers in part to its value (later
+    polygons win): exact cell coverage (:mod:`agrivision.fields.coverage`), with no Python
+    object per vertex, which dominates GDAL's rasterisation of hundreds of thousands of
+    polygons through rasterio."""
+    keep = ~(shapely.is_empty(geometry) | shapely.is_missing(geometry))
+    geometry, values = geometry[keep], values[keep]
+    if len(geometry) == 0:
+        return
+    rings = pixel_rings(geometry, transform, codes.shape)
+    ptr, cells, _, _ = group_coverage(
+        rings.cols, rings.rows, rings.ring_ptr, rings.ring_sign, rings.field_ptr, rings.bbox,
+        0, 0, codes.shape[1],
+    )  # fmt: skip
+    if values.dtype.kind == "f":
+        values = np.nan_to_num(values, nan=0)  # no value: transparent
+    codes.reshape(-1)[cells] = np.repeat(values.astype(codes.dtype), np.diff(ptr))
 
 
 def _batches(path: Path, layer: str, columns: list[str]) -> Iterator[gpd.GeoDataFrame]:
@@ -252,7 +270,9 @@ def _overlay(codes: np.ndarray, transform, crs, palette: np.ndarray) -> dict[str
     image = Image.fromarray(warped, mode="P")
     image.putpalette(palette.astype(np.uint8).ravel().tolist())
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=True, transparency=0)
+    # zlib's run-length strategy: palette images are long runs of one code; as small as
+    # the default level within a fifth, and about a hundred times faster than optimize=True.
+    image.save(buf, format="PNG", compress_type=zlib.Z_RLE, transparency=0)
     to_lonlat = Transformer.from_crs(_WEB_MERCATOR, 4326, always_xy=True)
     west, north = to_lonlat.transform(*(dst_transform @ (0, 0)))
     east, south = to_lonlat.transform(*(dst_transform @ (w, h)))
