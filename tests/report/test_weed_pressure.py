@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import yaml
 from affine import Affine
-from shapely.geometry import box
 from report.weed_mosaics import CLASSES, cell_truth, weed_scene, write_labels, write_mosaic
+from shapely.geometry import box
 
 from agrivision.cli import main
 
@@ -74,13 +74,12 @@ def case(tmp_path_factory, weed_model):
         crs="EPSG:32633",
     )
     fields.to_file(root / "fields.gpkg")
-    (root / "config.yaml").write_text(
-        yaml.safe_dump({
-            "scene": {"mask": "off", "chunks": 256},
-            "problems": {"min_pixels": 100},
-            "output": {"max_cards": 0, "patch_min_area_m2": MIN_PATCH_M2},
-        })  # fmt: skip
-    )
+    settings = {
+        "scene": {"mask": "off", "chunks": 256},
+        "problems": {"min_pixels": 100},
+        "output": {"max_cards": 0, "patch_min_area_m2": MIN_PATCH_M2},
+    }
+    (root / "config.yaml").write_text(yaml.safe_dump(settings))
     out = root / "report"
     code = main(["report", str(mosaic), "--fields", str(root / "fields.gpkg"), "--config",
                  str(root / "config.yaml"), "--model", str(weed_model), "--grid-cell",
