@@ -7,6 +7,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import xarray as xr
+from shapely.affinity import translate
 from shapely.geometry import Polygon, box
 
 from agrivision.errors import ConfigError
@@ -64,19 +65,21 @@ def test_share_columns_avoid_taken_names_and_duplicates():
 
 
 def test_grid_cells_are_squares_on_the_crs_grid_cut_by_the_field():
-    # an L-shaped field from (3, 2) to (23, 12) m
-    field = Polygon([(3, 2), (23, 2), (23, 7), (13, 7), (13, 12), (3, 12)])
+    # an L-shaped field from (3, 2) to (23, 12) m off a point on the central meridian (where
+    # UTM's scale is 0.9996, so the geodesic areas are those of the plane)
+    x0, y0 = 500000, 5000000
+    field = translate(Polygon([(3, 2), (23, 2), (23, 7), (13, 7), (13, 12), (3, 12)]), x0, y0)
     fields = gpd.GeoDataFrame({"field_id": ["a"]}, geometry=[field], crs="EPSG:32633")
     cells = grid_cells(fields, 10)
     assert list(cells.columns) == ["cell_id", "field_id", "row", "col", "area_ha", "geometry"]
-    # cells (col, row) on the 10 m grid: x 0-10, 10-20, 20-30; y 0-10, 10-20
-    got = {(int(c), int(r)): g.area for c, r, g in zip(cells["col"], cells["row"],
-                                                        cells.geometry, strict=True)}  # fmt: skip
-    assert got == {(0, 0): 7 * 8, (1, 0): 10 * 5 + 3 * 3, (2, 0): 3 * 5, (0, 1): 7 * 2,
-                   (1, 1): 3 * 2}  # fmt: skip
+    # cells (col, row) on the 10 m grid: x 0-10, 10-20, 20-30; y 0-10, 10-20 (+ the offset)
+    got = {(int(c) - x0 // 10, int(r) - y0 // 10): g.area
+           for c, r, g in zip(cells["col"], cells["row"], cells.geometry, strict=True)}  # fmt: skip
+    assert got == pytest.approx({(0, 0): 7 * 8, (1, 0): 10 * 5 + 3 * 3, (2, 0): 3 * 5,
+                                 (0, 1): 7 * 2, (1, 1): 3 * 2})  # fmt: skip
     assert cells.geometry.area.sum() == pytest.approx(field.area)
     assert cells["cell_id"].tolist() == list(range(1, 6))
-    np.testing.assert_allclose(cells["area_ha"], cells.geometry.area / 1e4, rtol=2e-3)
+    np.testing.assert_allclose(cells["area_ha"], cells.geometry.area / 1e4, rtol=1e-3)
 
 
 def test_grid_cells_need_metres():
