@@ -194,7 +194,14 @@ KEYS = {
         "problem_pct",
     ],
     "timeseries": ["index", "decline_threshold", "min_valid_fraction"],
-    "output": ["precision", "max_cards", "max_field_pixels"],
+    "output": [
+        "precision",
+        "max_cards",
+        "max_field_pixels",
+        "grid_cell_m",
+        "patch_classes",
+        "patch_min_area_m2",
+    ],
     "health": [
         "bare_ndvi",
         "stressed_ndvi",

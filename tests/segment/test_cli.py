@@ -14,7 +14,7 @@ from agrivision.cli.segment import evaluate, segment, train
 from agrivision.errors import BandNotFoundError, CheckpointError
 from agrivision.io.scene import open_scene
 from agrivision.segment import evaluate as evaluate_api
-from agrivision.segment import load_config
+from agrivision.segment import load_checkpoint, load_config
 from agrivision.segment import segment as segment_api
 
 
@@ -48,6 +48,43 @@ def test_train_evaluate_segment(tmp_path, tiles, config_file):
     with rasterio.open(tmp_path / "p.tif") as src:
         np.testing.assert_array_equal(src.read(), expected["probabilities"].values)
         assert src.descriptions[1] == "healthy"
+
+
+def test_evaluate_writes_the_model_card(tmp_path, tiles, config_file):
+    licence = "synthetic tiles: CC0"
+    cfg = config_file(tmp_path / "c.yaml", tiles, **{"training.epochs": 1, "data.licence": licence})
+    runner = CliRunner()
+    out = runner.invoke(train, [str(cfg), "-o", str(tmp_path / "m"), "--quiet"])
+    assert out.exit_code == 0, out.output
+    assert f"data licence (the weights inherit it): {licence}" in out.output
+    card = tmp_path / "m" / "model.json"
+    meta = json.loads(card.read_text())
+    assert meta["data_licence"] == licence and meta["evaluation"] is None
+    sha = meta["weights_sha256"]
+
+    out = runner.invoke(evaluate, ["--model", str(tmp_path / "m"), str(cfg), "--no-record"])
+    assert out.exit_code == 0, out.output
+    assert f"training data licence: {licence}" in out.output
+    assert json.loads(card.read_text())["evaluation"] is None
+
+    out = runner.invoke(evaluate, ["--model", str(tmp_path / "m"), str(cfg)])
+    assert out.exit_code == 0, out.output
+    scores = evaluate_api(tmp_path / "m", load_config(cfg))
+    recorded = load_checkpoint(tmp_path / "m").meta  # still loads: the weights are unchanged
+    assert recorded.weights_sha256 == sha
+    ev = recorded.evaluation
+    assert ev.split == "evaluation" and ev.images == ["tile_004.tif", "tile_005.tif"]
+    assert ev.miou == scores["miou"] and ev.iou == scores["iou"] and ev.f1 == scores["f1"]
+    assert ev.confusion == scores["confusion"] and ev.pixels == 32768 and ev.tta == "none"
+    assert len(ev.data_fingerprint) == 64
+
+    # test-time flips: scored as the model with tta set would be, and recorded as such
+    out = runner.invoke(evaluate, ["--model", str(tmp_path / "m"), str(cfg), "--tta", "flips"])
+    assert out.exit_code == 0, out.output
+    flipped = evaluate_api(tmp_path / "m", load_config(cfg), tta="flips")
+    assert load_checkpoint(tmp_path / "m").meta.evaluation.tta == "flips"
+    assert load_checkpoint(tmp_path / "m").meta.evaluation.confusion == flipped["confusion"]
+    assert flipped["confusion"] != scores["confusion"]
 
 
 def test_segment_a_plain_image(tmp_path, tiny):

@@ -39,5 +39,6 @@ def test_cwfid_config_uses_train_ids_for_training_and_test_ids_for_evaluation():
     train_ids, test_ids = set(cfg.data.train.ids), set(cfg.data.evaluation.ids)
     assert train_ids <= set(split["train"]) and test_ids <= set(split["test"])
     assert not train_ids & test_ids and cfg.data.validation is None
-    assert len(resolve(cfg.data.train, cfg.data.root)) == 10
+    assert len(resolve(cfg.data.train, cfg.data.root)) == 40  # the whole official train list
+    assert "non-commercial" in cfg.data.licence
     assert len(resolve(cfg.data.evaluation, cfg.data.root)) == 10

@@ -11,7 +11,7 @@ from agrivision.io.scene import open_scene
 from agrivision.segment import engine as engines
 from agrivision.segment.checkpoint import load_checkpoint, save_checkpoint
 from agrivision.segment.config import load_config
-from agrivision.segment.engine import resolve_engine
+from agrivision.segment.engine import FlipTTA, resolve_engine
 from agrivision.segment.evaluate import evaluate
 from agrivision.segment.predict import loaded_models, segment
 
@@ -93,3 +93,44 @@ def test_openvino_bf16_costs_at_most_half_a_miou_point(trained):
     assert fp32["pixels"] == bf16["pixels"] == 2 * 128 * 128
     assert fp32["miou"] > 0.2  # trained for two epochs: real answers, not one flat class
     assert abs(bf16["miou"] - fp32["miou"]) <= 0.005
+
+
+def test_flip_tta_averages_the_flipped_probabilities():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(2, 3, 3, padding=1)  # not flip-equivariant: each flip differs
+
+    def engine(batch):
+        return conv(batch)
+
+    x = torch.rand(2, 2, 8, 8)
+    with torch.no_grad():
+        out = torch.softmax(FlipTTA(engine)(x), dim=1)
+        by_hand = sum(
+            torch.softmax(conv(x.flip(d) if d else x), dim=1).flip(d) if d
+            else torch.softmax(conv(x), dim=1)
+            for d in ((), (-1,), (-2,), (-2, -1))
+        ) / 4  # fmt: skip
+        plain = torch.softmax(conv(x), dim=1)
+    torch.testing.assert_close(out, by_hand)
+    assert (out - plain).abs().max() > 1e-3
+
+
+def test_a_model_with_tta_segments_with_flips(tiny, scene_of, tmp_path):
+    seg = tiny(("red", "nir"), ("a", "b", "c"))
+    data = np.random.default_rng(0).random((2, 64, 64))  # one 64-px window: no blending
+    flips = seg.meta.model_copy(update={"spec": seg.spec.model_copy(update={"tta": "flips"})})
+    save_checkpoint(seg.model, flips, tmp_path / "m")
+    tta = segment(scene_of(data, ("red", "nir")), tmp_path / "m", probabilities=True)
+    # by hand: the plain model on each flipped image, flipped back, averaged
+    by_hand = np.mean(
+        [
+            np.flip(segment(scene_of(np.flip(data, axes), ("red", "nir")), seg,
+                            probabilities=True)["probabilities"].values, axes)
+            for axes in ((), (2,), (1,), (1, 2))
+        ],
+        axis=0,
+    ) / 254  # fmt: skip
+    probs = tta["probabilities"].values / 254
+    np.testing.assert_allclose(probs, by_hand, atol=1.01 / 254)
+    plain = segment(scene_of(data, ("red", "nir")), seg, probabilities=True)
+    assert np.abs(probs - plain["probabilities"].values / 254).max() > 0.01

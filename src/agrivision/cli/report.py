@@ -42,6 +42,9 @@ def _configure_logging(level: str, quiet: bool) -> None:
     help="U-Net checkpoint folder: health classes from the model, not the "
     "index rules (class names mapped as in agrivision.segment.model_classes).",
 )
+@click.option("--grid-cell", "grid_cell", type=float,
+              help="With --model: class shares also per square cell of this edge (m) inside "
+              "each field (cells.geojson).")  # fmt: skip
 @click.option("-i", "--index", "indices", multiple=True, help="Index (repeat); overrides config.")
 @source_options
 @click.option("--scheduler", help="dask.distributed scheduler address (tcp://host:8786).")
@@ -72,6 +75,7 @@ def report(
     outdir: str | None,
     config_path: str | None,
     model: str | None,
+    grid_cell: float | None,
     indices: tuple[str, ...],
     sensor: str | None,
     bands: str | None,
@@ -94,6 +98,7 @@ def report(
         "runtime.scheduler": scheduler,
         "runtime.workers": workers, "zones.n": n_zones, "model": model,
         "fields.crop_column": crop_column, "output.map_tiles": map_tiles,
+        "output.grid_cell_m": grid_cell,
     }  # fmt: skip
     config = load_report_config(config_path, overrides)
     if print_config:

@@ -39,11 +39,14 @@ def train(config: str, output: str | None, device: str | None, quiet: bool) -> N
     from agrivision.segment import load_config
     from agrivision.segment import train as run
 
-    result = run(load_config(config), output, device=device, progress=not quiet)
+    cfg = load_config(config)
+    result = run(cfg, output, device=device, progress=not quiet)
     click.echo(
         f"saved {result.path} (best epoch {result.best_epoch} of {result.epochs_run}, "
         f"validation mIoU {result.metrics['miou']:.3f}, {result.seconds:.0f} s)"
     )
+    if cfg.data.licence:
+        click.echo(f"data licence (the weights inherit it): {cfg.data.licence}")
 
 
 @click.command()
@@ -53,7 +56,11 @@ def train(config: str, output: str | None, device: str | None, quiet: bool) -> N
 @click.option("--batch-size", type=int, help="Windows per model call.")
 @PRECISION
 @ENGINE
+@click.option("--tta", type=click.Choice(["none", "flips"]),
+              help="Test-time flips (default: the model's own setting).")  # fmt: skip
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write JSON.")
+@click.option("--record/--no-record", default=True, show_default=True,
+              help="Write the scores into MODEL's model.json (its model card).")  # fmt: skip
 def evaluate(
     config: str,
     model_dir: str,
@@ -61,20 +68,29 @@ def evaluate(
     batch_size: int | None,
     precision: str,
     engine: str,
+    tta: str | None,
     json_path: str | None,
+    record: bool,
 ) -> None:
-    """Score MODEL on the evaluation split of CONFIG.yaml: IoU, F1, mIoU, confusion matrix."""
+    """Score MODEL on the evaluation split of CONFIG.yaml: IoU, F1, mIoU, confusion matrix.
+
+    The scores, the scored images and their fingerprint go into MODEL/model.json (the model
+    card) unless --no-record.
+    """
     from agrivision.io.atomic import atomic_path
     from agrivision.segment import evaluate as run
-    from agrivision.segment import load_config
+    from agrivision.segment import load_checkpoint, load_config
+    from agrivision.segment.checkpoint import record_evaluation
 
+    segmenter = load_checkpoint(model_dir)
     result = run(
-        model_dir,
+        segmenter,
         load_config(config),
         device=device,
         batch_size=batch_size,
         precision=precision,
         engine=engine,
+        tta=tta,
     )
     names = list(result["iou"])
     click.echo(f"split: {result['split']} ({result['images']} images, {result['pixels']} pixels)")
@@ -89,9 +105,26 @@ def evaluate(
     click.echo(" " * width + "".join(f"{n:>{width}}" for n in names))
     for n, row in zip(names, result["confusion"], strict=True):
         click.echo(f"{n:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+    if segmenter.meta.data_licence:
+        click.echo(f"training data licence: {segmenter.meta.data_licence}")
     if json_path:
         with atomic_path(json_path) as tmp:
             tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    if record:
+        path = record_evaluation(model_dir, _evaluation(result))
+        click.echo(f"recorded in {path}")
+
+
+def _evaluation(result: dict):
+    import datetime as dt
+
+    from agrivision.segment.checkpoint import Evaluation
+
+    fields = set(Evaluation.model_fields) - {"evaluated", "images"}
+    return Evaluation(
+        evaluated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        images=result["image_names"], **{k: result[k] for k in fields},
+    )  # fmt: skip
 
 
 def _num(value: float | None) -> str:

@@ -2,7 +2,7 @@
 
 Column names are stable and documented in the README (they are the product's interface):
 ``field_id, area_ha, coverage, date, valid_fraction, <index>_<stat>...,
-<slug>_pct, <slug>_ha..., problem_area_ha, anomaly_patch_ha, hotspot, low_valid_data,
+<slug>_pct, <slug>_ha..., <model class>_pct... (with a model), problem_area_ha, anomaly_patch_ha, hotspot, low_valid_data,
 outside_scene, partly_outside``, ``crop`` (when the fields have one), ``peer_group, peer_n,
 peer_z, stressed_peer_pct`` and, with two or more dates, ``<index>_change, <index>_peer_change, previous_date,
 declining``; then ``status, status_reason``. Class slugs come from the class schema
@@ -19,6 +19,7 @@ share is judged against the field's crop (:func:`problem_share`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import geopandas as gpd
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from agrivision.fields.class_shares import class_shares, share_columns
 from agrivision.fields.config import FieldTableConfig, FieldTableSettings
 from agrivision.fields.patches import largest_patch_ha
 from agrivision.fields.peers import ALL_FIELDS, peer_groups, relative_decline
@@ -54,6 +56,7 @@ def field_table(
     classes: xr.DataArray,
     *,
     config: FieldTableSettings | None = None,
+    predictions: xr.DataArray | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame | None]:
     """Per-field statistics, class areas, flags and status; and the per-date series.
 
@@ -68,6 +71,11 @@ def field_table(
         Lazy uint8 health classes of the last date on the same grid (0 = none).
     config
         Thresholds (``problems.*``, ``timeseries.*``); defaults when omitted.
+    predictions
+        A model's own classes (:func:`agrivision.segment.model_classes.model_predictions`,
+        255 = none): adds each class's share of the field's predicted pixels as
+        ``<class>_pct`` (e.g. ``weed_pct``; ``model_<class>_pct`` where a schema column has
+        that name) after the health-class columns.
 
     Returns
     -------
@@ -119,6 +127,12 @@ def field_table(
         share = stats[f"{_CLASSES}_frac_{code}"].fillna(0.0).to_numpy()
         table[f"{slug}_pct"] = 100.0 * share
         table[f"{slug}_ha"] = share * observed_ha
+    if predictions is not None:
+        names = json.loads(predictions.attrs["class_names"])
+        columns = share_columns(names, taken=table.columns)
+        shares = class_shares(predictions, fields, names, columns=columns)
+        for column in columns:
+            table[column] = shares[column].to_numpy()
     table["problem_area_ha"] = sum(table[f"{CLASS_SLUGS[c]}_ha"] for c in PROBLEM_CODES)
     p = config.problems
     table["anomaly_patch_ha"] = largest_patch_ha(classes, fields, code=ANOMALY).to_numpy()

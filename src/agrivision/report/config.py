@@ -101,6 +101,15 @@ class OutputConfig(Section):
     #: Basemap of the report map: an XYZ tile URL (``https://.../{z}/{x}/{y}.png``). None:
     #: no basemap, and the page makes no network request.
     map_tiles: str | None = Field(default=None, pattern=r"^https?://.*\{z\}.*\{x\}.*\{y\}")
+    #: With a model: its class shares also per square cell of this edge (metres, on a grid
+    #: anchored at the scene CRS's origin) inside each field: ``cells.geojson``, layer
+    #: ``cells``. None: per field only.
+    grid_cell_m: float | None = Field(default=None, gt=0)
+    #: With a model: its classes drawn as patch polygons (``patches.geojson``, layer
+    #: ``patches``). None: the classes named weed or weeds.
+    patch_classes: list[str] | None = None
+    #: Patches smaller than this (m^2) are not drawn (0.01 m^2: a 10 cm square).
+    patch_min_area_m2: float = Field(default=0.01, ge=0)
 
 
 class RuntimeConfig(Section):

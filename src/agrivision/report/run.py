@@ -52,13 +52,19 @@ from agrivision.io.remote import reads_remote
 from agrivision.io.scene import open_scene
 from agrivision.io.vector import FeatureSpool, write_layers, write_vector
 from agrivision.masks import MaskConfig
+from agrivision.report import model_layers
 from agrivision.report.cards import build_cards
 from agrivision.report.config import ReportConfig
 from agrivision.report.html import render_report, write_report
 from agrivision.report.page import page_data
 from agrivision.report.styles import write_gpkg_styles, write_raster_style
 from agrivision.runtime import compute_context, return_freed_memory, trim_heap
-from agrivision.segment.model_classes import classes_provenance, model_classes, run_once
+from agrivision.segment.model_classes import (
+    classes_provenance,
+    model_predictions,
+    run_once,
+    schema_classes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +72,8 @@ OUTPUTS = (
     "fields.geojson", "problems.geojson", "zones.geojson", "report.gpkg", "fields.csv",
     "indices.tif", "indices.qml", "classes.tif", "report.html", "summary.json",
 )  # fmt: skip
+#: Also written with a model: its patches and (with output.grid_cell_m) per-cell shares.
+MODEL_OUTPUTS = ("patches.geojson", "cells.geojson")
 #: GDAL block cache (MB) during a report, unless GDAL_CACHEMAX is set: every chunk is read
 #: once, so a larger cache only holds decoded blocks that are never read again.
 GDAL_CACHE_MB = 128
@@ -199,11 +207,12 @@ def _run(
         indices = compute(scene, config.indices or _default_indices(scene))
         latest = indices.isel(time=-1) if "time" in indices.dims else indices
     with stage("classes"):
+        predictions = None  # a model's own classes
         if config.model:  # the U-Net's classes of the last date, mapped onto the schema
-            classes = run_once(model_classes(
-                scene.isel(time=-1) if "time" in scene.dims else scene, config.model, fields,
-                mapping=config.model_classes, schema=DEFAULT_SCHEMA,
+            predictions = run_once(model_predictions(
+                scene.isel(time=-1) if "time" in scene.dims else scene, config.model, fields
             ))  # fmt: skip
+            classes = schema_classes(predictions, config.model_classes, schema=DEFAULT_SCHEMA)
         else:
             rules = HealthRules(**config.health) if config.health else HealthRules()
             classes = classify(
@@ -225,7 +234,9 @@ def _run(
         if "time" not in indices.dims:
             indices = latest
     with stage("zonal"):
-        table, series = field_table(fields, indices, classes, config=config)
+        table, series = field_table(
+            fields, indices, classes, config=config, predictions=predictions
+        )
         # Fields without enough data get a status and no problem polygons or zones.
         supported = fields[(table["status"] != INSUFFICIENT).to_numpy()]
         if supported.empty:
@@ -243,6 +254,7 @@ def _run(
         )  # fmt: skip
         # Made strip by strip into a file in the staging folder (removed once written).
         problems = FeatureSpool(polygons, folder=staging)
+        layers = _model_layers(predictions, supported, config, staging)
     with stage("zones"):
         zoned, quality = _zones(indices, latest, fields, supported, series, config, staging)
         table = with_zone_quality(table, quality)
@@ -251,8 +263,11 @@ def _run(
         write_vector(table, staging / "fields.geojson", precision=p)
         write_vector(problems, staging / "problems.geojson", precision=p)
         write_vector(zoned, staging / "zones.geojson", precision=p)
+        for name, layer in layers.items():
+            write_vector(layer, staging / f"{name}.geojson", precision=p)
         write_layers(
-            {"fields": table, "problems": problems, "zones": zoned}, staging / "report.gpkg"
+            {"fields": table, "problems": problems, "zones": zoned, **layers},
+            staging / "report.gpkg",
         )
         write_gpkg_styles(staging / "report.gpkg", schema=schema)
         write_raster_style(staging / "indices.tif")
@@ -261,6 +276,9 @@ def _run(
             write_vector(series, staging / "fields_timeseries.csv")
         problems.close()
         zoned.close()
+        for layer in layers.values():
+            if isinstance(layer, FeatureSpool):
+                layer.close()
     made_by = classes_provenance(classes)
     with stage("html"):
         cards = build_cards(
@@ -322,6 +340,22 @@ def _read_back(path: Path, like: xr.DataArray | xr.Dataset) -> xr.DataArray | xr
     return like.copy(data={name: bands[i] for i, name in enumerate(like.data_vars)})
 
 
+def _model_layers(predictions, supported, config: ReportConfig, staging: Path) -> dict:
+    """``patches`` (spooled) and, with ``output.grid_cell_m``, ``cells`` of a model's classes;
+    none without a model."""
+    if predictions is None:
+        return {}
+    oc = config.output
+    names = json.loads(predictions.attrs["class_names"])
+    codes = model_layers.patch_codes(names, oc.patch_classes)
+    layers: dict[str, Any] = {"patches": model_layers.patches(
+        predictions, supported, codes, min_area_m2=oc.patch_min_area_m2, folder=staging
+    )}  # fmt: skip
+    if oc.grid_cell_m:
+        layers["cells"] = model_layers.cells(predictions, supported, oc.grid_cell_m)
+    return layers
+
+
 def _check_outdir(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError("output path exists and is not a folder", source=out)
@@ -333,7 +367,7 @@ def _check_outdir(out: Path, overwrite: bool) -> None:
         raise OutputError(
             f"folder {out.parent} is not writable", source=out, fix="choose another -o"
         )
-    existing = [n for n in OUTPUTS if (out / n).exists()]
+    existing = [n for n in (*OUTPUTS, *MODEL_OUTPUTS) if (out / n).exists()]
     if existing and not overwrite:
         raise OutputError(
             f"report outputs exist ({', '.join(existing[:3])}{'...' if len(existing) > 3 else ''})",

@@ -47,8 +47,29 @@ class Normalisation(BaseModel):
         return self
 
 
+class Evaluation(BaseModel):
+    """The model card's test scores: :func:`agrivision.segment.evaluate` on labelled images,
+    recorded by ``agrivision evaluate`` (the latest evaluation replaces the previous one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    evaluated: str  # ISO 8601, UTC
+    split: str  # evaluation, validation, validation chips or validation blocks
+    images: list[str]  # image file names
+    pixels: int
+    data_fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$")  # images and labels scored
+    tta: Literal["none", "flips"] = "none"
+    miou: float | None
+    mf1: float | None
+    accuracy: float | None
+    iou: dict[str, float | None]
+    f1: dict[str, float | None]
+    confusion: list[list[int]]  # rows: truth, columns: predicted
+
+
 class CheckpointMeta(BaseModel):
-    """The JSON metadata of a checkpoint (see the module docstring)."""
+    """The JSON metadata of a checkpoint (see the module docstring): also the model card,
+    with the training data's fingerprint and licence, validation metrics and test scores."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,6 +84,9 @@ class CheckpointMeta(BaseModel):
     normalisation: Normalisation
     metrics: dict[str, Metric] = Field(default_factory=dict)
     data_fingerprint: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
+    # Terms of the training data (config data.licence): weights inherit them.
+    data_licence: str = ""
+    evaluation: Evaluation | None = None
     weights_sha256: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
 
     @model_validator(mode="after")
@@ -114,6 +138,27 @@ def save_checkpoint(
     with atomic_path(out / METADATA, overwrite=overwrite) as tmp:
         tmp.write_text(meta.model_dump_json(indent=2), encoding="utf-8")
     return out
+
+
+def record_evaluation(directory: str | os.PathLike, evaluation: Evaluation) -> Path:
+    """Write ``evaluation`` into the checkpoint's ``model.json`` (atomically; weights untouched).
+
+    Raises
+    ------
+    CheckpointError
+        Unreadable metadata, or weights that no longer match it.
+    """
+    out = Path(directory)
+    meta = read_metadata(out / METADATA)
+    if meta.weights_sha256 and _sha256(out / WEIGHTS) != meta.weights_sha256:
+        raise CheckpointError(
+            "weights do not match the SHA-256 in model.json", source=out / WEIGHTS,
+            fix="evaluate an intact checkpoint directory",
+        )  # fmt: skip
+    with atomic_path(out / METADATA) as tmp:
+        text = meta.model_copy(update={"evaluation": evaluation}).model_dump_json(indent=2)
+        tmp.write_text(text, encoding="utf-8")
+    return out / METADATA
 
 
 def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Segmenter:

@@ -71,6 +71,7 @@ def build_engine(
     window: int,
     bf16: bool,
     compile: bool = False,
+    tta: str = "none",
 ) -> Engine:
     """An engine for ``model`` (in eval mode) on ``device``.
 
@@ -88,10 +89,36 @@ def build_engine(
         Run in bf16 (autocast in PyTorch, the inference precision in OpenVINO).
     compile
         ``torch.compile`` the model (PyTorch only).
+    tta
+        ``flips``: run each batch also flipped (see :class:`FlipTTA`); ``none``.
     """
+    engine: Engine
     if name == "openvino":
-        return _OpenVino(model, bands, window, bf16)
-    return _Torch(model, device, bf16, compile)
+        engine = _OpenVino(model, bands, window, bf16)
+    else:
+        engine = _Torch(model, device, bf16, compile)
+    return FlipTTA(engine) if tta == "flips" else engine
+
+
+class FlipTTA:
+    """Test-time augmentation: the mean class probabilities of a batch and its horizontal,
+    vertical and double flips (each flipped back), returned as log-probabilities, so that the
+    caller's softmax yields that mean."""
+
+    FLIPS = ((), (-1,), (-2,), (-2, -1))
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        total = None
+        for dims in self.FLIPS:
+            x = batch.flip(dims) if dims else batch
+            prob = torch.softmax(self.engine(x), dim=1)
+            prob = prob.flip(dims) if dims else prob
+            total = prob if total is None else total + prob
+        assert total is not None
+        return torch.log(total / len(self.FLIPS))
 
 
 class _Torch:

@@ -9,7 +9,7 @@ import numpy as np
 from agrivision.segment.checkpoint import Segmenter, load_checkpoint
 from agrivision.segment.chip_folders import chip_pairs
 from agrivision.segment.config import SegmentConfig
-from agrivision.segment.data import image_scene, read_image, read_labels, resolve
+from agrivision.segment.data import fingerprint, image_scene, read_image, read_labels, resolve
 from agrivision.segment.metrics import confusion, scores
 from agrivision.segment.predict import segment
 from agrivision.segment.prepare import NODATA
@@ -24,6 +24,7 @@ def evaluate(
     batch_size: int | None = None,
     precision: str = "auto",
     engine: str = "auto",
+    tta: str | None = None,
 ) -> dict:
     """Per-class IoU/F1, mIoU, accuracy and confusion matrix on the evaluation split.
 
@@ -33,12 +34,19 @@ def evaluate(
     at their own resolution (the model pools them itself) and scored against their labels at
     full resolution; label 255 and nodata pixels are not counted.
 
+    ``tta`` (``none`` or ``flips``) overrides the model's test-time augmentation.
+
     Returns
     -------
     dict
-        :func:`agrivision.segment.metrics.scores` plus ``split``, ``images`` and ``pixels``.
+        :func:`agrivision.segment.metrics.scores` plus ``split``, ``images`` (count),
+        ``image_names``, ``pixels``, ``tta`` and ``data_fingerprint`` (of the scored images
+        and labels).
     """
     seg = model if isinstance(model, Segmenter) else load_checkpoint(model)
+    if tta is not None and tta != seg.spec.tta:
+        spec = seg.spec.model_copy(update={"tta": tta})
+        seg = Segmenter(seg.model, seg.meta.model_copy(update={"spec": spec}), seg.path)
     spec, data = seg.spec, config.data
     source = data.evaluation or data.validation or data.train
     if data.evaluation is not None:
@@ -82,5 +90,9 @@ def evaluate(
         )["classes"].values
         cm += confusion(label, pred, len(spec.classes))
     result = scores(cm, spec.classes)
-    result.update(split=split_name, images=len(pairs), pixels=int(cm.sum()))
+    result.update(
+        split=split_name, images=len(pairs), image_names=[p.image.name for p in pairs],
+        pixels=int(cm.sum()), tta=spec.tta,
+        data_fingerprint=fingerprint(pairs, {"split": split_name, "classes": spec.classes}),
+    )  # fmt: skip
     return result

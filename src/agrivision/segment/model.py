@@ -41,6 +41,9 @@ class ModelSpec(BaseModel):
     window
         Edge of the square windows the model is run on, in model pixels; a multiple of
         ``2 ** encoder_depth``.
+    tta
+        Test-time augmentation at inference: ``flips`` averages the class probabilities of
+        each window and its horizontal, vertical and double flips (4x the compute).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -53,6 +56,7 @@ class ModelSpec(BaseModel):
     classes: tuple[str, ...] = Field(min_length=2, max_length=255)
     downsample: int = Field(default=1, ge=1, le=16)
     window: int = Field(default=256, ge=32, le=4096)
+    tta: Literal["none", "flips"] = "none"
 
     @field_validator("bands", "classes")
     @classmethod

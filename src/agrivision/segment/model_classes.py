@@ -33,8 +33,10 @@ names, colours and the field-table columns (``anomaly_pct``, ...) stay those of 
 Code 0 (background) is also where any model band is NaN (nodata, masked clouds) and, with
 fields, every pixel outside them.
 
-A lazy class raster reruns the model each time it is read; :func:`run_once` computes it once
-and keeps it (1 byte per pixel), which is what ``agrivision report --model`` does.
+:func:`model_predictions` keeps the checkpoint's own classes (``soil, crop, weed``), whose
+per-field shares the report also gives; :func:`schema_classes` maps them. A lazy class raster
+reruns the model each time it is read; :func:`run_once` computes it once and keeps it (1 byte
+per pixel), which is what ``agrivision report --model`` does.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ import xarray as xr
 from agrivision.errors import CheckpointError, ConfigError
 from agrivision.fields.rasterize import field_raster
 from agrivision.health.schema import DEFAULT_SCHEMA, ClassSchema
+from agrivision.segment.prepare import NODATA
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +111,7 @@ def class_mapping(
         A checkpoint class that neither ``mapping``, the schema nor :data:`SYNONYMS` names.
     """
     explicit = check_mapping(mapping or {}, schema=schema)
-    by_key = {_key(c): c for c in classes}
+    by_key = {class_key(c): c for c in classes}
     if unknown := [k for k in explicit if k not in by_key]:
         raise ConfigError(
             f"model_classes names {unknown}, which the model does not have "
@@ -118,7 +121,7 @@ def class_mapping(
     names = set(schema.names.values())
     result, unmapped = {}, []
     for name in classes:
-        key = _key(name)
+        key = class_key(name)
         target = explicit.get(key) or (key if key in names else SYNONYMS.get(key))
         if target in names:
             result[name] = target
@@ -153,7 +156,7 @@ def check_mapping(
                 f"model_classes.{key}: {target!r} is not a report class",
                 fix=f"allowed: {', '.join(names)}",
             )
-    return {_key(k): v for k, v in mapping.items()}
+    return {class_key(k): v for k, v in mapping.items()}
 
 
 def model_labels(
@@ -179,9 +182,123 @@ def model_labels(
     for target in dict.fromkeys(mapping.values()):
         sources = [name for name, t in mapping.items() if t == target]
         code = schema.code(target)
-        if code != 0 and [_key(n) for n in sources] != [target]:
+        if code != 0 and [class_key(n) for n in sources] != [target]:
             labels[code] = " / ".join(sources)
     return labels
+
+
+def model_predictions(
+    scene: xr.Dataset,
+    model: str | os.PathLike,
+    fields: gpd.GeoDataFrame | None = None,
+    *,
+    device: str = "auto",
+) -> xr.DataArray:
+    """The checkpoint's own classes of one date, inside the fields; lazy uint8.
+
+    Parameters
+    ----------
+    scene
+        One date, dims ``(y, x)``, with the bands named in the checkpoint (reflectance 0..1,
+        NaN = nodata); any CRS (the result is on the scene's grid).
+    model
+        Checkpoint directory (``model.json`` + ``model.safetensors``); verified here, and
+        reloaded from this path by dask workers (once per worker).
+    fields
+        Field polygons with a unique ``field_id`` (any CRS); pixels outside every field
+        become 255. Without fields the whole scene is kept.
+    device
+        ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``model_class``: the index of the checkpoint's class (``classes[i]`` of its
+        ``model.json``), 255 = nodata or outside the fields (also the rio nodata), on the
+        scene's grid and chunks; ``attrs["class_names"]`` (JSON list) and
+        ``attrs["model"]`` (JSON: checkpoint path, weights SHA-256).
+
+    Raises
+    ------
+    CheckpointError
+        Unreadable or corrupt checkpoint.
+    BandNotFoundError
+        The scene lacks a band the model needs.
+    """
+    from agrivision.segment import load_checkpoint, segment
+
+    if "time" in scene.dims:
+        raise ConfigError(
+            f"the model takes one date; the scene has {scene.sizes['time']}",
+            source="scene", fix="select one, e.g. scene.isel(time=-1)",
+        )  # fmt: skip
+    segmenter = load_checkpoint(model)  # fail now on a bad checkpoint, not mid-computation
+    predicted = segment(scene, segmenter, device=device)["classes"].data
+    band = scene[segmenter.spec.bands[0]]
+    if fields is not None:
+        fid = field_raster(fields, band).data
+        data = da.map_blocks(_inside, predicted.rechunk(fid.chunks), fid, dtype=np.uint8)
+    else:
+        data = predicted.rechunk(band.chunks or predicted.chunks)
+    out = band.copy(data=data)
+    out.name = "model_class"
+    out.encoding = {}
+    out.attrs = {
+        "long_name": "model class",
+        "class_names": json.dumps(list(segmenter.spec.classes)),
+        "model": json.dumps(
+            {"checkpoint": str(segmenter.path), "weights_sha256": segmenter.meta.weights_sha256}
+        ),
+    }
+    return out.rio.write_nodata(NODATA)
+
+
+def schema_classes(
+    predictions: xr.DataArray,
+    mapping: Mapping[str, str] | None = None,
+    *,
+    schema: ClassSchema = DEFAULT_SCHEMA,
+) -> xr.DataArray:
+    """A model's classes (:func:`model_predictions`) as the report's health classes; lazy.
+
+    Parameters
+    ----------
+    predictions
+        :func:`model_predictions` (computed or lazy).
+    mapping
+        ``{checkpoint class: schema class}`` for names the built-in rules do not know.
+    schema
+        The report's class schema.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``health_class``, uint8, 0 = background/nodata (also the rio nodata);
+        ``attrs["class_schema"]`` (JSON) and ``attrs["model"]`` (JSON: checkpoint path,
+        weights SHA-256, class mapping); the schema's labels are the model's class names
+        (:func:`model_labels`).
+
+    Raises
+    ------
+    CheckpointError
+        A class that cannot be mapped.
+    """
+    provenance = json.loads(predictions.attrs["model"])
+    classes = json.loads(predictions.attrs["class_names"])
+    names = class_mapping(classes, mapping, schema=schema, source=provenance["checkpoint"])
+    lut = np.zeros(256, np.uint8)  # 255 (nodata, outside the fields) stays 0 = background
+    lut[: len(classes)] = [schema.code(names[c]) for c in classes]
+    out = xr.apply_ufunc(
+        _lookup, predictions, kwargs={"lut": lut}, dask="parallelized", output_dtypes=[np.uint8]
+    )
+    out.name = "health_class"
+    out.encoding = {}
+    out.attrs = {
+        "long_name": "crop-health class (U-Net)",
+        "class_schema": schema.relabel(model_labels(names, schema=schema)).to_json(),
+        "model": json.dumps({**provenance, "classes": names}),
+    }
+    return out.rio.write_nodata(0)
 
 
 def model_classes(
@@ -195,32 +312,9 @@ def model_classes(
 ) -> xr.DataArray:
     """Crop-health class raster of one date predicted by a U-Net checkpoint; lazy uint8.
 
-    Parameters
-    ----------
-    scene
-        One date, dims ``(y, x)``, with the bands named in the checkpoint (reflectance 0..1,
-        NaN = nodata); any CRS (the result is on the scene's grid).
-    model
-        Checkpoint directory (``model.json`` + ``model.safetensors``). Its weights are
-        verified here; dask workers load them from this path (once per worker), so on a
-        cluster it must be readable at the same path by every worker.
-    fields
-        Field polygons with a unique ``field_id`` (any CRS); pixels outside every field
-        become 0. Without fields the whole scene is kept.
-    mapping
-        ``{checkpoint class: schema class}`` for names the built-in rules do not know.
-    schema
-        The report's class schema.
-    device
-        ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-
-    Returns
-    -------
-    xarray.DataArray
-        ``health_class``, uint8, the scene's grid and chunks, 0 = background/nodata (also
-        the rio nodata); ``attrs["class_schema"]`` (JSON) and ``attrs["model"]`` (JSON:
-        checkpoint path, weights SHA-256, class mapping); the schema's labels are the
-        model's class names (:func:`model_labels`).
+    :func:`model_predictions` translated by :func:`schema_classes`; the arguments are theirs.
+    Code 0 (background) is where any model band is NaN and, with fields, every pixel outside
+    them.
 
     Raises
     ------
@@ -229,38 +323,8 @@ def model_classes(
     BandNotFoundError
         The scene lacks a band the model needs.
     """
-    from agrivision.segment import load_checkpoint, segment
-
-    if "time" in scene.dims:
-        raise ConfigError(
-            f"model_classes takes one date; the scene has {scene.sizes['time']}",
-            source="scene", fix="select one, e.g. scene.isel(time=-1)",
-        )  # fmt: skip
-    segmenter = load_checkpoint(model)  # fail now on a bad checkpoint, not mid-computation
-    path = segmenter.path  # absolute: dask workers reload the weights from it
-    spec = segmenter.spec
-    names = class_mapping(spec.classes, mapping, schema=schema, source=path or model)
-    lut = np.zeros(256, np.uint8)  # predicted 255 (nodata) stays 0 = background
-    lut[: len(spec.classes)] = [schema.code(names[c]) for c in spec.classes]
-    predicted = segment(scene, segmenter, device=device)["classes"].data
-    band = scene[spec.bands[0]]
-    if fields is not None:
-        fid = field_raster(fields, band).data
-        data = da.map_blocks(_to_schema, predicted.rechunk(fid.chunks), fid, lut=lut,
-                             dtype=np.uint8)  # fmt: skip
-    else:
-        chunks = band.chunks or predicted.chunks
-        data = da.map_blocks(_to_schema, predicted.rechunk(chunks), lut=lut, dtype=np.uint8)
-    out = band.copy(data=data)
-    out.name = "health_class"
-    out.encoding = {}
-    provenance = {"checkpoint": str(path), "weights_sha256": segmenter.meta.weights_sha256}
-    out.attrs = {
-        "long_name": "crop-health class (U-Net)",
-        "class_schema": schema.relabel(model_labels(names, schema=schema)).to_json(),
-        "model": json.dumps({**provenance, "classes": names}),
-    }
-    return out.rio.write_nodata(0)
+    predictions = model_predictions(scene, model, fields, device=device)
+    return schema_classes(predictions, mapping, schema=schema)
 
 
 def run_once(classes: xr.DataArray, *, max_bytes: int = KEEP_MAX_BYTES) -> xr.DataArray:
@@ -310,12 +374,14 @@ def classes_provenance(classes: xr.DataArray) -> dict:
     return {"method": "unknown"}
 
 
-def _key(name: str) -> str:
+def class_key(name: str) -> str:
+    """A class name as compared: lower case, spaces, hyphens and slashes turned into ``_``."""
     return re.sub(r"[\s\-/]+", "_", str(name).strip().lower())
 
 
-def _to_schema(predicted: np.ndarray, field_id: np.ndarray | None = None, *, lut) -> np.ndarray:
-    out = lut[predicted]
-    if field_id is not None:
-        out[field_id == 0] = 0
-    return out
+def _inside(predicted: np.ndarray, field_id: np.ndarray) -> np.ndarray:
+    return np.where(field_id == 0, np.uint8(NODATA), predicted)
+
+
+def _lookup(predicted: np.ndarray, *, lut: np.ndarray) -> np.ndarray:
+    return lut[predicted]

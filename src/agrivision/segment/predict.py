@@ -212,7 +212,7 @@ class _Handle:
         spec = self.meta.spec
         return build_engine(
             model, self.engine, device=self.device, bands=len(spec.bands), window=spec.window,
-            bf16=self.bf16, compile=self.compile,
+            bf16=self.bf16, compile=self.compile, tta=spec.tta,
         )  # fmt: skip
 
     def __dask_tokenize__(self) -> tuple:

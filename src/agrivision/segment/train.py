@@ -29,9 +29,9 @@ from agrivision.io.atomic import atomic_path
 from agrivision.segment.augment import augment
 from agrivision.segment.checkpoint import CheckpointMeta, Metric, Normalisation, save_checkpoint
 from agrivision.segment.chip_folders import chip_pairs
-from agrivision.segment.config import SegmentConfig
+from agrivision.segment.config import SegmentConfig, TrainingConfig
 from agrivision.segment.data import Pair, Sample, fingerprint, load_pairs, resolve
-from agrivision.segment.device import autocast, resolve_device
+from agrivision.segment.device import autocast, resolve_device, use_bf16
 from agrivision.segment.metrics import confusion, scores
 from agrivision.segment.model import ModelSpec, build_model
 from agrivision.segment.prepare import NODATA, normalise
@@ -97,7 +97,7 @@ def train(
         "train_seconds": round(seconds, 1),
     }
     metrics.update({f"val_{k}": v for k, v in best[3].items()})
-    settings = cfg.data.model_dump(exclude={"root"}) | {
+    settings = cfg.data.model_dump(exclude={"root", "licence"}) | {
         "split": cfg.split.model_dump(),
         "seed": opt_cfg.seed,
     }
@@ -106,6 +106,7 @@ def train(
         normalisation=data.normalisation,
         metrics=metrics,
         data_fingerprint=fingerprint(data.pairs, settings),
+        data_licence=cfg.data.licence or "",
     )
     save_checkpoint(model, meta, out)
     return TrainResult(out, best[1], len(history), seconds, best[3])
@@ -133,7 +134,8 @@ def _fit(
     )
     limit_s = opt_cfg.time_limit_min * 60 if opt_cfg.time_limit_min else None
     scheduler = _scheduler(optimiser, opt_cfg.schedule, steps * opt_cfg.epochs, limit_s, start)
-    loss_of = _loss(opt_cfg.dice_weight, data.class_weights, dev)
+    loss_of = _loss(opt_cfg, data.class_weights, dev)
+    bf16 = use_bf16(dev, opt_cfg.precision)
     generator = torch.Generator().manual_seed(opt_cfg.seed)
 
     history: list[dict] = []
@@ -150,11 +152,13 @@ def _fit(
         )
         with contextlib.closing(bar):
             losses = _train_epoch(
-                model, optimiser, scheduler, loss_of, data, chips, steps, cfg, generator, dev, bar
-            )
+                model, optimiser, scheduler, loss_of, data, chips, steps, cfg, generator, dev, bar,
+                bf16,
+            )  # fmt: skip
         val_scores = validate(
-            model, data.val_images, data.val_labels, data.val_boxes, len(classes), classes, dev
-        )
+            model, data.val_images, data.val_labels, data.val_boxes, len(classes), classes, dev,
+            bf16=bf16,
+        )  # fmt: skip
         row = _row(epoch, losses, optimiser, val_scores, classes, time.monotonic() - start)
         history.append(row)
         _write_log(out, history)
@@ -234,16 +238,26 @@ def _training_data(cfg: SegmentConfig, spec: ModelSpec) -> _TrainingData:
     )
 
 
-def _loss(dice_weight: float, class_weights: list[float], device: torch.device):
-    """``loss(logits, labels)``: class-weighted cross-entropy, plus Dice when weighted."""
+def _loss(opt_cfg: TrainingConfig, class_weights: list[float], device: torch.device):
+    """``loss(logits, labels)``: class-weighted cross-entropy, plus Dice and Lovasz-softmax
+    where weighted."""
     import segmentation_models_pytorch as smp
 
-    dice = smp.losses.DiceLoss("multiclass", from_logits=True, ignore_index=NODATA)
     weight = torch.tensor(class_weights, dtype=torch.float32, device=device)
+    terms = [
+        (w, fn)
+        for w, fn in (
+            (opt_cfg.dice_weight, smp.losses.DiceLoss("multiclass", ignore_index=NODATA)),
+            (opt_cfg.lovasz_weight, smp.losses.LovaszLoss("multiclass", ignore_index=NODATA)),
+        )
+        if w
+    ]
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         value = F.cross_entropy(logits, y, weight=weight, ignore_index=NODATA)
-        return value + dice_weight * dice(logits, y) if dice_weight else value
+        for w, fn in terms:
+            value = value + w * fn(logits, y)
+        return value
 
     return loss
 
@@ -260,6 +274,7 @@ def _train_epoch(
     generator,
     dev,
     bar,
+    bf16: bool,
 ) -> list[float]:
     """``steps`` optimiser steps over consecutive batches of ``chips`` (augmented); the losses."""
     model.train()
@@ -271,7 +286,7 @@ def _train_epoch(
         x, y = augment(x, y, cfg.augment, generator)
         x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
         y = y.to(dev, non_blocking=True).long()
-        with autocast(dev):
+        with autocast(dev, bf16):
             logits = model(x)
         loss = loss_of(logits.float(), y)
         optimiser.zero_grad(set_to_none=True)
@@ -304,11 +319,13 @@ def validate(
     n_classes: int,
     names: tuple[str, ...],
     device: torch.device,
+    *,
+    bf16: bool | None = None,
 ) -> dict:
     """Scores of ``model`` on the validation boxes of normalised ``images`` (model pixels).
 
     Each box is predicted on its own (no context from training pixels), padded to a multiple
-    of the encoder's output stride.
+    of the encoder's output stride; in bf16 autocast when ``bf16`` (default: on a GPU).
     """
     model.eval()
     cm = np.zeros((n_classes, n_classes), np.int64)
@@ -319,7 +336,7 @@ def validate(
                 x = image[:, r0:r1, c0:c1]
                 h, w = x.shape[1:]
                 x = F.pad(x, (0, -w % step, 0, -h % step))[None].to(device)
-                with autocast(device):
+                with autocast(device, bf16):
                     logits = model(x.contiguous(memory_format=torch.channels_last))
                 pred = logits[0, :, :h, :w].argmax(0).cpu().numpy().astype(np.uint8)
                 cm += confusion(label[r0:r1, c0:c1], pred, n_classes)

@@ -1,0 +1,120 @@
+"""Weed pressure on real crop/weed imagery: the 10 CWFID test images placed on a grid as one
+georeferenced mosaic (a made-up 1 mm transform; built in a temporary folder, never kept), the
+report's per-cell weed shares against the label truth.
+
+The model: ``$AGRIVISION_CWFID_MODEL`` (a model directory, e.g. from ``agrivision train
+config/unet-cwfid.yaml``) when set; otherwise one trained here on the 40 training images for
+a few minutes and kept in a cache folder outside the repository
+(``$AGRIVISION_TEST_CACHE``, default ``~/.cache/agrivision-tests``), keyed by the training
+config, so that later sessions reuse it. CWFID is for non-commercial research only: neither
+the mosaic nor the weights go into the repository.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import yaml
+from affine import Affine
+from PIL import Image
+from report.weed_mosaics import cell_truth, write_mosaic
+from shapely.geometry import box
+
+from agrivision.cli import main
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+pytest.importorskip("segmentation_models_pytorch")
+
+TEST_IDS = (1, 3, 4, 9, 10, 13, 15, 21, 22, 26)
+GSD = 0.001  # m per pixel (made up: CWFID is not georeferenced)
+ORIGIN = (500000.0, 5800000.0)
+CELL = 0.4  # m: 400 x 400 pixels
+# A quick model: a quarter of the resolution, bf16, a few minutes on a shared 2-core CPU.
+QUICK = {
+    "model": {"encoder": "resnet18", "decoder_channels": [128, 64, 32, 32, 16],
+              "bands": ["red", "nir"], "classes": ["soil", "crop", "weed"], "downsample": 4,
+              "window": 256},
+    "split": {"block": 128, "val_fraction": 0.15, "buffer": 8},
+    "chips": {"size": 128, "per_epoch": 256},
+    "augment": {"flips": True, "rotate90": True, "brightness": 0.2, "contrast": 0.2},
+    "training": {"epochs": 6, "batch_size": 8, "lr": 0.002, "precision": "bf16", "threads": 1,
+                 "device": "cpu", "patience": 6},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cwfid(shared_data) -> Path:
+    root = shared_data / "weeds_cwfid"
+    if not root.is_dir():
+        pytest.skip("weeds_cwfid is not in ../shared/data")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cwfid_model(cwfid, tmp_path_factory) -> Path:
+    """A weed model (see the module docstring)."""
+    if os.environ.get("AGRIVISION_CWFID_MODEL"):
+        return Path(os.environ["AGRIVISION_CWFID_MODEL"])
+    from agrivision.segment import load_config, train
+
+    repo_config = yaml.safe_load(Path("config/unet-cwfid.yaml").read_text())
+    config = {**QUICK, "data": {**repo_config["data"], "root": str(cwfid)}}
+    config["data"].pop("evaluation")
+    text = yaml.safe_dump(config, sort_keys=True)
+    cache = Path(os.environ.get("AGRIVISION_TEST_CACHE", Path.home() / ".cache/agrivision-tests"))
+    model = cache / f"cwfid-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    if not (model / "model.json").is_file():
+        path = tmp_path_factory.mktemp("cwfid_config") / "config.yaml"
+        path.write_text(text)
+        train(load_config(path), model, progress=False)
+    return model
+
+
+def _mosaic(cwfid: Path, folder: Path) -> tuple[Path, np.ndarray, Affine]:
+    """The test images on a 2 x 5 grid: (mosaic GeoTIFF, labels, transform)."""
+    images = [np.asarray(Image.open(cwfid / f"images/{i:03d}_image.png")) for i in TEST_IDS]
+    labels = [np.asarray(Image.open(cwfid / f"labels/{i:03d}_label.png")) for i in TEST_IDS]
+    rows = [np.concatenate(images[k : k + 5], axis=1) for k in (0, 5)]
+    rgb = np.concatenate(rows, axis=0)
+    label = np.concatenate([np.concatenate(labels[k : k + 5], axis=1) for k in (0, 5)])
+    # channel 1 is red, channel 2 NIR (see the data's README); reflectance = DN / 255
+    image = np.stack([rgb[..., 0], rgb[..., 1]]).astype(np.float32) / 255
+    transform = Affine(GSD, 0, ORIGIN[0], 0, -GSD, ORIGIN[1])
+    return write_mosaic(folder / "cwfid_mosaic.tif", image, transform), label, transform
+
+
+def test_cwfid_mosaic_weed_shares_per_cell_within_5_points(cwfid, cwfid_model, tmp_path):
+    mosaic, label, transform = _mosaic(cwfid, tmp_path)
+    h, w = label.shape  # 1932 x 6480 pixels
+    x0, y0 = ORIGIN
+    # two fields of whole cells inside the mosaic: 8 x 4 cells each
+    fields = gpd.GeoDataFrame(
+        {"field_id": [1, 2]},
+        geometry=[box(x0, y0 - 1.6, x0 + 3.2, y0), box(x0 + 3.2, y0 - 1.6, x0 + 6.4, y0)],
+        crs="EPSG:32633",
+    )
+    assert w * GSD > 6.4 and h * GSD > 1.6
+    fields.to_file(tmp_path / "fields.gpkg")
+    settings = {"scene": {"mask": "off", "chunks": 2048}, "output": {"max_cards": 0},
+                "problems": {"min_pixels": 1000}}  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(settings))
+    out = tmp_path / "report"
+    argv = ["report", str(mosaic), "--fields", str(tmp_path / "fields.gpkg"), "--config",
+            str(tmp_path / "config.yaml"), "--model", str(cwfid_model), "--grid-cell", str(CELL),
+            "-o", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    cells = gpd.read_file(out / "report.gpkg", layer="cells")
+    assert len(cells) == 64
+    truth = cell_truth(label, transform, cells)
+    assert truth[:, 2].max() > 10  # some cells are weedy
+    error = cells["weed_pct"].to_numpy() - truth[:, 2]
+    print(f"weed share per cell: truth {np.round(truth[:, 2], 1).tolist()}")
+    print(f"error (points): max {np.abs(error).max():.2f}, mean {error.mean():+.2f}")
+    assert np.abs(error).max() < 5.0
+    patches = gpd.read_file(out / "report.gpkg", layer="patches")
+    assert set(patches["class_name"]) == {"weed"} and len(patches) > 10
