@@ -190,12 +190,12 @@ def _run(
             method=sc.mask,
         )
         # Remote imagery: only the fields' window of each file is read.
-        window = (
+        area = (
             read_fields(fields_path, layer=config.fields.layer) if reads_remote(sources) else None
         )
         scene = open_scene(
             list(sources), sensor=sc.sensor, bands=sc.bands, resolution=sc.resolution,
-            crs=sc.crs, chunks=sc.chunks, mask=mask, fields=window,
+            crs=sc.crs, chunks=sc.chunks, mask=mask, fields=area,
         )  # fmt: skip
         fields = read_fields(
             fields_path, layer=config.fields.layer, id_column=config.fields.id_column,
