@@ -7,14 +7,20 @@ import io
 from collections.abc import Mapping, Sequence
 
 import geopandas as gpd
+import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from PIL import Image
 from shapely.geometry.base import BaseGeometry
 
 _BINS = 40  # of the field histograms
+_CARD_DPI = 90
+_PAD_IN = 0.05  # margin around what is drawn (inches)
+_ROOM_IN = 0.5  # room around a card figure for labels past its edge (inches)
 STATUS_COLOURS = {
     "good": "#1a9641",
     "watch": "#fdae61",
@@ -30,11 +36,47 @@ def _figure(width: float, height: float) -> tuple[Figure, Axes]:
     return fig, fig.subplots()
 
 
+def _card_figure(width: float, height: float) -> tuple[Figure, FigureCanvasAgg, Axes]:
+    """A ``width`` x ``height`` inch figure's axes on a canvas with :data:`_ROOM_IN` more on
+    every side, so that labels reaching past the figure's edge are still drawn (and then
+    cropped, :func:`_cropped_uri`)."""
+    sub, room = matplotlib.rcParams, _ROOM_IN
+    fig = Figure(figsize=(width + 2 * room, height + 2 * room), dpi=_CARD_DPI)
+    fig.subplots_adjust(
+        left=(sub["figure.subplot.left"] * width + room) / (width + 2 * room),
+        right=(sub["figure.subplot.right"] * width + room) / (width + 2 * room),
+        bottom=(sub["figure.subplot.bottom"] * height + room) / (height + 2 * room),
+        top=(sub["figure.subplot.top"] * height + room) / (height + 2 * room),
+    )
+    return fig, FigureCanvasAgg(fig), fig.subplots()
+
+
 def data_uri(fig: Figure, dpi: int = 90) -> str:
     """Render a figure to a ``data:image/png;base64,...`` URI."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
+    return _uri(buf)
+
+
+def _uri(buf: io.BytesIO) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _cropped_uri(canvas: FigureCanvasAgg) -> str:
+    """The figure drawn once and cropped to what was drawn on its white background, plus a
+    margin: what ``bbox_inches="tight"`` gives, without the second drawing it takes."""
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    ink = (rgba[..., :3] < 255).any(axis=-1) & (rgba[..., 3] > 0)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if len(rows):
+        pad = round(_PAD_IN * canvas.figure.dpi)
+        r0, r1 = max(rows[0] - pad, 0), rows[-1] + pad + 1
+        c0, c1 = max(cols[0] - pad, 0), cols[-1] + pad + 1
+        rgba = rgba[r0:r1, c0:c1]
+    buf = io.BytesIO()
+    Image.fromarray(rgba).save(buf, format="PNG")
+    return _uri(buf)
 
 
 def overview_map(
@@ -84,7 +126,7 @@ class CardFigures:
         self, index_name: str, colours: Mapping[int, str], *, vmin: float = 0.0, vmax: float = 1.0
     ):
         self.index_name = index_name
-        self._index_fig, ax = _figure(3.2, 3.2)
+        self._index_fig, self._index_canvas, ax = _card_figure(3.2, 3.2)
         self._index = ax.imshow(
             np.zeros((1, 1)), cmap="RdYlGn", vmin=vmin, vmax=vmax, interpolation="nearest"
         )
@@ -98,7 +140,7 @@ class CardFigures:
         table = ["#00000000"] * codes
         for code, colour in colours.items():
             table[code] = colour
-        self._class_fig, ax = _figure(3.2, 3.2)
+        self._class_fig, self._class_canvas, ax = _card_figure(3.2, 3.2)
         self._class = ax.imshow(
             np.ma.masked_equal(np.zeros((1, 1)), 0), cmap=ListedColormap(table),
             vmin=-0.5, vmax=codes - 0.5, interpolation="nearest",
@@ -107,7 +149,7 @@ class CardFigures:
         ax.set_title("health classes", fontsize=9)
         ax.set_axis_off()
 
-        self._hist_fig, self._hist_ax = _figure(3.2, 2.2)
+        self._hist_fig, self._hist_canvas, self._hist_ax = _card_figure(3.2, 2.2)
         self._hist_ax.set_title(f"{index_name} histogram", fontsize=9)
         self._hist_ax.tick_params(labelsize=7)
         self._bars: list[Rectangle] = []  # the 40 bins, made on the first histogram
@@ -117,14 +159,14 @@ class CardFigures:
     ) -> str:
         """The index clipped to a field (NaN outside), with the field outline (scene CRS)."""
         _show(self._index, self._index_outline, values, extent, geom)
-        return data_uri(self._index_fig)
+        return _cropped_uri(self._index_canvas)
 
     def class_map(
         self, classes: np.ndarray, extent: tuple[float, float, float, float], geom: BaseGeometry
     ) -> str:
         """The class codes clipped to a field (0 outside), with the field outline."""
         _show(self._class, self._class_outline, np.ma.masked_equal(classes, 0), extent, geom)
-        return data_uri(self._class_fig)
+        return _cropped_uri(self._class_canvas)
 
     def histogram(self, values: np.ndarray) -> str:
         """Histogram of a field's finite index values."""
@@ -141,7 +183,7 @@ class CardFigures:
             bar.set_height(count)
         self._hist_ax.relim()
         self._hist_ax.autoscale_view()
-        return data_uri(self._hist_fig)
+        return _cropped_uri(self._hist_canvas)
 
 
 def _show(image, outline, data: np.ndarray, extent, geom: BaseGeometry) -> None:
