@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -235,7 +237,7 @@ def test_small_clipped_parts_join_the_polygon_of_the_longest_border():
     assert parts[0].equals(shapely.union(a, s)) and parts[2].equals(far)
 
 
-def test_a_fields_zones_do_not_depend_on_its_neighbours(raster, fields):
+def test_a_fields_zones_do_not_depend_on_its_neighbours(raster, fields, monkeypatch):
     """Two fields share the pixels their border cuts (edge of one, inside of the other):
     each is zoned as if it were alone, and each one's zones fill exactly its own area."""
     values, _ = three_zone_field()
@@ -251,3 +253,6 @@ def test_a_fields_zones_do_not_depend_on_its_neighbours(raster, fields):
         pd.testing.assert_frame_equal(mine, alone)
         planar = shapely.union_all(mine.geometry)
         assert planar.symmetric_difference(geom).area < 1e-3  # fills the field, no more
+    # one canvas per field (memory bounded by the canvas size): the same zones
+    monkeypatch.setattr(sys.modules[ZoneBatches.__module__], "CANVAS_PIXELS", 1)
+    pd.testing.assert_frame_equal(zones(raster(values, chunks=16), both, n="auto"), together)

@@ -50,6 +50,27 @@ class FieldBand:
     codes: np.ndarray
     transform: Affine
 
+    def split(self, max_pixels: int) -> Iterator[FieldBand]:
+        """The band's fields in groups whose windows add up to at most ``max_pixels`` pixels
+        (a larger field alone), in order: work on one group at a time needs memory bounded
+        by ``max_pixels``, not by the width of the raster."""
+        b = self.bounds
+        area = (b[:, 1] - b[:, 0]) * (b[:, 3] - b[:, 2])
+        start, total = 0, 0
+        for k, a in enumerate(area.tolist()):
+            if total and total + a > max_pixels:
+                yield self._subset(slice(start, k))
+                start, total = k, 0
+            total += a
+        yield self._subset(slice(start, len(area)))
+
+    def _subset(self, which: slice) -> FieldBand:
+        return FieldBand(
+            self.positions[which], self.field_ids[which], self.geometries[which],
+            self.field_codes[which], self.bounds[which], self.values, self.codes,
+            self.transform,
+        )  # fmt: skip
+
 
 def field_bands(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[FieldBand]:
     """Every field that overlaps ``raster``, whole, in bands of rows (one per chunk row).

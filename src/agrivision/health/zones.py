@@ -76,6 +76,8 @@ MIN_SHARE = 0.05
 #: units; season zones: ratio to the field median): below it zones split noise, e.g.
 #: Sentinel-2 NDVI varies by about 0.02 between neighbouring pixels of a uniform canopy.
 MIN_STEP = 0.02
+#: Most pixels of field windows zoned at once (one canvas): about 80 bytes each in all.
+CANVAS_PIXELS = 2**20
 #: Per-field quality columns, in the zones output and the report's field table.
 QUALITY = ("zones_n", "zones_polygons", "zones_variance_reduction")
 
@@ -205,12 +207,13 @@ class ZoneBatches:
         found = 0
         env = rasterio.Env()  # one GDAL environment for every band
         for band in field_bands(self.index, self.fields):
-            with env:
-                frame, rows = self._band(band)
-            quality += rows
-            found += len(frame)
-            if len(frame):
-                yield frame
+            for group in band.split(CANVAS_PIXELS):
+                with env:
+                    frame, rows = self._band(group)
+                quality += rows
+                found += len(frame)
+                if len(frame):
+                    yield frame
         self.quality = pd.DataFrame(quality, columns=["field_id", *QUALITY])
         if not found:
             warnings.warn(
