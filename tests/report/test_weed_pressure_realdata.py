@@ -22,6 +22,7 @@ import pytest
 import yaml
 from affine import Affine
 from PIL import Image
+from rasters import SHARED_DATA
 from report.weed_mosaics import cell_truth, write_mosaic
 from shapely.geometry import box
 
@@ -48,10 +49,10 @@ QUICK = {
 
 
 @pytest.fixture(scope="module")
-def cwfid(shared_data) -> Path:
-    root = shared_data / "weeds_cwfid"
+def cwfid() -> Path:
+    root = SHARED_DATA / "weeds_cwfid"
     if not root.is_dir():
-        pytest.skip("weeds_cwfid is not in ../shared/data")
+        pytest.skip("../shared/data/weeds_cwfid is not available")
     return root
 
 
