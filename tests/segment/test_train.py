@@ -151,6 +151,12 @@ def test_schedules_follow_steps_or_the_time_limit(monkeypatch):
     # 1 s per step and a 20 s limit: the schedule ends after 20 of 100 planned steps
     timed = lrs("onecycle", 100, limit=20.0, clock=[0.0])
     assert timed[2] == pytest.approx(1.0) and timed[20] == pytest.approx(0.0, abs=1e-12)
+    # 10 s of reading data before the first step: the 10 s left are the schedule's time
+    late = lrs("onecycle", 100, limit=20.0, clock=[10.0])
+    assert late[1] == pytest.approx(1.0) and late[10] == pytest.approx(0.0, abs=1e-12)
+    # steps ahead of the clock: the schedule is that of the steps, whenever it started
+    ahead = lrs("onecycle", 100, limit=1000.0, clock=[30.0])
+    np.testing.assert_array_equal(ahead, one)
     assert train_module._scheduler(None, "constant", 10, None, 0.0) is None
 
 
