@@ -82,8 +82,15 @@ def test_a_trivial_task_is_learnt_and_logged(tmp_path, easy, config_file):
     np.testing.assert_allclose(meta.normalisation.std, pixels.std(axis=1), rtol=1e-5)
 
 
-def test_training_is_reproducible_with_a_seed(tmp_path, easy, config_file):
-    cfg = _easy_config(tmp_path, easy, config_file, **{"training.epochs": 1, "chips.per_epoch": 8})
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"training.precision": "bf16", "training.lovasz_weight": 0.5}],
+    ids=["fp32", "bf16-lovasz"],
+)
+def test_training_is_reproducible_with_a_seed(tmp_path, easy, config_file, settings):
+    cfg = _easy_config(
+        tmp_path, easy, config_file, **{"training.epochs": 1, "chips.per_epoch": 8, **settings}
+    )
     weights = []
     for name in ("a", "b"):
         train(cfg, tmp_path / name, progress=False)
@@ -144,6 +151,12 @@ def test_schedules_follow_steps_or_the_time_limit(monkeypatch):
     # 1 s per step and a 20 s limit: the schedule ends after 20 of 100 planned steps
     timed = lrs("onecycle", 100, limit=20.0, clock=[0.0])
     assert timed[2] == pytest.approx(1.0) and timed[20] == pytest.approx(0.0, abs=1e-12)
+    # 10 s of reading data before the first step: the 10 s left are the schedule's time
+    late = lrs("onecycle", 100, limit=20.0, clock=[10.0])
+    assert late[1] == pytest.approx(1.0) and late[10] == pytest.approx(0.0, abs=1e-12)
+    # steps ahead of the clock: the schedule is that of the steps, whenever it started
+    ahead = lrs("onecycle", 100, limit=1000.0, clock=[30.0])
+    np.testing.assert_array_equal(ahead, one)
     assert train_module._scheduler(None, "constant", 10, None, 0.0) is None
 
 
@@ -154,3 +167,25 @@ def test_chips_and_train_are_exclusive(tmp_path, tiles, config_file):
     path = config_file(tmp_path / "c.yaml", tiles, **{"data.train": None})
     with pytest.raises(ConfigError, match="give train"):
         load_config(path)
+
+
+def test_the_loss_adds_dice_and_lovasz_where_weighted():
+    import segmentation_models_pytorch as smp
+
+    from agrivision.segment.config import TrainingConfig
+    from agrivision.segment.train import _loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 16, 16)
+    y = torch.randint(0, 3, (2, 16, 16))
+    y[0, :4] = 255  # ignored
+    weights = [0.5, 1.0, 2.0]
+    ce = torch.nn.functional.cross_entropy(
+        logits, y, weight=torch.tensor(weights), ignore_index=255
+    )
+    dice = smp.losses.DiceLoss("multiclass", ignore_index=255)(logits, y)
+    lovasz = smp.losses.LovaszLoss("multiclass", ignore_index=255)(logits, y)
+    for dice_w, lovasz_w in ((0.0, 0.0), (1.0, 0.0), (1.0, 0.5), (0.0, 2.0)):
+        cfg = TrainingConfig(dice_weight=dice_w, lovasz_weight=lovasz_w)
+        got = _loss(cfg, weights, torch.device("cpu"))(logits, y)
+        torch.testing.assert_close(got, ce + dice_w * dice + lovasz_w * lovasz)

@@ -400,19 +400,23 @@ def _class_weights(samples, allowed, n_classes: int, setting) -> list[float]:
 
 def _scheduler(optimiser, kind: str, total: int, time_limit_s: float | None, start: float):
     """Learning-rate factor by training progress: steps done / planned, or with a time limit
-    the larger of that and time used / limit, so that a run stopped by its time limit has
-    still warmed up and annealed instead of stopping at a high learning rate.
+    the larger of that and the share of the time left at the first step that has been used,
+    so that a run stopped by its time limit has still warmed up and annealed instead of
+    stopping at a high learning rate.
 
     ``onecycle``: linear warm-up from 1/25 over the first 10 %, then cosine to 0;
-    ``cosine``: cosine from 1 to 0. Without a time limit the schedule is reproducible.
+    ``cosine``: cosine from 1 to 0. The schedule is reproducible while the steps keep ahead of
+    the clock: the time spent reading the data before the first step does not count.
     """
     if kind == "constant":
         return None
+    first = time.monotonic()  # the first step: reading data before it took a varying time
+    budget = time_limit_s - (first - start) if time_limit_s else None
 
     def factor(step: int) -> float:
         done = step / total
-        if time_limit_s:
-            done = max(done, (time.monotonic() - start) / time_limit_s)
+        if budget is not None:
+            done = max(done, (time.monotonic() - first) / budget if budget > 0 else 1.0)
         done = min(done, 1.0)
         if kind == "onecycle":
             if done < 0.1:
