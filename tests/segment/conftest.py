@@ -18,7 +18,7 @@ from agrivision.segment.checkpoint import CheckpointMeta, Normalisation, Segment
 from agrivision.segment.config import load_config
 from agrivision.segment.model import ModelSpec, build_model
 from agrivision.segment.synthetic_tiles import BANDS, CLASSES, write_tiles
-from agrivision.segment.train import train
+from agrivision.segment.training import train
 
 TINY = dict(encoder="tu-mobilenetv3_small_050", encoder_depth=3, decoder_channels=(16, 8, 8))
 

@@ -18,8 +18,8 @@ from agrivision.cli.segment import chips
 from agrivision.errors import ConfigError, SourceError
 from agrivision.segment.chip_folders import chip_pairs, read_index, write_chips
 from agrivision.segment.config import load_config
-from agrivision.segment.evaluate import evaluate
-from agrivision.segment.train import train
+from agrivision.segment.evaluation import evaluate
+from agrivision.segment.training import train
 
 TRANSFORM = from_origin(500000, 5800000, 10, 10)
 

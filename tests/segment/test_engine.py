@@ -12,7 +12,7 @@ from agrivision.segment import engine as engines
 from agrivision.segment.checkpoint import load_checkpoint, save_checkpoint
 from agrivision.segment.config import load_config
 from agrivision.segment.engine import FlipTTA, resolve_engine
-from agrivision.segment.evaluate import evaluate
+from agrivision.segment.evaluation import evaluate
 from agrivision.segment.predict import loaded_models, segment
 
 CPU = torch.device("cpu")

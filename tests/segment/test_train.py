@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from agrivision.errors import ConfigError
 from agrivision.segment.checkpoint import load_checkpoint
 from agrivision.segment.config import load_config
-from agrivision.segment.train import train
+from agrivision.segment.training import train
 
 
 def _two_class_tiles(root, n=4, size=64, seed=0):
@@ -127,7 +127,7 @@ def test_unknown_config_keys_name_the_key(tmp_path, tiles, config_file):
 def test_schedules_follow_steps_or_the_time_limit(monkeypatch):
     import importlib
 
-    train_module = importlib.import_module("agrivision.segment.train")  # not the function
+    train_module = importlib.import_module("agrivision.segment.training")  # not the function
 
     def lrs(kind, total, limit=None, clock=None):
         opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
@@ -173,7 +173,7 @@ def test_the_loss_adds_dice_and_lovasz_where_weighted():
     import segmentation_models_pytorch as smp
 
     from agrivision.segment.config import TrainingConfig
-    from agrivision.segment.train import _loss
+    from agrivision.segment.training import _loss
 
     torch.manual_seed(0)
     logits = torch.randn(2, 3, 16, 16)

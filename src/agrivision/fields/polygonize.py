@@ -41,8 +41,9 @@ class ClassChunks(NamedTuple):
     field_tree: shapely.STRtree | None
 
 
-def _silence_memory_dataset_warning() -> None:
-    """Ignore rasterio's warning about its own temporary dataset in ``features.shapes``.
+def silence_memory_dataset_warning() -> None:
+    """Ignore rasterio's warning about its own temporary dataset in ``features.shapes`` (and
+    ``rasterize`` on a pixel grid).
 
     rasterio hides it with ``warnings.catch_warnings()``, which is not thread-safe: with dask
     threads (ours, or rioxarray's reads) it escapes at random. It never concerns the user's
@@ -59,7 +60,7 @@ def _silence_memory_dataset_warning() -> None:
 
 def polygonise(source: ClassChunks, rows: range) -> Pieces:
     """Pieces of every chunk in the chunk rows ``rows`` (pixel space), with seam intervals."""
-    _silence_memory_dataset_warning()
+    silence_memory_dataset_warning()
     field_px = source.field_px
     height, width = (sum(c) for c in source.chunks)
     row_edges = np.cumsum((0, *source.chunks[0]))

@@ -10,7 +10,6 @@ and by the tallest field, never by the scene.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,12 +17,12 @@ import dask
 import dask.array as da
 import geopandas as gpd
 import numpy as np
-import rasterio.errors
 import rasterio.features
 import shapely
 import xarray as xr
 from affine import Affine
 
+from agrivision.fields.polygonize import silence_memory_dataset_warning
 from agrivision.fields.prepare import prepare_fields
 from agrivision.fields.rasterize import field_raster, ids_to_codes
 from agrivision.grid import grid_of
@@ -242,12 +241,11 @@ def pack_windows(band: FieldBand) -> PackedWindows:
     )  # fmt: skip
     outside = ~shapely.contains_properly(box, drawn)
     drawn[outside] = shapely.intersection(drawn[outside], box[outside])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        owner = rasterio.features.rasterize(
-            zip(drawn, range(1, len(b) + 1), strict=True), out_shape=shape, all_touched=True,
-            dtype=np.int32,
-        )  # fmt: skip
+    silence_memory_dataset_warning()  # the canvas is a pixel grid: no transform is expected
+    owner = rasterio.features.rasterize(
+        zip(drawn, range(1, len(b) + 1), strict=True), out_shape=shape, all_touched=True,
+        dtype=np.int32,
+    )  # fmt: skip
     owner = np.where(owner == slot, owner, 0)
     inside &= owner > 0
     return PackedWindows(values, owner, inside, origin)

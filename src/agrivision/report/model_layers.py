@@ -22,7 +22,7 @@ from agrivision.fields.class_shares import class_shares, grid_cells
 from agrivision.fields.vectorize import vectorize_batches
 from agrivision.io.vector import FeatureSpool
 from agrivision.segment.model_classes import class_key as _key
-from agrivision.segment.prepare import NODATA
+from agrivision.segment.nodata import NODATA
 
 #: Model classes drawn as patches when ``output.patch_classes`` is not set.
 WEED_NAMES = ("weed", "weeds")

@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import geopandas as gpd
 import numpy as np
@@ -67,6 +67,7 @@ from agrivision.segment.model_classes import (
 )
 
 log = logging.getLogger(__name__)
+_Raster = TypeVar("_Raster", xr.DataArray, xr.Dataset)
 
 OUTPUTS = (
     "fields.geojson", "problems.geojson", "zones.geojson", "report.gpkg", "fields.csv",
@@ -327,14 +328,15 @@ def _zones(indices, latest, fields, supported, series, config: ReportConfig, sta
     return FeatureSpool(batches, folder=staging), batches.quality
 
 
-def _read_back(path: Path, like: xr.DataArray | xr.Dataset) -> xr.DataArray | xr.Dataset:
+def _read_back(path: Path, like: _Raster) -> _Raster:
     """``like`` (2-D, one band per variable) with its pixels read lazily from the COG written
     of it, in ``like``'s chunks; coordinates, attributes and names are ``like``'s."""
     first = like[next(iter(like.data_vars))] if isinstance(like, xr.Dataset) else like
     rows, cols = first.chunks or tuple((n,) for n in first.shape)
-    bands = rioxarray.open_rasterio(
+    raster = rioxarray.open_rasterio(
         path, chunks={"band": 1, "y": rows[0], "x": cols[0]}, lock=False, cache=False
-    ).data
+    )
+    bands = cast(xr.DataArray, raster).data  # one file, one band per variable
     if isinstance(like, xr.DataArray):
         return like.copy(data=bands[0])
     return like.copy(data={name: bands[i] for i, name in enumerate(like.data_vars)})

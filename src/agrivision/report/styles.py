@@ -244,8 +244,9 @@ def _sld_rule(fts: ET.Element, name: str, colour: str) -> ET.Element:
 def _sld_text(root: ET.Element) -> str:
     for rule in root.iter("se:Rule"):  # Name, Filter, then the symbolizer
         symbolizer = rule.find("se:PolygonSymbolizer")
-        rule.remove(symbolizer)
-        rule.append(symbolizer)
+        if symbolizer is not None:
+            rule.remove(symbolizer)
+            rule.append(symbolizer)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
 
 

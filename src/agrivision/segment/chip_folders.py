@@ -36,7 +36,7 @@ from agrivision.io.atomic import atomic_path, check_writable
 from agrivision.io.geotiff import write_geotiff
 from agrivision.segment.config import DataSource
 from agrivision.segment.data import Pair, rasterise, vector_labels
-from agrivision.segment.prepare import NODATA
+from agrivision.segment.nodata import NODATA
 from agrivision.segment.split import validation_blocks
 from agrivision.segment.windows import window_starts
 

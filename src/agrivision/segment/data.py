@@ -25,7 +25,8 @@ from rasterio.errors import NotGeoreferencedWarning
 from agrivision.errors import BandNotFoundError, ConfigError, SourceError
 from agrivision.segment.config import DataConfig, DataSource
 from agrivision.segment.model import ModelSpec
-from agrivision.segment.prepare import NODATA, pool, pool_labels
+from agrivision.segment.nodata import NODATA
+from agrivision.segment.prepare import pool, pool_labels
 
 
 @dataclass

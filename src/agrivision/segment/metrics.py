@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agrivision.segment.prepare import NODATA
+from agrivision.segment.nodata import NODATA
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:

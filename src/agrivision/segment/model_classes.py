@@ -56,7 +56,7 @@ import xarray as xr
 from agrivision.errors import CheckpointError, ConfigError
 from agrivision.fields.rasterize import field_raster
 from agrivision.health.schema import DEFAULT_SCHEMA, ClassSchema
-from agrivision.segment.prepare import NODATA
+from agrivision.segment.nodata import NODATA
 
 log = logging.getLogger(__name__)
 

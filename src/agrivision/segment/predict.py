@@ -46,7 +46,8 @@ from agrivision.segment.checkpoint import (
 )
 from agrivision.segment.device import resolve_device, use_bf16
 from agrivision.segment.engine import Engine, build_engine, resolve_engine
-from agrivision.segment.prepare import NODATA, normalise, pool
+from agrivision.segment.nodata import NODATA
+from agrivision.segment.prepare import normalise, pool
 from agrivision.segment.windows import window_starts
 
 PROBABILITY_SCALE = 254  # probabilities are stored as round(p * 254); 255 stays nodata

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-NODATA = 255  # class and probability rasters: 255 = nodata; also the ignored label value
+from agrivision.segment.nodata import NODATA
 
 
 def pool(x: torch.Tensor, factor: int) -> torch.Tensor:

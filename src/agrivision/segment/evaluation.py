@@ -11,8 +11,8 @@ from agrivision.segment.chip_folders import chip_pairs
 from agrivision.segment.config import SegmentConfig
 from agrivision.segment.data import fingerprint, image_scene, read_image, read_labels, resolve
 from agrivision.segment.metrics import confusion, scores
+from agrivision.segment.nodata import NODATA
 from agrivision.segment.predict import segment
-from agrivision.segment.prepare import NODATA
 from agrivision.segment.split import block_split
 
 

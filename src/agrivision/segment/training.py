@@ -34,7 +34,8 @@ from agrivision.segment.data import Pair, Sample, fingerprint, load_pairs, resol
 from agrivision.segment.device import autocast, resolve_device, use_bf16
 from agrivision.segment.metrics import confusion, scores
 from agrivision.segment.model import ModelSpec, build_model
-from agrivision.segment.prepare import NODATA, normalise
+from agrivision.segment.nodata import NODATA
+from agrivision.segment.prepare import normalise
 from agrivision.segment.sampling import ChipSampler
 from agrivision.segment.split import Box, Split, block_split
 
