@@ -48,10 +48,18 @@ def _qml_rules(qml: str) -> dict[str, str]:
     assert renderer is not None and renderer.get("type") == "RuleRenderer"
     colours = {}
     for rule in renderer.iter("rule"):
-        symbol = renderer.find(f"symbols/symbol[@name='{rule.get('symbol')}']")
-        rgba = symbol.find("layer/Option/Option[@name='color']").get("value")
-        colours[rule.get("filter")] = "#" + "".join(f"{int(v):02x}" for v in rgba.split(",")[:3])
+        colours[rule.get("filter")] = _hex(_symbol_rgba(renderer, rule.get("symbol")))
     return colours
+
+
+def _symbol_rgba(renderer: ET.Element, name: str) -> str:
+    """'r,g,b,a' colour of the renderer's symbol ``name``."""
+    symbol = renderer.find(f"symbols/symbol[@name='{name}']")
+    return symbol.find("layer/Option/Option[@name='color']").get("value")
+
+
+def _hex(rgba: str) -> str:
+    return "#" + "".join(f"{int(v):02x}" for v in rgba.split(",")[:3])
 
 
 def _sld_zone_rules(sld: str) -> dict[str, str]:
@@ -87,10 +95,11 @@ def _qml_categories(qml: str) -> tuple[str, dict[str, str]]:
     assert renderer is not None and renderer.get("type") == "categorizedSymbol"
     colours = {}
     for category in renderer.iter("category"):
-        symbol = renderer.find(f"symbols/symbol[@name='{category.get('symbol')}']")
-        rgba = symbol.find("layer/Option/Option[@name='color']").get("value")
+        name = category.get("symbol")
+        rgba = _symbol_rgba(renderer, name)
+        symbol = renderer.find(f"symbols/symbol[@name='{name}']")
         assert symbol.find("layer/prop[@k='color']").get("v") == rgba  # older QGIS reads props
-        colours[category.get("value")] = "#" + "".join(f"{int(v):02x}" for v in rgba.split(",")[:3])
+        colours[category.get("value")] = _hex(rgba)
     return renderer.get("attr"), colours
 
 
