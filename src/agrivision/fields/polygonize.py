@@ -1,7 +1,8 @@
 """Class rasters polygonised chunk by chunk, in pixel space, clipped to the fields.
 
-Every dask chunk is polygonised on its own (:func:`rasterio.features.shapes`, one task per
-chunk), so only one chunk per worker thread is ever in memory. Geometry stays in pixel space
+Every dask chunk is polygonised on its own (one task per chunk; 4-connected regions by the
+GIL-free tracer of :mod:`agrivision.fields.trace`, 8-connected ones by
+:func:`rasterio.features.shapes`), so only one chunk per worker thread is ever in memory. Geometry stays in pixel space
 (x = column, y = -row; y is negated because GDAL warns about an identity transform), so that
 pieces of neighbouring chunks meet on integer seam lines (:mod:`agrivision.fields.seams`).
 """
@@ -20,6 +21,7 @@ from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
 
 from agrivision.fields.seams import Intervals, Pieces, components, seam_intervals, union_groups
+from agrivision.fields.trace import label_polygons
 
 # dtypes GDAL's polygoniser reads directly; other integer rasters are cast to int32.
 _SHAPES_DTYPES = {np.dtype(t) for t in ("uint8", "int16", "uint16", "int32")}
@@ -135,15 +137,16 @@ def _shapes(
     if not valid.any():
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
     r0, c0 = offset
-    found = rasterio.features.shapes(
-        values, mask=valid, connectivity=connectivity, transform=Affine(1, 0, c0, 0, -1, -r0)
-    )
+    transform = Affine(1, 0, c0, 0, -1, -r0)
+    if connectivity == 4:
+        geoms, codes = label_polygons(values, transform, valid)
+        return geoms, codes.astype(np.int64)
+    found = rasterio.features.shapes(values, mask=valid, connectivity=8, transform=transform)
     geoms, codes = _polygons(found)
-    if connectivity == 8:
-        # GDAL's 8-connected rings touch themselves at diagonal corners (invalid in OGC terms);
-        # make_valid turns them into MultiPolygons of corner-joined parts, same area.
-        bad = ~shapely.is_valid(geoms)
-        geoms[bad] = shapely.make_valid(geoms[bad], method="structure")
+    # GDAL's 8-connected rings touch themselves at diagonal corners (invalid in OGC terms);
+    # make_valid turns them into MultiPolygons of corner-joined parts, same area.
+    bad = ~shapely.is_valid(geoms)
+    geoms[bad] = shapely.make_valid(geoms[bad], method="structure")
     return geoms, codes
 
 
