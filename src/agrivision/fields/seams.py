@@ -93,7 +93,16 @@ def seam_intervals(
     connectivity: int,
 ) -> Intervals:
     """The stretches of the chunk's inner borders covered by each piece's boundary."""
-    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    # Only pieces whose bounding box reaches an inner border can lie on it.
+    left, bottom, right, top = borders
+    box = shapely.bounds(geoms)
+    near = np.zeros(len(geoms), dtype=bool)
+    for index, (line, inner) in enumerate(zip((left, -bottom, right, -top), seams, strict=True)):
+        if inner:
+            near |= np.abs(box[:, index] - line) < SEAM_EPS
+    candidates = np.flatnonzero(near)
+    parts, part_of = shapely.get_parts(geoms[candidates], return_index=True)
+    part_of = candidates[part_of]
     rings, ring_of = shapely.get_rings(parts, return_index=True)
     xy, vertex_of = shapely.get_coordinates(rings, return_index=True)
     piece = part_of[ring_of[vertex_of]]

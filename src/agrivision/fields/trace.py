@@ -104,9 +104,10 @@ def _regions(labels, valid):
     region's first label), then roots renumbered.
     """
     height, width = labels.shape
-    region = np.full((height, width), -1, dtype=np.int64)
-    parent = np.empty(height * width + 1, dtype=np.int64)
-    start = np.empty(height * width + 1, dtype=np.int64)
+    # int32 halves memory and cache traffic (chunks stay below 2**31 pixels)
+    region = np.full((height, width), -1, dtype=np.int32)
+    parent = np.empty(height * width, dtype=np.int32)
+    start = np.empty(height * width, dtype=np.int32)
     n = 0
     for r in range(height):
         for c in range(width):
@@ -132,7 +133,7 @@ def _regions(labels, valid):
                 start[n] = r * width + c
                 n += 1
             region[r, c] = k
-    final = np.empty(n, dtype=np.int64)
+    final = np.empty(n, dtype=np.int32)
     m = 0
     for k in range(n):
         root = _root(parent, k)
