@@ -239,7 +239,17 @@ def _split_border_edges(geoms: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np
     lines ``x in xs`` and horizontal lines ``y in ys`` (chunk borders; integer vertices)."""
     parts, part_of = shapely.get_parts(geoms, return_index=True)
     rings, ring_of = shapely.get_rings(parts, return_index=True)
-    xy, vertex_of = shapely.get_coordinates(rings, return_index=True)
+    # Only rings whose bounds lie on a border line can have edges there (most holes do not).
+    box = shapely.bounds(rings)
+    touch = np.flatnonzero(
+        _on_lines(box[:, 0], xs)
+        | _on_lines(box[:, 2], xs)
+        | _on_lines(box[:, 1], ys)
+        | _on_lines(box[:, 3], ys)
+    )
+    if len(touch) == 0:
+        return geoms
+    xy, vertex_of = shapely.get_coordinates(rings[touch], return_index=True)
     a, b = xy[:-1], xy[1:]
     same = vertex_of[:-1] == vertex_of[1:]
     vertical = same & (a[:, 0] == b[:, 0]) & np.isin(a[:, 0], xs)
@@ -252,7 +262,7 @@ def _split_border_edges(geoms: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np
     source = np.repeat(np.arange(len(xy)), counts)
     k = np.arange(len(out)) - np.repeat(np.cumsum(counts) - counts, counts)
     out[np.arange(len(out)), along[source]] += np.sign(delta)[source] * k
-    rings = shapely.linearrings(out, indices=np.repeat(vertex_of, counts))
+    rings[touch] = shapely.linearrings(out, indices=np.repeat(vertex_of, counts))
     return shapely.multipolygons(shapely.polygons(rings, indices=ring_of), indices=part_of)
 
 
