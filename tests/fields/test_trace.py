@@ -114,6 +114,12 @@ def test_mask_and_nodata_pixels_belong_to_no_polygon():
     assert len(nothing[0]) == len(nothing[1]) == 0
 
 
+def test_float_labels():
+    labels = np.array([[0.5, 0.5, 2.25], [2.25, 0.5, 2.25], [2.25, 2.25, 2.25]], np.float32)
+    assert assert_same_as_gdal(labels, UTM) == 2
+    assert sorted(label_polygons(labels, UTM)[1].tolist()) == [0.5, 2.25]
+
+
 def test_boolean_rasters():
     labels = np.array([[True, False], [True, True]])
     geoms, values = label_polygons(labels, Affine.identity())
