@@ -170,5 +170,8 @@ def test_ftw_field_raster_equals_gdal(shared_data):
 def test_bad_shapes_are_refused():
     with pytest.raises(GridError, match="not \\(rows, columns\\)"):
         label_polygons(np.zeros((2, 2, 2)), Affine.identity())
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (2**16, 2**15), (0, 0))
+    with pytest.raises(GridError, match="too large"):
+        label_polygons(huge, Affine.identity())
     with pytest.raises(GridError, match="mask shape"):
         label_polygons(np.zeros((2, 2)), Affine.identity(), np.ones((3, 2), bool))

@@ -34,7 +34,9 @@ def label_polygons(
     Parameters
     ----------
     labels : numpy.ndarray
-        2-D integer, boolean or float raster (rows, columns). Equal values form regions.
+        2-D integer, boolean or float raster (rows, columns), under 2**31 pixels (polygonise
+        larger rasters by chunks). Equal values form regions; mask NaN out (NaN equals no
+        value, so each NaN pixel would be a region of its own).
     transform : affine.Affine
         Pixel-to-CRS transform (any: north-up or not, square pixels or not); polygon
         coordinates are in its CRS units.
@@ -44,7 +46,7 @@ def label_polygons(
     Raises
     ------
     GridError
-        ``labels`` is not 2-D or ``mask`` is not on its grid.
+        ``labels`` is not 2-D or too large, or ``mask`` is not on its grid.
 
     Returns
     -------
@@ -60,6 +62,12 @@ def label_polygons(
             f"label raster has shape {labels.shape}, not (rows, columns)",
             source="label_polygons",
             fix="pass one 2-D band (squeeze or select the band dimension)",
+        )
+    if labels.size >= 2**31:  # the kernels index pixels with int32
+        raise GridError(
+            f"label raster of {labels.shape[0]} x {labels.shape[1]} pixels is too large",
+            source="label_polygons",
+            fix="polygonise it by chunks, as agrivision.fields.vectorize does",
         )
     if labels.dtype == bool:
         labels = labels.view(np.uint8)
@@ -104,7 +112,7 @@ def _regions(labels, valid):
     region's first label), then roots renumbered.
     """
     height, width = labels.shape
-    # int32 halves memory and cache traffic (chunks stay below 2**31 pixels)
+    # int32 halves memory and cache traffic (label_polygons refuses 2**31 pixels or more)
     region = np.full((height, width), -1, dtype=np.int32)
     parent = np.empty(height * width, dtype=np.int32)
     start = np.empty(height * width, dtype=np.int32)
