@@ -141,6 +141,9 @@ class _Torch:
 
 
 class _OpenVino:
+    """Converted once; compiled for each window shape it meets (static shapes run fastest, and
+    a scene's windows all have one shape)."""
+
     def __init__(self, model: torch.nn.Module, bands: int, window: int, bf16: bool):
         import openvino as ov
 
@@ -148,14 +151,26 @@ class _OpenVino:
         # OpenVINO traces with TorchScript: seconds faster than through torch.export here.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", "`torch.jit", FutureWarning)
-            converted = ov.convert_model(
-                model.cpu().eval(), example_input=example, input=[(-1, bands, window, window)]
+            self.converted = ov.convert_model(
+                model.cpu().eval(), example_input=example, input=[(-1, bands, -1, -1)]
             )
-        hint = "bf16" if bf16 else "f32"
-        compiled = ov.Core().compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": hint})
-        self.request = compiled.create_infer_request()
+        self.core = ov.Core()
+        self.hint = "bf16" if bf16 else "f32"
+        self.requests: dict[tuple[int, int], object] = {}
+
+    def _request(self, shape: tuple[int, ...]):
+        key = (shape[2], shape[3])
+        if key not in self.requests:
+            model = self.converted.clone()
+            model.reshape([-1, shape[1], *key])
+            compiled = self.core.compile_model(
+                model, "CPU", {"INFERENCE_PRECISION_HINT": self.hint}
+            )
+            self.requests[key] = compiled.create_infer_request()
+        return self.requests[key]
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        self.request.infer([np.ascontiguousarray(batch.numpy())])
+        request = self._request(tuple(batch.shape))
+        request.infer([np.ascontiguousarray(batch.numpy())])
         # The output tensor is the request's own buffer, reused by the next call: copy it.
-        return torch.from_numpy(self.request.get_output_tensor(0).data.copy())
+        return torch.from_numpy(request.get_output_tensor(0).data.copy())
