@@ -35,9 +35,11 @@ def _reference(seg, data: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("downsample", [1, 2])
-def test_one_window_scene_equals_the_model_by_hand(tiny, scene_of, downsample):
+@pytest.mark.parametrize("cols", [64, 160])
+def test_one_window_scene_equals_the_model_by_hand(tiny, scene_of, downsample, cols):
+    # a 64 x 160 scene is one window sized to it (160 exceeds the model's own 64-px window)
     seg = tiny(downsample=downsample)
-    data = RNG.random((2, 64 * downsample, 64 * downsample))
+    data = RNG.random((2, 64 * downsample, cols * downsample))
     out = segment(scene_of(data, ("red", "nir")), seg, probabilities=True).compute()
     ref = _reference(seg, data)
     np.testing.assert_array_equal(out["classes"].values, ref.argmax(0))

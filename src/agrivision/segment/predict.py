@@ -44,8 +44,8 @@ from agrivision.segment.checkpoint import (
     load_checkpoint,
     read_metadata,
 )
-from agrivision.segment.device import resolve_device, use_bf16
-from agrivision.segment.engine import Engine, build_engine, resolve_engine
+from agrivision.segment.device import resolve_device
+from agrivision.segment.engine import Engine, build_engine, engine_bf16, resolve_engine
 from agrivision.segment.nodata import NODATA
 from agrivision.segment.prepare import normalise, pool
 from agrivision.segment.windows import window_size, window_starts
@@ -53,9 +53,9 @@ from agrivision.segment.windows import window_size, window_starts
 PROBABILITY_SCALE = 254  # probabilities are stored as round(p * 254); 255 stays nodata
 CPU_CHUNK = 2048  # default chunk edge (source pixels); memory per task ~ chunk^2 * bands * 8 B
 GPU_CHUNK = 4096
-# Largest default window edge (model pixels): per pixel, PyTorch runs 1024-pixel windows on a
-# CPU faster than 512-pixel ones, and larger windows need fewer overlaps.
-LARGEST_WINDOW = 1024
+# Default largest window: this stride plus the overlap (model pixels). Larger windows need fewer
+# overlaps; beyond ~768 pixels OpenVINO's cost per pixel on a CPU no longer falls.
+LARGEST_STRIDE = 1024
 
 # One model call at a time per process: dask's threads then overlap reading with compute, and
 # torch's own intra-op threads use the cores (no oversubscription, one GPU stream).
@@ -102,15 +102,18 @@ def segment(
         Overlap of neighbouring windows in model pixels (default: an eighth of the model's
         training window); the blending ramp is this wide.
     window
-        Largest window edge in model pixels (default 1024, at least the model's window; a
-        multiple of ``2 ** encoder_depth``). Each chunk is read with a halo one window deep. The scene is covered by the fewest windows that
+        Largest window edge in model pixels (default 1024 plus the overlap, rounded up to a
+        multiple of ``2 ** encoder_depth``, and at least the model's window). Each chunk is
+        read with a halo one window deep. The scene is covered by the fewest windows that
         fit, sized to it (see :func:`~agrivision.segment.windows.window_size`), so results
         depend on the scene's size, never on the chunking.
     compile
         ``torch.compile`` the model (worth it for large scenes on a GPU).
     precision
-        ``auto`` (bf16 autocast on a GPU, fp32 on a CPU), ``fp32`` or ``bf16`` (on a CPU with
-        native bf16 several times faster than fp32; probabilities change slightly).
+        ``auto`` (bf16 autocast on a GPU; bf16 in OpenVINO on a CPU with native bf16,
+        AVX512-BF16 or AMX; fp32 otherwise), ``fp32`` or ``bf16`` (on a CPU with native bf16
+        about twice as fast as fp32; probabilities change slightly, classes only where two
+        nearly tie).
     engine
         ``auto``, ``torch`` or ``openvino`` (the ``openvino`` extra; CPU only). ``auto`` runs
         a checkpoint directory on the CPU with OpenVINO when it is installed (faster, classes
@@ -131,7 +134,7 @@ def segment(
         Invalid device, precision, engine, batch size, chunks or overlap.
     """
     dev = resolve_device(device)
-    handle = _handle(model, dev, compile, engine, use_bf16(dev, precision))
+    handle = _handle(model, dev, compile, engine, precision)
     spec = handle.meta.spec
     missing = [b for b in spec.bands if b not in scene.data_vars]
     if missing:
@@ -144,7 +147,11 @@ def segment(
     if not 0 <= overlap < spec.window:
         raise ConfigError(f"overlap must be 0..{spec.window - 1} model pixels, got {overlap}")
     multiple = 2**spec.encoder_depth
-    largest = max(spec.window, LARGEST_WINDOW) if window is None else window
+    if window is None:
+        # Strides of up to LARGEST_STRIDE: a 2048-pixel scene takes 2 x 2 windows.
+        largest = max(spec.window, -(-(LARGEST_STRIDE + overlap) // multiple) * multiple)
+    else:
+        largest = window
     if largest % multiple or largest <= overlap:
         raise ConfigError(
             f"window must be a multiple of {multiple} model pixels above the overlap "
@@ -254,9 +261,10 @@ def _handle(
     device: torch.device,
     compile: bool,
     engine: str,
-    bf16: bool,
+    precision: str,
 ) -> _Handle:
     name = resolve_engine(engine, device, checkpoint=not isinstance(model, Segmenter))
+    bf16 = engine_bf16(name, device, precision)
     if isinstance(model, Segmenter):
         handle = _Handle(model.meta, model.path, device, name, bf16, compile)
         return replace(handle, local=handle.prepare(model.model))
