@@ -138,7 +138,7 @@ def _num(value: float | None) -> str:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Classes .tif")
 @click.option("--probabilities", type=click.Path(dir_okay=False), help="Probabilities .tif")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
-@click.option("--batch-size", type=int, help="Windows per model call (default 4 CPU, 32 GPU).")
+@click.option("--batch-size", type=int, help="Windows per model call (default 32 GPU; 1 Mpx CPU).")
 @click.option("--overlap", type=int, help="Window overlap in model pixels (default window/8).")
 @click.option(
     "--window", type=int,

@@ -56,6 +56,7 @@ GPU_CHUNK = 4096
 # Default largest window: this stride plus the overlap (model pixels). Larger windows need fewer
 # overlaps; beyond ~768 pixels OpenVINO's cost per pixel on a CPU no longer falls.
 LARGEST_STRIDE = 1024
+CPU_BATCH_PIXELS = 2**20  # model pixels per call on a CPU (4 windows of 512, 1 of 1056)
 
 # One model call at a time per process: dask's threads then overlap reading with compute, and
 # torch's own intra-op threads use the cores (no oversubscription, one GPU stream).
@@ -93,7 +94,8 @@ def segment(
     device
         ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     batch_size
-        Windows per model call (default 4 on CPU, 32 on CUDA).
+        Windows per model call (default 32 on CUDA; on a CPU as many as make one megapixel,
+        at least one: memory, not speed, grows with it there).
     chunks
         Chunk edge in source pixels (default 2048 on CPU, 4096 on CUDA, at least four
         windows, rounded to whole window strides). Results do not depend on it; peak memory
@@ -166,7 +168,7 @@ def segment(
         overlap=overlap,
         multiple=multiple,
         factor=spec.downsample,
-        batch=batch_size or (32 if dev.type == "cuda" else 4),
+        batch=batch_size or (32 if dev.type == "cuda" else None),
         probabilities=probabilities,
         mean=tuple(handle.meta.normalisation.mean),
         std=tuple(handle.meta.normalisation.std),
@@ -201,7 +203,7 @@ class _Params:
     overlap: int  # model pixels
     multiple: int  # window edges are multiples of this
     factor: int  # source pixels per model pixel
-    batch: int
+    batch: int | None  # None: CPU_BATCH_PIXELS per call
     probabilities: bool
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -288,6 +290,8 @@ def _segment_2d(
         window_size(-(-n // f), params.largest, params.overlap, params.multiple)
         for n in (height, width)
     )
+    if params.batch is None:
+        params = replace(params, batch=max(1, CPU_BATCH_PIXELS // (window[0] * window[1])))
     edges = []
     for size in window:
         stride = (size - params.overlap) * f
@@ -409,13 +413,11 @@ def _blend(
     acc: torch.Tensor | None = None
     wsum: torch.Tensor | None = None
     corners = [(y, x_) for y in starts[0] for x_ in starts[1]]
+    assert p.batch is not None  # set by _segment_2d
     for i in range(0, len(corners), p.batch):
         group = corners[i : i + p.batch]
         batch = torch.stack(
-            [
-                xm[:, y - om[0] : y - om[0] + wy, x_ - om[1] : x_ - om[1] + wx]
-                for y, x_ in group
-            ]
+            [xm[:, y - om[0] : y - om[0] + wy, x_ - om[1] : x_ - om[1] + wx] for y, x_ in group]
         )
         prob = torch.softmax(model(batch), dim=1) * weight
         if acc is None or wsum is None:
