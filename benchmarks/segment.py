@@ -1,26 +1,31 @@
 """Whole-scene U-Net inference: agrivision (blended windows over dask chunks) vs a naive loop.
 
 Usage: ``python benchmarks/segment.py [--quick] [--size N] [--repeat R] [--device cpu|cuda]
-[--encoder E]``
+[--encoder E] [--model DIR]``
 
 One randomly initialised smp U-Net (``resnet34`` encoder, 4 bands, 5 classes, 512-pixel
 windows; the weights do not change the cost) is saved once as a checkpoint under
-``bench-output/``. A seeded 4-band float32 reflectance scene is built in memory in each
-worker before timing starts. Contenders, each in a fresh subprocess, interleaved over
+``bench-output/``; ``--model DIR`` runs a trained checkpoint instead (its bands, window and
+downsampling; the agreement columns then speak of a trained model, where classes rarely tie).
+A seeded float32 reflectance scene with the model's bands is built in memory in each worker
+before timing starts. Contenders, each in a fresh subprocess, interleaved over
 ``--repeat`` rounds (default 3; the table gives medians, so that a noisy, shared machine
 slows every contender alike):
 
 * ``naive``: the anchor, the usual loop: non-overlapping 512-pixel tiles (edge tiles
   zero-padded), PyTorch fp32, batch 1, ``torch.no_grad``, argmax, no blending;
 * ``agrivision``: ``segment(scene, model_dir)`` with its defaults on the dask-backed scene,
-  computed into a class array: windows overlapping by 1/8 with linear-ramp blending, per-chunk
-  halos, batches of 4 (32 on CUDA), dask's threaded scheduler; on the CPU the checkpoint runs
-  in OpenVINO fp32 (the ``openvino`` extra), on CUDA in PyTorch with bf16 autocast, channels_last
-  and pinned host memory;
+  computed into a class array: the fewest windows of at most 1024 pixels plus the overlap that
+  cover the scene, overlapping by 1/8 of the model's window (64 pixels) with linear-ramp
+  blending (2 x 2 windows of 1056 x 1056 on a 2048^2 scene), per-chunk halos, batches of 4
+  (32 on CUDA), dask's threaded scheduler; on the CPU the checkpoint runs in OpenVINO (the
+  ``openvino`` extra), in bf16 where the CPU has native bf16 (AVX512-BF16, AMX), else fp32; on
+  CUDA in PyTorch with bf16 autocast, channels_last and pinned host memory;
 * ``agrivision-torch`` (CPU): the same run by PyTorch fp32 (channels_last, ``inference_mode``),
   the engine of a core install and the fp32 reference of the agreement column;
-* ``agrivision-bf16`` (CPU): the same with ``precision="bf16"`` (OpenVINO bf16, native on CPUs
-  with AVX512-BF16 or AMX);
+* ``agrivision-torch-own-window`` (CPU): PyTorch fp32 with windows no larger than the model's
+  own (512: 5 x 5 windows of 480 on a 2048^2 scene): what larger windows are worth;
+* ``agrivision-openvino-fp32`` (CPU): the default run with ``precision="fp32"``;
 * ``agrivision-compile`` (CUDA): the same plus ``torch.compile``.
 
 Each worker warms up on a 1024 x 1024 corner first, untimed (model load, OpenVINO conversion,
@@ -49,6 +54,7 @@ from harness import run_measured, write_result
 OUT = Path(__file__).resolve().parents[1] / "bench-output"
 BANDS = ("blue", "green", "red", "nir")
 TILE = 512
+SCALES = (0.1, 0.15, 0.2, 0.5)  # reflectance range of each band of the synthetic scene
 
 
 def make_model(directory: Path, encoder: str) -> None:
@@ -69,36 +75,47 @@ def make_model(directory: Path, encoder: str) -> None:
     save_checkpoint(build_model(spec), CheckpointMeta(spec=spec, normalisation=norm), directory)
 
 
-def make_scene(size: int) -> np.ndarray:
-    """``(4, size, size)`` float32 reflectance: smooth fields plus noise (seeded)."""
+def make_scene(size: int, bands: int) -> np.ndarray:
+    """``(bands, size, size)`` float32 reflectance: smooth fields plus noise (seeded)."""
     from scipy import ndimage
 
     rng = np.random.default_rng(0)
     n = size // 64 + 2
-    scene = np.empty((4, size, size), np.float32)
-    for band, scale in enumerate((0.1, 0.15, 0.2, 0.5)):
+    scene = np.empty((bands, size, size), np.float32)
+    for band in range(bands):
+        scale = SCALES[band % len(SCALES)]
         smooth = ndimage.zoom(rng.random((n, n), dtype=np.float32), 64, order=1)[:size, :size]
         scene[band] = smooth * scale + rng.normal(0, 0.01, (size, size)).astype(np.float32)
     return scene
 
 
 def naive(model, scene: np.ndarray, device: str) -> np.ndarray:
-    """Non-overlapping tiles, fp32, batch 1, no blending (normalisation as the model's)."""
+    """Non-overlapping tiles of the model's window, fp32, batch 1, no blending (normalisation
+    and downsampling as the model's)."""
     import torch
     import torch.nn.functional as F
 
-    from agrivision.segment.prepare import normalise
+    from agrivision.segment.prepare import normalise, pool
 
-    seg, norm = model
+    seg, meta = model
+    norm, f, tile = (
+        meta.normalisation,
+        meta.spec.downsample,
+        meta.spec.window * meta.spec.downsample,
+    )
     _, h, w = scene.shape
     out = np.empty((h, w), np.uint8)
     with torch.no_grad():
-        for r in range(0, h, TILE):
-            for c in range(0, w, TILE):
-                x = torch.from_numpy(scene[:, r : r + TILE, c : c + TILE]).to(device)
+        for r in range(0, h, tile):
+            for c in range(0, w, tile):
+                x = torch.from_numpy(scene[:, r : r + tile, c : c + tile]).to(device)
                 th, tw = x.shape[1:]
-                x = F.pad(normalise(x, norm.mean, norm.std), (0, TILE - tw, 0, TILE - th))
-                logits = seg(x[None])
+                x = normalise(pool(x, f), norm.mean, norm.std)
+                mh, mw = x.shape[1:]
+                x = F.pad(x, (0, tile // f - mw, 0, tile // f - mh))
+                logits = seg(x[None])[:, :, :mh, :mw]
+                if f > 1:
+                    logits = F.interpolate(logits, scale_factor=f, mode="bilinear")
                 out[r : r + th, c : c + tw] = logits[0, :, :th, :tw].argmax(0).cpu().numpy()
     return out
 
@@ -110,14 +127,16 @@ def worker(contender: str, size: int, device: str, model_dir: Path, result: Path
     import torch
     import xarray as xr
 
-    from agrivision.segment.checkpoint import load_checkpoint
+    from agrivision.segment.checkpoint import load_checkpoint, read_metadata
     from agrivision.segment.predict import segment
 
-    scene = make_scene(size)
+    spec = read_metadata(model_dir / "model.json").spec
+    bands = spec.bands
+    scene = make_scene(size, len(bands))
     start = time.perf_counter()
     if contender == "naive":
         loaded = load_checkpoint(model_dir, device=device)
-        model = (loaded.model, loaded.meta.normalisation)
+        model = (loaded.model, loaded.meta)
         naive(model, scene[:, :1024, :1024], device)  # warm-up
         setup = time.perf_counter() - start
         t0, c0 = time.perf_counter(), time.process_time()
@@ -126,12 +145,13 @@ def worker(contender: str, size: int, device: str, model_dir: Path, result: Path
         options = {
             "agrivision-compile": {"compile": True},
             "agrivision-torch": {"engine": "torch"},
-            "agrivision-bf16": {"precision": "bf16"},
+            "agrivision-torch-own-window": {"engine": "torch", "window": spec.window},
+            "agrivision-openvino-fp32": {"precision": "fp32"},
         }.get(contender, {})
 
         def run(arr: np.ndarray) -> np.ndarray:
             data = da.from_array(arr, chunks=(1, 2048, 2048))
-            ds = xr.Dataset({b: (("y", "x"), data[i]) for i, b in enumerate(BANDS)})
+            ds = xr.Dataset({b: (("y", "x"), data[i]) for i, b in enumerate(bands)})
             return segment(ds, model_dir, device=device, **options)["classes"].data.compute()
 
         run(scene[:, :1024, :1024])  # warm-up (model load, conversion, compilation)
@@ -151,6 +171,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--encoder", default="resnet34", help="smp encoder (default resnet34)")
+    parser.add_argument("--model", type=Path, help="a trained checkpoint directory to run")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -160,12 +181,18 @@ def main() -> None:
 
     OUT.mkdir(exist_ok=True)
     size = args.size or (1024 if args.quick else 10980 if args.device == "cuda" else 2048)
-    model_dir = OUT / f"segment_model_{args.encoder}"
-    make_model(model_dir, args.encoder)
+    if args.model:
+        model_dir = args.model.resolve()
+    else:
+        model_dir = OUT / f"segment_model_{args.encoder}"
+        make_model(model_dir, args.encoder)
     if args.device == "cuda":
         contenders, reference = ("naive", "agrivision", "agrivision-compile"), "agrivision"
     else:
-        contenders = ("naive", "agrivision-torch", "agrivision", "agrivision-bf16")
+        contenders = (
+            "naive", "agrivision-torch-own-window", "agrivision-torch", "agrivision-openvino-fp32",
+            "agrivision",
+        )  # fmt: skip
         reference = "agrivision-torch"
     runs: dict[str, list[dict]] = {c: [] for c in contenders}
     classes = {}
@@ -181,11 +208,16 @@ def main() -> None:
             classes[c] = np.load(result.with_suffix(".npy"))
     import torch
 
+    from agrivision.segment.checkpoint import read_metadata
+
+    spec = read_metadata(model_dir / "model.json").spec
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"{os.cpu_count()} CPUs"
     mpx = size * size / 1e6
     median = {c: {k: statistics.median(r[k] for r in runs[c]) for k in runs[c][0]} for c in runs}
     lines = [
-        f"U-Net ({args.encoder}, 4 bands, 5 classes, {TILE}-px windows), scene {size} x {size} "
+        f"U-Net ({spec.encoder}, {len(spec.bands)} bands, {len(spec.classes)} classes, "
+        f"{spec.window}-px windows, {'trained: ' + str(model_dir) if args.model else 'random'}"
+        f"), scene {size} x {size} "
         f"float32 ({mpx:.1f} Mpx), {args.device} ({where}), torch {torch.__version__}; "
         f"median of {args.repeat} interleaved runs per contender, each in a fresh process after "
         "an untimed 1024^2 warm-up (setup)",

@@ -78,7 +78,7 @@ def _direct(files, model, date: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     from agrivision.segment import segment
 
     scene = open_scene([str(files.items)], chunks=64, mask=MaskConfig()).isel(time=date)
-    predicted = segment(scene, model)["classes"].values
+    predicted = segment(scene, model, precision="fp32")["classes"].values  # the report runs fp32
     lut = np.zeros(256, np.uint8)
     lut[: len(CLASSES)] = [SCHEMA_CODE[c] for c in CLASSES]
     fields = gpd.read_file(files.fields).to_crs(scene.rio.crs)

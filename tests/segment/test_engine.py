@@ -11,7 +11,7 @@ from agrivision.io.scene import open_scene
 from agrivision.segment import engine as engines
 from agrivision.segment.checkpoint import load_checkpoint, save_checkpoint
 from agrivision.segment.config import load_config
-from agrivision.segment.engine import FlipTTA, resolve_engine
+from agrivision.segment.engine import FlipTTA, engine_bf16, resolve_engine
 from agrivision.segment.evaluation import evaluate
 from agrivision.segment.predict import loaded_models, segment
 
@@ -49,8 +49,8 @@ def test_openvino_classes_equal_torch_fp32(trained, scene):
     pytest.importorskip("openvino")
     model_dir, _ = trained
     ref = segment(scene, model_dir, probabilities=True, engine="torch").compute()
-    out = segment(scene, model_dir, probabilities=True).compute()  # auto: OpenVINO
-    assert any(key[3] == "openvino" for key in loaded_models())
+    out = segment(scene, model_dir, probabilities=True, precision="fp32").compute()
+    assert any(key[3:5] == ("openvino", False) for key in loaded_models())  # auto: OpenVINO
     classes, expected = out["classes"].values, ref["classes"].values
     assert (classes == expected).mean() >= 0.995
     assert len(np.unique(expected)) >= 3  # a trained model: real classes, not one flat answer
@@ -58,7 +58,26 @@ def test_openvino_classes_equal_torch_fp32(trained, scene):
     assert diff.max() <= 1  # fp32 rounding only: at most one step of 1/254
 
 
-def test_openvino_bf16_is_opt_in_and_close_to_fp32(trained, scene):
+def test_openvino_runs_bf16_by_default_only_on_cpus_with_native_bf16(monkeypatch):
+    pytest.importorskip("openvino")
+    for native in (True, False):
+        monkeypatch.setattr(engines, "native_bf16", lambda native=native: native)
+        assert engine_bf16("openvino", CPU, "auto") is native
+        assert engine_bf16("openvino", CPU, "fp32") is False  # --precision fp32 forces it
+        assert engine_bf16("openvino", CPU, "bf16") is True
+        assert engine_bf16("torch", CPU, "auto") is False  # PyTorch: the fp32 reference
+        assert engine_bf16("torch", torch.device("cuda"), "auto") is True
+    with pytest.raises(ConfigError, match="precision"):
+        engine_bf16("openvino", CPU, "fp16")
+
+
+def test_native_bf16_is_what_openvino_reports():
+    ov = pytest.importorskip("openvino")
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert engines.native_bf16() is ("BF16" in capabilities)
+
+
+def test_openvino_bf16_is_close_to_fp32(trained, scene):
     pytest.importorskip("openvino")
     model_dir, _ = trained
     fp32 = segment(scene, model_dir, probabilities=True, engine="torch").compute()
@@ -120,7 +139,9 @@ def test_a_model_with_tta_segments_with_flips(tiny, scene_of, tmp_path):
     data = np.random.default_rng(0).random((2, 64, 64))  # one 64-px window: no blending
     flips = seg.meta.model_copy(update={"spec": seg.spec.model_copy(update={"tta": "flips"})})
     save_checkpoint(seg.model, flips, tmp_path / "m")
-    tta = segment(scene_of(data, ("red", "nir")), tmp_path / "m", probabilities=True)
+    tta = segment(
+        scene_of(data, ("red", "nir")), tmp_path / "m", probabilities=True, precision="fp32"
+    )
     # by hand: the plain model on each flipped image, flipped back, averaged
     by_hand = np.mean(
         [

@@ -35,9 +35,11 @@ def _reference(seg, data: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("downsample", [1, 2])
-def test_one_window_scene_equals_the_model_by_hand(tiny, scene_of, downsample):
+@pytest.mark.parametrize("cols", [64, 160])
+def test_one_window_scene_equals_the_model_by_hand(tiny, scene_of, downsample, cols):
+    # a 64 x 160 scene is one window sized to it (160 exceeds the model's own 64-px window)
     seg = tiny(downsample=downsample)
-    data = RNG.random((2, 64 * downsample, 64 * downsample))
+    data = RNG.random((2, 64 * downsample, cols * downsample))
     out = segment(scene_of(data, ("red", "nir")), seg, probabilities=True).compute()
     ref = _reference(seg, data)
     np.testing.assert_array_equal(out["classes"].values, ref.argmax(0))
@@ -46,7 +48,7 @@ def test_one_window_scene_equals_the_model_by_hand(tiny, scene_of, downsample):
 
 @pytest.mark.parametrize("overlap", [8, 16, 0])
 def test_ramp_weights_of_neighbouring_windows_sum_to_one(overlap):
-    w = _ramp(64, overlap, torch.device("cpu"))[32]  # a middle row: the 1-D ramp
+    w = _ramp((64, 64), overlap, torch.device("cpu"))[32]  # a middle row: the 1-D ramp
     stride = 64 - overlap
     # across the overlap, the falling ramp of one window and the rising ramp of the next add to 1
     torch.testing.assert_close(w[stride:] + w[:overlap], torch.ones(overlap))
@@ -166,7 +168,8 @@ scene = xr.Dataset(
     {{b: (("y", "x"), arr[i]) for i, b in enumerate(bands)}},
     coords={{"y": np.arange(2048)[::-1] * 10.0, "x": np.arange(512) * 10.0}},
 ).rio.write_crs("EPSG:32633")
-write_predictions(segment(scene.isel(y=slice(0, 384)), seg, chunks=128), {out!r})  # warm-up
+# The halo is one window deep: windows of the model's own 32 px keep each task small.
+write_predictions(segment(scene.isel(y=slice(0, 384)), seg, chunks=128, window=32), {out!r})
 
 def data_bytes():
     for line in open("/proc/self/status"):
@@ -175,7 +178,7 @@ def data_bytes():
 
 # From here on the process may allocate only 64 MiB more: half of the scene.
 resource.setrlimit(resource.RLIMIT_DATA, (data_bytes() + 64 * 2**20, resource.RLIM_INFINITY))
-write_predictions(segment(scene, seg, chunks=128), {out!r})
+write_predictions(segment(scene, seg, chunks=128, window=32), {out!r})
 print("segmented")
 try:
     arr.compute()

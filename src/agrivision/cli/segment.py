@@ -20,7 +20,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
 PRECISION = click.option(
     "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
-    show_default=True, help="auto: bf16 on a GPU, fp32 on a CPU.",
+    show_default=True, help="auto: bf16 on a GPU and in OpenVINO on a CPU with native bf16 "
+    "(AVX512-BF16, AMX), else fp32.",
 )  # fmt: skip
 ENGINE = click.option(
     "--engine", type=click.Choice(["auto", "torch", "openvino"]), default="auto",
@@ -137,8 +138,13 @@ def _num(value: float | None) -> str:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Classes .tif")
 @click.option("--probabilities", type=click.Path(dir_okay=False), help="Probabilities .tif")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
-@click.option("--batch-size", type=int, help="Windows per model call (default 4 CPU, 32 GPU).")
+@click.option("--batch-size", type=int, help="Windows per model call (default 32 GPU; 1 Mpx CPU).")
 @click.option("--overlap", type=int, help="Window overlap in model pixels (default window/8).")
+@click.option(
+    "--window", type=int,
+    help="Largest window edge in model pixels (default 1024 + overlap; windows are sized to "
+    "the scene).",
+)  # fmt: skip
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (GPU).")
 @PRECISION
 @ENGINE
@@ -155,6 +161,7 @@ def segment(
     device: str,
     batch_size: int | None,
     overlap: int | None,
+    window: int | None,
     compile_: bool,
     precision: str,
     engine: str,
@@ -185,6 +192,7 @@ def segment(
         device=device,
         batch_size=batch_size,
         overlap=overlap,
+        window=window,
         compile=compile_,
         precision=precision,
         engine=engine,

@@ -28,9 +28,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def use_bf16(device: torch.device, precision: str) -> bool:
-    """Whether to run in bf16: ``auto`` means on a GPU only (on a CPU bf16 is opt-in: it is
-    several times faster where the CPU has native bf16, e.g. AVX512-BF16/AMX, but slightly
-    changes the probabilities).
+    """Whether PyTorch runs in bf16: ``auto`` means on a GPU only (on a CPU, PyTorch is the
+    fp32 reference; :func:`agrivision.segment.engine.engine_bf16` picks bf16 for OpenVINO on
+    CPUs with native bf16).
 
     Raises
     ------

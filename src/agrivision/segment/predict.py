@@ -44,15 +44,19 @@ from agrivision.segment.checkpoint import (
     load_checkpoint,
     read_metadata,
 )
-from agrivision.segment.device import resolve_device, use_bf16
-from agrivision.segment.engine import Engine, build_engine, resolve_engine
+from agrivision.segment.device import resolve_device
+from agrivision.segment.engine import Engine, build_engine, engine_bf16, resolve_engine
 from agrivision.segment.nodata import NODATA
 from agrivision.segment.prepare import normalise, pool
-from agrivision.segment.windows import window_starts
+from agrivision.segment.windows import window_size, window_starts
 
 PROBABILITY_SCALE = 254  # probabilities are stored as round(p * 254); 255 stays nodata
 CPU_CHUNK = 2048  # default chunk edge (source pixels); memory per task ~ chunk^2 * bands * 8 B
 GPU_CHUNK = 4096
+# Default largest window: this stride plus the overlap (model pixels). Larger windows need fewer
+# overlaps; beyond ~768 pixels OpenVINO's cost per pixel on a CPU no longer falls.
+LARGEST_STRIDE = 1024
+CPU_BATCH_PIXELS = 2**20  # model pixels per call on a CPU (4 windows of 512, 1 of 1056)
 
 # One model call at a time per process: dask's threads then overlap reading with compute, and
 # torch's own intra-op threads use the cores (no oversubscription, one GPU stream).
@@ -70,6 +74,7 @@ def segment(
     batch_size: int | None = None,
     chunks: int | None = None,
     overlap: int | None = None,
+    window: int | None = None,
     compile: bool = False,
     precision: str = "auto",
     engine: str = "auto",
@@ -89,18 +94,28 @@ def segment(
     device
         ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     batch_size
-        Windows per model call (default 4 on CPU, 32 on CUDA).
+        Windows per model call (default 32 on CUDA; on a CPU as many as make one megapixel,
+        at least one: memory, not speed, grows with it there).
     chunks
-        Chunk edge in source pixels (default 2048 on CPU, 4096 on CUDA, rounded to whole
-        window strides). Results do not depend on it; peak memory grows with its square.
+        Chunk edge in source pixels (default 2048 on CPU, 4096 on CUDA, at least four
+        windows, rounded to whole window strides). Results do not depend on it; peak memory
+        grows with its square.
     overlap
-        Overlap of neighbouring windows in model pixels (default ``window // 8``); the
-        blending ramp is this wide.
+        Overlap of neighbouring windows in model pixels (default: an eighth of the model's
+        training window); the blending ramp is this wide.
+    window
+        Largest window edge in model pixels (default 1024 plus the overlap, rounded up to a
+        multiple of ``2 ** encoder_depth``, and at least the model's window). Each chunk is
+        read with a halo one window deep. The scene is covered by the fewest windows that
+        fit, sized to it (see :func:`~agrivision.segment.windows.window_size`), so results
+        depend on the scene's size, never on the chunking.
     compile
         ``torch.compile`` the model (worth it for large scenes on a GPU).
     precision
-        ``auto`` (bf16 autocast on a GPU, fp32 on a CPU), ``fp32`` or ``bf16`` (on a CPU with
-        native bf16 several times faster than fp32; probabilities change slightly).
+        ``auto`` (bf16 autocast on a GPU; bf16 in OpenVINO on a CPU with native bf16,
+        AVX512-BF16 or AMX; fp32 otherwise), ``fp32`` or ``bf16`` (on a CPU with native bf16
+        about twice as fast as fp32; probabilities change slightly, classes only where two
+        nearly tie).
     engine
         ``auto``, ``torch`` or ``openvino`` (the ``openvino`` extra; CPU only). ``auto`` runs
         a checkpoint directory on the CPU with OpenVINO when it is installed (faster, classes
@@ -121,7 +136,7 @@ def segment(
         Invalid device, precision, engine, batch size, chunks or overlap.
     """
     dev = resolve_device(device)
-    handle = _handle(model, dev, compile, engine, use_bf16(dev, precision))
+    handle = _handle(model, dev, compile, engine, precision)
     spec = handle.meta.spec
     missing = [b for b in spec.bands if b not in scene.data_vars]
     if missing:
@@ -130,19 +145,30 @@ def segment(
             source=handle.path or "model",
             fix="open the scene with these bands (check the band names with `agrivision info`)",
         )
-    window = spec.window
-    overlap = window // 8 if overlap is None else overlap
-    if not 0 <= overlap < window:
-        raise ConfigError(f"overlap must be 0..{window - 1} model pixels, got {overlap}")
+    overlap = spec.window // 8 if overlap is None else overlap
+    if not 0 <= overlap < spec.window:
+        raise ConfigError(f"overlap must be 0..{spec.window - 1} model pixels, got {overlap}")
+    multiple = 2**spec.encoder_depth
+    if window is None:
+        # Strides of up to LARGEST_STRIDE: a 2048-pixel scene takes 2 x 2 windows.
+        largest = max(spec.window, -(-(LARGEST_STRIDE + overlap) // multiple) * multiple)
+    else:
+        largest = window
+    if largest % multiple or largest <= overlap:
+        raise ConfigError(
+            f"window must be a multiple of {multiple} model pixels above the overlap "
+            f"({overlap}), got {largest}"
+        )
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
     if chunks is not None and chunks < 16:
         raise ConfigError(f"chunks must be >= 16 pixels, got {chunks}")
     params = _Params(
-        window=window,
-        stride=window - overlap,
+        largest=largest,
+        overlap=overlap,
+        multiple=multiple,
         factor=spec.downsample,
-        batch=batch_size or (32 if dev.type == "cuda" else 4),
+        batch=batch_size or (32 if dev.type == "cuda" else None),
         probabilities=probabilities,
         mean=tuple(handle.meta.normalisation.mean),
         std=tuple(handle.meta.normalisation.std),
@@ -173,10 +199,11 @@ def loaded_models() -> list[tuple]:
 
 @dataclass(frozen=True)
 class _Params:
-    window: int  # model pixels
-    stride: int  # model pixels
+    largest: int  # model pixels: the largest window
+    overlap: int  # model pixels
+    multiple: int  # window edges are multiples of this
     factor: int  # source pixels per model pixel
-    batch: int
+    batch: int | None  # None: CPU_BATCH_PIXELS per call
     probabilities: bool
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -236,9 +263,10 @@ def _handle(
     device: torch.device,
     compile: bool,
     engine: str,
-    bf16: bool,
+    precision: str,
 ) -> _Handle:
     name = resolve_engine(engine, device, checkpoint=not isinstance(model, Segmenter))
+    bf16 = engine_bf16(name, device, precision)
     if isinstance(model, Segmenter):
         handle = _Handle(model.meta, model.path, device, name, bf16, compile)
         return replace(handle, local=handle.prepare(model.model))
@@ -257,19 +285,28 @@ def _segment_2d(
 ) -> xr.Dataset:
     arr = da.stack([da.asarray(v.data).astype(np.float32, copy=False) for v in variables])
     _, height, width = arr.shape
-    f, window, stride = params.factor, params.window, params.stride
-    if chunks is None:
-        # Whole strides per chunk: chunk edges then fall on window starts, and each chunk runs
-        # only about one extra column and row of windows.
-        target = GPU_CHUNK if handle.device.type == "cuda" else CPU_CHUNK
-        edge = max(1, round(target / (stride * f))) * stride * f
-    else:
-        edge = -(-chunks // f) * f
+    f = params.factor
+    window = tuple(
+        window_size(-(-n // f), params.largest, params.overlap, params.multiple)
+        for n in (height, width)
+    )
+    if params.batch is None:
+        params = replace(params, batch=max(1, CPU_BATCH_PIXELS // (window[0] * window[1])))
+    edges = []
+    for size in window:
+        stride = (size - params.overlap) * f
+        if chunks is None:
+            # Whole strides per chunk: chunk edges then fall on window starts, and each chunk
+            # runs only one extra column and row of windows (at least four of its own).
+            target = max(GPU_CHUNK if handle.device.type == "cuda" else CPU_CHUNK, 4 * size * f)
+            edges.append(max(1, round(target / stride)) * stride)
+        else:
+            edges.append(-(-chunks // f) * f)
     # The first window touching a chunk's core starts less than a window before it.
     # (dask wants a halo no deeper than the array: then one chunk holds the whole axis).
-    depth = (min(window * f, height), min(window * f, width))
-    ychunks = ensure_minimum_chunksize(depth[0], _regular(height, edge))
-    xchunks = ensure_minimum_chunksize(depth[1], _regular(width, edge))
+    depth = (min(window[0] * f, height), min(window[1] * f, width))
+    ychunks = ensure_minimum_chunksize(depth[0], _regular(height, edges[0]))
+    xchunks = ensure_minimum_chunksize(depth[1], _regular(width, edges[1]))
     arr = arr.rechunk((arr.shape[0], ychunks, xchunks))
     layers = 1 + (len(handle.meta.spec.classes) if params.probabilities else 0)
     out = da.map_overlap(
@@ -283,6 +320,7 @@ def _segment_2d(
         meta=np.empty((0, 0, 0), np.uint8),
         handle=handle,
         params=params,
+        window=window,
         shape=(height, width),
         depth_px=depth,
     )
@@ -306,6 +344,7 @@ def _predict_block(
     *,
     handle: _Handle,
     params: _Params,
+    window: tuple[int, int],
     shape: tuple[int, int],
     depth_px: tuple[int, int],
     block_info: dict | None = None,
@@ -319,7 +358,8 @@ def _predict_block(
         x = torch.from_numpy(np.ascontiguousarray(block))
         if handle.device.type == "cuda":
             x = x.pin_memory().to(handle.device, non_blocking=True)
-        probs, valid = _blend(model, x, origin, ((cy0, cy1), (cx0, cx1)), shape, params)
+        core = ((cy0, cy1), (cx0, cx1))
+        probs, valid = _blend(model, x, origin, core, shape, window, params)
         classes = probs.argmax(dim=0).to(torch.uint8)
         classes[~valid] = NODATA
         layers = [classes[None]]
@@ -336,6 +376,7 @@ def _blend(
     origin: tuple[int, int],
     core: tuple[tuple[int, int], tuple[int, int]],
     shape: tuple[int, int],
+    window: tuple[int, int],
     p: _Params,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Blended class probabilities ``(K, h, w)`` and validity ``(h, w)`` of the core."""
@@ -353,15 +394,11 @@ def _blend(
         for (c0, c1), n in zip(core, scene_m, strict=True)
     ]
     starts = [
-        [
-            s
-            for s in window_starts(n, p.window, p.stride, pad_short=True)
-            if s < b and s + p.window > a
-        ]
-        for (a, b), n in zip(need, scene_m, strict=True)
+        [s for s in window_starts(n, w, w - p.overlap, pad_short=True) if s < b and s + w > a]
+        for (a, b), n, w in zip(need, scene_m, window, strict=True)
     ]
     lo = [s[0] for s in starts]
-    hi = [s[-1] + p.window for s in starts]
+    hi = [s[-1] + w for s, w in zip(starts, window, strict=True)]
     om = (oy // f, ox // f)
     # Only a scene smaller than a window has windows reaching past its edge: they see zeros
     # (the training mean).
@@ -371,17 +408,16 @@ def _blend(
         raise RuntimeError("halo smaller than the windows need")  # a bug, not a user error
     if any(pad):
         xm = F.pad(xm, (0, pad[1], 0, pad[0]))
-    weight = _ramp(p.window, p.window - p.stride, x.device)
+    weight = _ramp(window, p.overlap, x.device)
+    wy, wx = window
     acc: torch.Tensor | None = None
     wsum: torch.Tensor | None = None
     corners = [(y, x_) for y in starts[0] for x_ in starts[1]]
+    assert p.batch is not None  # set by _segment_2d
     for i in range(0, len(corners), p.batch):
         group = corners[i : i + p.batch]
         batch = torch.stack(
-            [
-                xm[:, y - om[0] : y - om[0] + p.window, x_ - om[1] : x_ - om[1] + p.window]
-                for y, x_ in group
-            ]
+            [xm[:, y - om[0] : y - om[0] + wy, x_ - om[1] : x_ - om[1] + wx] for y, x_ in group]
         )
         prob = torch.softmax(model(batch), dim=1) * weight
         if acc is None or wsum is None:
@@ -389,8 +425,8 @@ def _blend(
             acc = torch.zeros((n_classes, hi[0] - lo[0], hi[1] - lo[1]), device=x.device)
             wsum = torch.zeros((1, hi[0] - lo[0], hi[1] - lo[1]), device=x.device)
         for (y, x_), pr in zip(group, prob, strict=True):
-            acc[:, y - lo[0] : y - lo[0] + p.window, x_ - lo[1] : x_ - lo[1] + p.window] += pr
-            wsum[:, y - lo[0] : y - lo[0] + p.window, x_ - lo[1] : x_ - lo[1] + p.window] += weight
+            acc[:, y - lo[0] : y - lo[0] + wy, x_ - lo[1] : x_ - lo[1] + wx] += pr
+            wsum[:, y - lo[0] : y - lo[0] + wy, x_ - lo[1] : x_ - lo[1] + wx] += weight
     if acc is None or wsum is None:
         raise RuntimeError("no window covers the block")  # a bug, not a user error
     (ya, yb), (xa, xb) = need
@@ -401,17 +437,21 @@ def _blend(
     return probs, valid
 
 
-def _ramp(window: int, overlap: int, device: torch.device) -> torch.Tensor:
-    """2-D weights: 1 inside, a linear ramp over ``overlap`` pixels at each edge (never 0).
+def _ramp(window: tuple[int, int], overlap: int, device: torch.device) -> torch.Tensor:
+    """2-D weights of a ``(rows, cols)`` window: 1 inside, a linear ramp over ``overlap``
+    pixels at each edge (never 0).
 
     Neighbouring ramps cross over the overlap, so weights of adjacent windows sum to ~1 there
     and seams fade out instead of jumping.
     """
     if overlap == 0:
-        return torch.ones((window, window), device=device)
-    i = torch.arange(window, dtype=torch.float32, device=device) + 0.5
-    r = torch.clamp(torch.minimum(i, window - i) / overlap, max=1.0)
-    return r[:, None] * r[None, :]
+        return torch.ones(window, device=device)
+
+    def edge(n: int) -> torch.Tensor:
+        i = torch.arange(n, dtype=torch.float32, device=device) + 0.5
+        return torch.clamp(torch.minimum(i, n - i) / overlap, max=1.0)
+
+    return edge(window[0])[:, None] * edge(window[1])[None, :]
 
 
 def write_predictions(

@@ -35,3 +35,33 @@ def window_starts(n: int, size: int, stride: int, *, pad_short: bool = False) ->
     if starts[-1] + size < n:
         starts.append(n - size)
     return starts
+
+
+def window_size(n: int, largest: int, overlap: int, multiple: int) -> int:
+    """Edge of the prediction windows along an axis of ``n`` pixels: the fewest windows no
+    larger than ``largest`` that cover the axis overlapping by at least ``overlap``, each as
+    small as that allows (rounded up to ``multiple``).
+
+    Sizing the windows to the scene leaves no window mostly outside it, so the overlap costs
+    only what blending needs; larger windows also run faster per pixel on a CPU.
+
+    Parameters
+    ----------
+    n
+        Axis length, pixels.
+    largest
+        Largest window edge, pixels; a multiple of ``multiple``.
+    overlap
+        Overlap of neighbouring windows, pixels (``0 <= overlap < largest``).
+    multiple
+        The model's input multiple (``2 ** encoder_depth``).
+
+    Returns
+    -------
+    int
+        Window edge, pixels; ``window_starts(n, size, size - overlap)`` then places that many
+        windows (one, padded, where ``n`` is not above a single window).
+    """
+    count = max(1, -(-(n - overlap) // (largest - overlap)))
+    size = -(-(n + (count - 1) * overlap) // count)
+    return -(-size // multiple) * multiple
