@@ -90,40 +90,35 @@ def build_engine(
     compile
         ``torch.compile`` the model (PyTorch only).
     tta
-        ``flips``: run each batch also flipped; ``dihedral``: also transposed, and flipped
-        (see :class:`FlipTTA`); ``none``.
+        ``flips``: run each batch also flipped (see :class:`FlipTTA`); ``none``.
     """
     engine: Engine
     if name == "openvino":
         engine = _OpenVino(model, bands, window, bf16)
     else:
         engine = _Torch(model, device, bf16, compile)
-    return FlipTTA(engine, transpose=tta == "dihedral") if tta != "none" else engine
+    return FlipTTA(engine) if tta == "flips" else engine
 
 
 class FlipTTA:
     """Test-time augmentation: the mean class probabilities of a batch and its horizontal,
-    vertical and double flips, with ``transpose`` also of the transposed batch and its flips
-    (the eight symmetries of a square window), each mapped back, returned as
-    log-probabilities, so that the caller's softmax yields that mean."""
+    vertical and double flips (each flipped back), returned as log-probabilities, so that the
+    caller's softmax yields that mean."""
 
     FLIPS = ((), (-1,), (-2,), (-2, -1))
 
-    def __init__(self, engine: Engine, *, transpose: bool = False):
+    def __init__(self, engine: Engine):
         self.engine = engine
-        self.views = [(dims, t) for t in (False, True)[: 1 + transpose] for dims in self.FLIPS]
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         total = None
-        for dims, transposed in self.views:
-            x = batch.transpose(-2, -1) if transposed else batch
-            x = x.flip(dims) if dims else x
+        for dims in self.FLIPS:
+            x = batch.flip(dims) if dims else batch
             prob = torch.softmax(self.engine(x), dim=1)
             prob = prob.flip(dims) if dims else prob
-            prob = prob.transpose(-2, -1) if transposed else prob
             total = prob if total is None else total + prob
         assert total is not None
-        return torch.log(total / len(self.views))
+        return torch.log(total / len(self.FLIPS))
 
 
 class _Torch:

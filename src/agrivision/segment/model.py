@@ -16,9 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from agrivision.errors import CheckpointError
 from agrivision.segment.weights import read_safetensors
 
-#: Test-time augmentation: none, the four flips, or the eight symmetries of the square.
-TTA = Literal["none", "flips", "dihedral"]
-
 # smp's default decoder widths for a depth-5 encoder; shallower encoders take the last entries.
 _DECODER = (256, 128, 64, 32, 16)
 
@@ -46,8 +43,7 @@ class ModelSpec(BaseModel):
         ``2 ** encoder_depth``.
     tta
         Test-time augmentation at inference: ``flips`` averages the class probabilities of
-        each window and its horizontal, vertical and double flips (4x the compute);
-        ``dihedral`` also those of the transposed window and its flips (8x).
+        each window and its horizontal, vertical and double flips (4x the compute).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -60,7 +56,7 @@ class ModelSpec(BaseModel):
     classes: tuple[str, ...] = Field(min_length=2, max_length=255)
     downsample: int = Field(default=1, ge=1, le=16)
     window: int = Field(default=256, ge=32, le=4096)
-    tta: TTA = "none"
+    tta: Literal["none", "flips"] = "none"
 
     @field_validator("bands", "classes")
     @classmethod
