@@ -19,7 +19,7 @@ from shapely.geometry import MultiPolygon, Polygon, box
 
 from agrivision.health.schema import DEFAULT_SCHEMA
 from agrivision.report import webmap
-from agrivision.report.palette import RAMP
+from agrivision.report.palette import PATCH_COLOUR, RAMP, SHARE_RAMP, hex_colour, ramp_rgb
 from agrivision.report.webmap import (
     QUANTUM_DEG,
     class_overlay,
@@ -208,3 +208,64 @@ def test_dense_image_colours_every_pixel_a_polygon_covers_in_part():
         expected[shapely.area(shapely.intersection(cells, shape)) > 0] = code
     assert (codes.ravel() == expected).all()
     assert codes[11, 7] == 0 and codes[0, 0] == 0 and codes[19, 0] == 2  # hole, outside, patch
+
+
+def test_share_top_rounds_the_largest_share_up_to_ten():
+    assert webmap.share_top(np.array([3.0, 52.9, np.nan])) == 60
+    assert webmap.share_top(np.array([60.0])) == 60
+    assert webmap.share_top(np.array([2.0])) == 10  # a clean field is not painted dark red
+    assert webmap.share_top(np.array([np.nan])) == 10
+
+
+def test_model_layers_colour_cells_by_the_patch_classes_share(tmp_path, monkeypatch):
+    """Cells carry every share and are coloured by the patch classes' share on the
+    sequential ramp (grey without data), as vectors or, past the vertex budget, as an image;
+    patches come in one colour."""
+    transform = from_origin(600_000, 5_100_020, 1, 1)  # 30 x 20 m
+    like = write_tif(tmp_path / "indices.tif", np.zeros((20, 30), dtype=np.float32),
+                     transform=transform)  # fmt: skip
+    gpkg = tmp_path / "report.gpkg"
+    cells = gpd.GeoDataFrame(
+        {"cell_id": [1, 2, 3], "field_id": ["a", "a", "b"], "soil_pct": [90.0, 47.1, np.nan],
+         "weed_pct": [10.0, 52.9, np.nan]},
+        geometry=[box(600_000 + 10 * i, 5_100_000, 600_010 + 10 * i, 5_100_020) for i in range(3)],
+        crs="EPSG:32633",
+    )  # fmt: skip
+    cells.to_file(gpkg, layer="cells")
+    patches = gpd.GeoDataFrame(
+        {"field_id": ["a"], "class": [2], "class_name": ["weed"], "area_ha": [0.0016]},
+        geometry=[box(600_012, 5_100_002, 600_016, 5_100_006)], crs="EPSG:32633",
+    )  # fmt: skip
+    patches.to_file(gpkg, layer="patches")
+
+    layers = webmap.model_layers(gpkg, ["weed_pct"], 0.1, like=like)
+    assert layers["model_label"] == "weed"
+    assert layers["cells"]["top"] == 60 and layers["cells"]["shares"] == ["weed_pct"]
+    assert layers["cells"]["props"]["weed_pct"] == [10.0, 52.9, None]
+    assert set(layers["cells"]["props"]) == {"cell_id", "field_id", "soil_pct", "weed_pct"}
+    assert layers["patches"]["props"]["class_name"] == ["weed"]
+    assert layers["cells"]["count"] == 3 and layers["patches"]["count"] == 1
+
+    monkeypatch.setattr(webmap, "MAX_LAYER_VERTICES", 0)
+    images = webmap.model_layers(gpkg, ["weed_pct"], 0.1, like=like)
+    png = _image(images["cells"]["uri"])
+    codes, colours = np.asarray(png), np.asarray(png.getpalette()).reshape(-1, 3)
+    h, w = codes.shape
+    for i, share in enumerate([10.0, 52.9]):
+        expected = ramp_rgb(np.array(share / 60), SHARE_RAMP)
+        np.testing.assert_allclose(colours[codes[h // 2, (2 * i + 1) * w // 6]], expected, atol=1)
+    assert tuple(colours[codes[h // 2, 5 * w // 6]]) == (158, 158, 158)  # no data: grey
+    png = _image(images["patches"]["uri"])
+    codes, colours = np.asarray(png), np.asarray(png.getpalette()).reshape(-1, 3)
+    assert hex_colour(colours[codes[int(h * 0.8), int(w * 0.47)]]) == PATCH_COLOUR
+    assert codes[h // 2, w // 6] == 0  # transparent outside the patch
+
+
+def test_model_layers_without_a_model_run(tmp_path):
+    gpkg = tmp_path / "report.gpkg"
+    gpd.GeoDataFrame({"zone": [1]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:32633").to_file(
+        gpkg, layer="zones"
+    )
+    assert webmap.model_layers(gpkg, [], 0.1, like=tmp_path / "none.tif") == {
+        "model_label": "model"
+    }

@@ -3,7 +3,7 @@
 A tiny U-Net is trained in seconds on a synthetic mosaic of soil, crop rows and weeds; the
 report on another mosaic (two fields, known weed density per square metre) must give per-field
 and per-cell class shares equal to those counted by hand on the model's own prediction, and
-within 5 points of the label truth; weed patches are a polygon layer.
+within 5 points of the label truth; weed patches are a polygon layer; report.html draws both.
 """
 
 from __future__ import annotations
@@ -15,10 +15,14 @@ import numpy as np
 import pytest
 import yaml
 from affine import Affine
+from report.test_browser import report_page, shape_box
 from report.weed_mosaics import CLASSES, cell_truth, weed_scene, write_labels, write_mosaic
 from shapely.geometry import box
+from shapely.ops import polylabel
 
 from agrivision.cli import main
+from agrivision.report.palette import SHARE_RAMP, ramp_rgb
+from agrivision.report.webmap import share_top
 
 pytest.importorskip("segmentation_models_pytorch")
 
@@ -147,3 +151,55 @@ def test_summary_names_the_model(case):
     summary = json.loads((case["out"] / "summary.json").read_text())
     assert summary["classes"]["method"] == "model"
     assert summary["config"]["output"]["grid_cell_m"] == CELL
+
+
+CANVAS_RGB = """([x, y]) => {
+  const c = document.querySelector('.leaflet-model-pane canvas'), r = c.getBoundingClientRect();
+  const px = (x - r.left) * c.width / r.width, py = (y - r.top) * c.height / r.height;
+  return Array.from(c.getContext('2d').getImageData(px, py, 1, 1).data.slice(0, 3));
+}"""
+
+
+def test_report_map_draws_cells_and_patches(case):
+    """In headless Chromium the weed share per cell is on by default, on the sequential ramp
+    with its legend, and a hovered cell tells its shares; the patches layer tells a patch's
+    area."""
+    cells = gpd.read_file(case["out"] / "report.gpkg", layer="cells")
+    patches = gpd.read_file(case["out"] / "report.gpkg", layer="patches")
+    top = share_top(cells["weed_pct"].to_numpy())
+    x0, y0 = ORIGIN
+    with report_page(case["out"] / "report.html") as (page, problems):
+        layers = page.locator(".leaflet-control-layers label")
+        cell_toggle = layers.filter(has_text="weed share per grid cell · 24").locator("input")
+        assert cell_toggle.is_checked()
+        legend = page.locator(".model-legend").inner_text()
+        assert "weed share per grid cell (%)" in legend and f"{top:g}" in legend
+
+        def screen(x: float, y: float, field: dict) -> tuple[float, float]:
+            # the west field spans x0..x0 + 3 m and y0 - 4 m..y0 on the screen
+            return field["x"] + (x - x0) / 3 * field["width"], field["y"] + (y0 - y) / 4 * field[
+                "height"]  # fmt: skip
+
+        west = shape_box(page, "west")
+        for _, cell in cells[cells["field_id"] == "west"].iloc[[0, 5, 10]].iterrows():
+            sx, sy = screen(*cell.geometry.centroid.coords[0], west)
+            page.mouse.move(sx, sy)
+            tip = page.locator(
+                ".leaflet-tooltip", has_text=f"cell {cell['cell_id']} ·"
+            ).inner_text()
+            assert f"cell {cell['cell_id']} · field west" in tip
+            assert (
+                f"weed: {cell['weed_pct']:.1f} %" in tip
+                and f"crop: {cell['crop_pct']:.1f} %" in tip
+            )
+            expected = ramp_rgb(np.array(cell["weed_pct"] / top), SHARE_RAMP)
+            drawn = page.evaluate(CANVAS_RGB, [sx, sy])  # the fill, before blending
+            np.testing.assert_allclose(drawn, expected, atol=2)
+
+        layers.filter(has_text=f"weed patches · {len(patches)}").click()
+        assert "weed patches" in page.locator(".model-legend").inner_text()
+        big = patches[patches["field_id"] == "west"].sort_values("area_ha").iloc[-1]
+        page.mouse.move(*screen(*polylabel(big.geometry, 0.001).coords[0], west))
+        tip = page.locator(".leaflet-tooltip", has_text="weed patch").inner_text()
+        assert "weed patch · field west" in tip and f"area: {big['area_ha'] * 1e4:.1f} m²" in tip
+    assert problems == []

@@ -9,11 +9,15 @@ how to make one: training takes 20-30 min on a 2-core CPU, too long for the suit
 trained in a few minutes is far from the truth. CWFID is for non-commercial research only:
 neither the mosaic nor the weights go into the repository.
 
-What it checks: the model's crop/weed confusion is what limits the cells (the report's shares
-are exact for the model's prediction, see ``test_weed_pressure.py``): with the config's model
-(test mIoU 0.78, without flips) 60 of the 64 cells lie within 5 points of the truth and the other four
-within 10 (crop plants taken for weeds); the test asserts 90 % within 5 points, all within
-12, and no bias beyond 2 points.
+What it checks: every cell's weed share within 5 points of the truth and no bias beyond 2
+points (the report's shares are exact for the model's prediction, see
+``test_weed_pressure.py``). The truth of a cell is an interval: CWFID's annotation leaves
+some plants out that its vegetation mask shows (11 % of one cell: a grass in image 009), so
+the true weed share lies between the annotated weeds and those plus the unannotated plants.
+With the config's model (test mIoU 0.803 with flips) all 64 cells lie within 4.3 points of
+it; against the annotation alone 61 lie within 5 points, the two cells with unannotated
+plants are 10-11 points off and one 5.9 (crop taken for weed), the errors the model's
+crop/weed confusion leaves.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ TEST_IDS = (1, 3, 4, 9, 10, 13, 15, 21, 22, 26)
 GSD = 0.001  # m per pixel (made up: CWFID is not georeferenced)
 ORIGIN = (500000.0, 5800000.0)
 CELL = 0.4  # m: 400 x 400 pixels
+UNANNOTATED = 3  # a plant in CWFID's vegetation mask that its annotation leaves out
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +75,21 @@ def cwfid_model(cwfid) -> Path:
     return model
 
 
+def _grid(arrays: list[np.ndarray]) -> np.ndarray:
+    """The test images' arrays on a 2 x 5 grid."""
+    return np.concatenate([np.concatenate(arrays[k : k + 5], axis=1) for k in (0, 5)])
+
+
 def _mosaic(cwfid: Path, folder: Path) -> tuple[Path, np.ndarray, Affine]:
-    """The test images on a 2 x 5 grid: (mosaic GeoTIFF, labels, transform)."""
-    images = [np.asarray(Image.open(cwfid / f"images/{i:03d}_image.png")) for i in TEST_IDS]
-    labels = [np.asarray(Image.open(cwfid / f"labels/{i:03d}_label.png")) for i in TEST_IDS]
-    rows = [np.concatenate(images[k : k + 5], axis=1) for k in (0, 5)]
-    rgb = np.concatenate(rows, axis=0)
-    label = np.concatenate([np.concatenate(labels[k : k + 5], axis=1) for k in (0, 5)])
+    """The test images on a 2 x 5 grid: (mosaic GeoTIFF, labels, transform). The labels are
+    0 soil, 1 crop, 2 weed and :data:`UNANNOTATED` where CWFID's vegetation mask shows a
+    plant that its annotation leaves out."""
+    rgb = _grid([np.asarray(Image.open(cwfid / f"images/{i:03d}_image.png")) for i in TEST_IDS])
+    label = _grid([np.asarray(Image.open(cwfid / f"labels/{i:03d}_label.png")) for i in TEST_IDS])
+    plant = (
+        _grid([np.asarray(Image.open(cwfid / f"masks/{i:03d}_mask.png")) for i in TEST_IDS]) == 0
+    )
+    label = np.where(plant & (label == 0), UNANNOTATED, label).astype(np.uint8)
     # channel 1 is red, channel 2 NIR (see the data's README); reflectance = DN / 255
     image = np.stack([rgb[..., 0], rgb[..., 1]]).astype(np.float32) / 255
     transform = Affine(GSD, 0, ORIGIN[0], 0, -GSD, ORIGIN[1])
@@ -105,16 +118,21 @@ def test_cwfid_mosaic_weed_shares_per_cell_within_5_points(cwfid, cwfid_model, t
     assert main(argv) == 0
     cells = gpd.read_file(out / "report.gpkg", layer="cells")
     assert len(cells) == 64
-    truth = cell_truth(label, transform, cells)
-    assert truth[:, 2].max() > 10  # some cells are weedy
-    error = cells["weed_pct"].to_numpy() - truth[:, 2]
-    print(f"weed share per cell: truth {np.round(truth[:, 2], 1).tolist()}")
+    truth = cell_truth(label, transform, cells, n_classes=4)
+    weed, unannotated = truth[:, 2], truth[:, UNANNOTATED]
+    assert weed.max() > 10  # some cells are weedy
+    # The true weed share lies between the annotated weeds and those plus the plants that the
+    # annotation leaves out (up to 11 % of a cell: a grass in image 009).
+    predicted = cells["weed_pct"].to_numpy()
+    error = predicted - np.clip(predicted, weed, weed + unannotated)
+    print(f"weed share per cell: annotated {np.round(weed, 1).tolist()}")
+    print(f"unannotated plants per cell: {np.round(unannotated, 1).tolist()}")
     print(
         f"error (points): max {np.abs(error).max():.2f}, mean {error.mean():+.2f}, "
-        f"{np.round(error, 1).tolist()}"
+        f"{np.round(error, 1).tolist()}; against the annotation alone: max "
+        f"{np.abs(predicted - weed).max():.2f}"
     )
-    assert np.mean(np.abs(error) < 5.0) >= 0.9
-    assert np.abs(error).max() < 12.0
+    assert np.abs(error).max() < 5.0
     assert abs(error.mean()) < 2.0
     patches = gpd.read_file(out / "report.gpkg", layer="patches")
     assert set(patches["class_name"]) == {"weed"} and len(patches) > 10

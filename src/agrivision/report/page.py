@@ -7,6 +7,7 @@ for any field, not only the server-rendered ones, and filter and sort without a 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,14 @@ import pandas as pd
 from agrivision.fields.table import CLASS_SLUGS
 from agrivision.health.schema import ClassSchema
 from agrivision.report.config import ReportConfig
-from agrivision.report.palette import INDEX_RANGE, PEER_Z_RANGE, RAMP, STATUS_COLOURS
+from agrivision.report.palette import (
+    INDEX_RANGE,
+    PATCH_COLOUR,
+    PEER_Z_RANGE,
+    RAMP,
+    SHARE_RAMP,
+    STATUS_COLOURS,
+)
 from agrivision.report.webmap import map_layers
 
 
@@ -29,6 +37,7 @@ def page_data(
     classes_tif: Path,
     schema: ClassSchema,
     config: ReportConfig,
+    shares: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The JSON-ready data of ``report.html``.
 
@@ -44,6 +53,8 @@ def page_data(
         Class codes, labels and colours.
     config
         The run config (time-series index, basemap tiles).
+    shares
+        With a model: the share columns of the ``cells`` layer that colour a grid cell.
     """
     frame = pd.DataFrame(table.drop(columns="geometry"))
     ts = f"{config.timeseries.index.lower()}_mean"
@@ -61,9 +72,11 @@ def page_data(
             "ramp": list(RAMP),
             "index_range": list(INDEX_RANGE),
             "peer_z_range": list(PEER_Z_RANGE),
+            "share_ramp": list(SHARE_RAMP),
+            "patch": PATCH_COLOUR,
             "classes": {str(k): v[:7] for k, v in schema.hex_colours.items()},
         },
-        "map": map_layers(table, gpkg, indices_tif, classes_tif, schema),
+        "map": map_layers(table, gpkg, indices_tif, classes_tif, schema, shares),
         "tiles": config.output.map_tiles,
     }
 

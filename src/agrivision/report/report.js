@@ -27,12 +27,13 @@
 
   // ------------------------------------------------------------------ colours
   function hexRgb(h) { return [1, 3, 5].map(function (i) { return parseInt(h.substr(i, 2), 16); }); }
-  var RAMP = C.ramp.map(hexRgb);
-  function ramp(f) {
+  var RAMP = C.ramp.map(hexRgb), SHARE_RAMP = C.share_ramp.map(hexRgb);
+  function ramp(f, stops) {  // as agrivision.report.palette.ramp_rgb
+    stops = stops || RAMP;
     if (f === null || isNaN(f)) return '#9e9e9e';
-    f = Math.min(1, Math.max(0, f)) * (RAMP.length - 1);
-    var i = Math.min(Math.floor(f), RAMP.length - 2), w = f - i;
-    return 'rgb(' + RAMP[i].map(function (c, k) { return Math.round(c * (1 - w) + RAMP[i + 1][k] * w); }).join(',') + ')';
+    f = Math.min(1, Math.max(0, f)) * (stops.length - 1);
+    var i = Math.min(Math.floor(f), stops.length - 2), w = f - i;
+    return 'rgb(' + stops[i].map(function (c, k) { return Math.round(c * (1 - w) + stops[i + 1][k] * w); }).join(',') + ')';
   }
   var modes = {status: {label: 'status'}};
   T.columns.forEach(function (c) {
@@ -152,15 +153,19 @@
     select(id);
     location.hash = 'field-' + id;
   });
-  function lazyLayer(layer, style) {  // dense layers: drawn on a canvas, built when first shown
+  // A model's cells and patches answer hovering: on a canvas in a pane above the fields.
+  map.createPane('model').style.zIndex = 460;
+  var modelCanvas = L.canvas({padding: 0.3, pane: 'model'});
+  function lazyLayer(layer, style, tip) {  // dense layers: drawn on a canvas, built when first shown
     if (layer.uri) return L.imageOverlay(layer.uri, layer.bounds, {opacity: 0.85, className: 'pixelated'});
     var group = L.layerGroup(), built = false;
     group.on('add', function () {
       if (built) return;
       built = true;
       decode(layer, function (f, polys) {
-        L.polygon(polys, Object.assign({renderer: canvas, interactive: false, weight: 0.5,
-          fillOpacity: 0.6}, style(f))).addTo(group);
+        var shape = L.polygon(polys, Object.assign({renderer: tip ? modelCanvas : canvas,
+          interactive: !!tip, weight: 0.5, fillOpacity: 0.6}, style(f))).addTo(group);
+        if (tip) shape.bindTooltip(function () { return tip(f); }, {sticky: true});
       });
     });
     return group;
@@ -184,6 +189,7 @@
   }
   overlays['zones (1 = lowest index, red)' + count(M.zones)] = zones;
   overlays['problem areas (stressed, anomaly)' + count(M.problems)] = problems;
+  modelOverlays(overlays);
   L.control.layers(null, overlays, {collapsed: false}).addTo(map);
   L.control.scale({imperial: false}).addTo(map);
   if (fields._fields.length) map.fitBounds(fields.getBounds());
@@ -204,6 +210,66 @@
         ')"></div><div class="ends"><span>' + g[0] + '</span><span>' + g[1] + '</span></div>';
     }
     legend._div.innerHTML = h;
+  }
+
+  // ------------------------------------------------------------------ a model's layers
+  // cells: the share of the patch classes (e.g. weed) per grid cell; patches: their polygons
+  function modelOverlays(overlays) {
+    var cells = M.cells, patches = M.patches, shown = {}, box = L.control({position: 'bottomleft'});
+    if (!cells && !patches) return;
+    var what = M.model_label;
+    box.onAdd = function () { this._div = L.DomUtil.create('div', 'legend model-legend'); return this._div; };
+    box.addTo(map);
+    function drawBox() {
+      var h = '';
+      if (shown.cells) {
+        h += '<b>' + esc(what) + ' share per grid cell (%)</b><div class="bar" style="background:linear-gradient(to right,' +
+          C.share_ramp.join(',') + ')"></div><div class="ends"><span>0</span><span>' + cells.top + '</span></div>' +
+          '<i style="background:#9e9e9e"></i>no data<br>';
+      }
+      if (shown.patches) h += '<i style="background:' + C.patch + '"></i>' + esc(what) + ' patches';
+      box._div.innerHTML = h;
+      box._div.hidden = !h;
+    }
+    function track(name, layer) {
+      layer.on('add', function () { shown[name] = true; drawBox(); });
+      layer.on('remove', function () { shown[name] = false; drawBox(); });
+      return layer;
+    }
+    if (cells) {
+      var share = function (f) {
+        var total = 0;
+        for (var i = 0; i < cells.shares.length; i++) {
+          var v = cells.props[cells.shares[i]][f];
+          if (v === null) return null;
+          total += v;
+        }
+        return total;
+      };
+      var cellLayer = track('cells', lazyLayer(cells, function (f) {
+        var v = share(f), c = ramp(v === null ? null : v / cells.top, SHARE_RAMP);
+        return {color: '#555', fillColor: c, fillOpacity: 0.75};
+      }, function (f) {
+        var lines = ['<b>cell ' + esc(cells.props.cell_id[f]) + '</b> · field ' + esc(cells.props.field_id[f])];
+        Object.keys(cells.props).filter(function (c) { return /_pct$/.test(c); }).forEach(function (c) {
+          var line = esc(c.replace(/_pct$/, '')) + ': ' + num(cells.props[c][f], 1) + ' %';
+          lines.push(cells.shares.indexOf(c) >= 0 ? '<b>' + line + '</b>' : line);
+        });
+        return lines.join('<br>');
+      }));
+      overlays[esc(what) + ' share per grid cell' + count(cells)] = cellLayer.addTo(map);
+    }
+    if (patches) {
+      var patchLayer = track('patches', lazyLayer(patches, function () {
+        return {color: '#2d004b', fillColor: C.patch, fillOpacity: 0.8};
+      }, function (f) {
+        var ha = patches.props.area_ha[f];
+        return '<b>' + esc(patches.props.class_name[f]) + ' patch</b> · field ' + esc(patches.props.field_id[f]) +
+          '<br>area: ' + (ha < 0.1 ? num(ha * 1e4, 1) + ' m²' : num(ha, 2) + ' ha');
+      }));
+      overlays[esc(what) + ' patches' + count(patches)] = patchLayer;
+    }
+    drawBox();
   }
 
   function tooltip(r) {

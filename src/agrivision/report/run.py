@@ -40,6 +40,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from agrivision._version import __version__
 from agrivision.errors import OutputError
+from agrivision.fields.class_shares import share_columns
 from agrivision.fields.table import INSUFFICIENT, PROBLEM_CODES, field_table
 from agrivision.fields.timeseries import clear_dates
 from agrivision.fields.vectorize import vectorize_batches
@@ -255,7 +256,7 @@ def _run(
         )  # fmt: skip
         # Made strip by strip into a file in the staging folder (removed once written).
         problems = FeatureSpool(polygons, folder=staging)
-        layers = _model_layers(predictions, supported, config, staging)
+        layers, shares = _model_layers(predictions, supported, config, staging)
     with stage("zones"):
         zoned, quality = _zones(indices, latest, fields, supported, series, config, staging)
         table = with_zone_quality(table, quality)
@@ -289,6 +290,7 @@ def _run(
         data = page_data(
             table, series, gpkg=staging / "report.gpkg", indices_tif=staging / "indices.tif",
             classes_tif=staging / "classes.tif", schema=schema, config=config,
+            shares=shares,
         )  # fmt: skip
         page = render_report(
             title="agrivision field report",
@@ -342,11 +344,14 @@ def _read_back(path: Path, like: _Raster) -> _Raster:
     return like.copy(data={name: bands[i] for i, name in enumerate(like.data_vars)})
 
 
-def _model_layers(predictions, supported, config: ReportConfig, staging: Path) -> dict:
-    """``patches`` (spooled) and, with ``output.grid_cell_m``, ``cells`` of a model's classes;
+def _model_layers(
+    predictions, supported, config: ReportConfig, staging: Path
+) -> tuple[dict, list[str]]:
+    """``patches`` (spooled) and, with ``output.grid_cell_m``, ``cells`` of a model's classes,
+    and the ``cells`` columns of the patch classes' shares (they colour the map's cells);
     none without a model."""
     if predictions is None:
-        return {}
+        return {}, []
     oc = config.output
     names = json.loads(predictions.attrs["class_names"])
     codes = model_layers.patch_codes(names, oc.patch_classes)
@@ -355,7 +360,7 @@ def _model_layers(predictions, supported, config: ReportConfig, staging: Path) -
     )}  # fmt: skip
     if oc.grid_cell_m:
         layers["cells"] = model_layers.cells(predictions, supported, oc.grid_cell_m)
-    return layers
+    return layers, [share_columns(names)[c] for c in codes]
 
 
 def _check_outdir(out: Path, overwrite: bool) -> None:

@@ -14,7 +14,7 @@ import base64
 import io
 import math
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,16 @@ from rasterio.warp import calculate_default_transform, reproject
 
 from agrivision.fields.coverage import group_coverage, pixel_rings
 from agrivision.health.schema import ClassSchema
-from agrivision.report.palette import INDEX_RANGE, ZONE_SHADES, ramp_rgb, zone_colours, zone_shade
+from agrivision.report.palette import (
+    INDEX_RANGE,
+    PATCH_COLOUR,
+    SHARE_RAMP,
+    ZONE_SHADES,
+    hex_rgb,
+    ramp_rgb,
+    zone_colours,
+    zone_shade,
+)
 
 #: Longest side (pixels) of a raster overlay: the scene's overviews are read at this size.
 MAP_RASTER_PX = 2048
@@ -50,6 +59,7 @@ _ZOOM0_M = 156543.03392804097
 _WEB_MERCATOR = CRS.from_epsg(3857)
 _BATCH = 50_000  # features per read from the GeoPackage: bounds memory on a full tile
 _INDEX_COLOURS = 254  # palette entries of the index overlay (0 is transparent)
+_NO_SHARE = 255  # palette entry of a grid cell without a valid pixel (grey)
 
 
 def display_zoom(resolution_m: float, latitude: float) -> tuple[int, float]:
@@ -280,12 +290,91 @@ def _overlay(codes: np.ndarray, transform, crs, palette: np.ndarray) -> dict[str
     return {"uri": uri, "bounds": [[south, west], [north, east]]}
 
 
+def share_top(values: np.ndarray) -> float:
+    """The top of the share legend (%): the largest share rounded up to ten, at least 10
+    (a weed map whose cells all hold under 10 % is not painted dark red)."""
+    finite = values[np.isfinite(values)]
+    top = float(finite.max()) if finite.size else 0.0
+    return float(min(100, max(10, 10 * math.ceil(top / 10))))
+
+
+def _share(cells: gpd.GeoDataFrame, columns: Sequence[str]) -> np.ndarray:
+    """The summed share (%) of ``columns`` per cell; NaN where the cell has no valid pixel."""
+    return cells[list(columns)].to_numpy(dtype=np.float64).sum(axis=1)
+
+
+def _share_codes(share: np.ndarray, top: float) -> np.ndarray:
+    """Palette codes of shares on :data:`SHARE_RAMP` (``1..254`` for 0..top, 255 none)."""
+    with np.errstate(invalid="ignore"):
+        codes = 1 + np.round(np.clip(share / top, 0, 1) * (_INDEX_COLOURS - 1))
+    return np.where(np.isfinite(share), codes, _NO_SHARE).astype(np.uint8)
+
+
+def model_layers(
+    gpkg: Path, shares: Sequence[str], tolerance_m: float, *, like: Path
+) -> dict[str, Any]:
+    """The map layers of a model run (``agrivision report --model``) that ``gpkg`` holds.
+
+    Parameters
+    ----------
+    gpkg
+        ``report.gpkg``: its layers ``cells`` (``cell_id, field_id, <class>_pct``, the
+        scene's projected CRS) and ``patches`` (``field_id, class, class_name, area_ha``),
+        where present.
+    shares
+        The ``cells`` columns whose sum colours a cell (the patch classes' shares, e.g.
+        ``["weed_pct"]``).
+    tolerance_m
+        Display tolerance (:func:`display_zoom`).
+    like
+        A raster of the report's grid (dense layers become images on it).
+
+    Returns
+    -------
+    dict
+        ``cells`` (:func:`dense_layer` with every ``_pct`` column, ``shares`` and ``top``,
+        the share at the ramp's dark end) and ``patches`` (:func:`dense_layer`), each only
+        where ``gpkg`` has the layer, and ``model_label``, the classes that ``shares`` name.
+    """
+    present = set(pyogrio.list_layers(gpkg)[:, 0])
+    out: dict[str, Any] = {
+        "model_label": " + ".join(c.removesuffix("_pct") for c in shares) or "model"
+    }
+    if "cells" in present and shares:
+        columns = [
+            c for c in pyogrio.read_info(gpkg, layer="cells")["fields"] if c.endswith("_pct")
+        ]
+        attributes = pyogrio.read_dataframe(gpkg, layer="cells", columns=list(shares),
+                                            read_geometry=False)  # fmt: skip
+        top = share_top(_share(attributes, shares))
+        palette = np.zeros((256, 3), dtype=np.uint8)
+        palette[1:_NO_SHARE] = ramp_rgb(np.linspace(0, 1, _INDEX_COLOURS), SHARE_RAMP)
+        palette[_NO_SHARE] = (158, 158, 158)
+        out["cells"] = {
+            **dense_layer(
+                gpkg, "cells", ["cell_id", "field_id", *columns], tolerance_m,
+                value=lambda c: _share_codes(_share(c, shares), top), palette=palette, like=like,
+            ),
+            "shares": list(shares),
+            "top": top,
+        }  # fmt: skip
+    if "patches" in present:
+        palette = np.zeros((256, 3), dtype=np.uint8)
+        palette[1] = hex_rgb(PATCH_COLOUR)
+        out["patches"] = dense_layer(
+            gpkg, "patches", ["field_id", "class_name", "area_ha"], tolerance_m,
+            value=lambda p: np.ones(len(p), dtype=np.uint8), palette=palette, like=like,
+        )  # fmt: skip
+    return out
+
+
 def map_layers(
     table: gpd.GeoDataFrame,
     gpkg: Path,
     indices_tif: Path,
     classes_tif: Path,
     schema: ClassSchema,
+    shares: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Every layer of the report map.
 
@@ -300,12 +389,15 @@ def map_layers(
         The report's COGs (first index band; health classes).
     schema
         Class colours of the class overlay.
+    shares
+        With a model: the ``cells`` columns that colour a grid cell (:func:`model_layers`).
 
     Returns
     -------
     dict
         ``max_zoom``, the vector layers ``fields``, ``zones``, ``problems``
-        (:func:`vector_layer`), the overlays ``index`` and ``classes`` and ``zone_colours``.
+        (:func:`vector_layer`), the overlays ``index`` and ``classes``, ``zone_colours`` and,
+        from a model run, ``cells`` and ``patches`` (:func:`model_layers`).
     """
     with rasterio.open(indices_tif) as src:
         resolution = abs(src.transform.a)
@@ -315,7 +407,7 @@ def map_layers(
     colours = zone_colours()  # by shade: a zone's rank in its field (palette.zone_shade)
     zone_palette = np.zeros((256, 3), dtype=np.uint8)
     for k, colour in colours.items():
-        zone_palette[k] = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+        zone_palette[k] = hex_rgb(colour)
     return {
         "max_zoom": zoom,
         "fields": vector_layer(table, ["field_id"], tolerance),
@@ -332,4 +424,5 @@ def map_layers(
         "classes": class_overlay(classes_tif, schema),
         "zone_colours": {str(k): v for k, v in colours.items()},
         "zone_shades": ZONE_SHADES,
+        **model_layers(gpkg, shares, tolerance, like=indices_tif),
     }  # fmt: skip
