@@ -172,13 +172,36 @@ class PackedWindows:
     the field (``1..m``, the band's order) whose window each pixel is in and that touches it
     (0 elsewhere), ``inside`` whether the pixel's centre lies in that field (as in
     :attr:`FieldBand.codes`); ``origin`` is ``(row, col)`` of each field's window on the
-    canvas minus on the band, so band pixel = canvas pixel - origin.
+    canvas minus on the band, so band pixel = canvas pixel - origin; ``windows`` is
+    ``(row0, row1, col0, col1)`` of each field's window on the canvas.
     """
 
     values: np.ndarray
     owner: np.ndarray
     inside: np.ndarray
     origin: np.ndarray
+    windows: np.ndarray
+
+    def gather(self, which: np.ndarray) -> np.ndarray:
+        """The windows of the fields ``which`` (``1..m``) packed on a smaller canvas.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``int64``, the new canvas: the flat index on this canvas of each of its pixels
+            (-1 between windows). Work on a few fields then costs their windows' pixels,
+            not the whole canvas.
+        """
+        w = self.windows[which - 1]
+        heights, widths = w[:, 1] - w[:, 0], w[:, 3] - w[:, 2]
+        top, shape = _shelves(heights, widths, self.owner.shape[1])
+        out = np.full(shape, -1, np.int64)
+        cols = self.owner.shape[1]
+        for (r0, r1, c0, c1), (y, x) in zip(w.tolist(), top.tolist(), strict=True):
+            out[y : y + r1 - r0, x : x + c1 - c0] = np.add.outer(
+                np.arange(r0, r1) * cols, np.arange(c0, c1)
+            )
+        return out
 
     def to_band(self, geoms: np.ndarray, owner: np.ndarray, transform: Affine) -> np.ndarray:
         """Geometries in canvas pixel coordinates, each of field ``owner``, to the CRS."""
@@ -207,16 +230,8 @@ def pack_windows(band: FieldBand) -> PackedWindows:
     """
     b = band.bounds
     heights, widths = b[:, 1] - b[:, 0], b[:, 3] - b[:, 2]
-    width = max(int(widths.max()), band.codes.shape[1])
-    origin = np.zeros((len(b), 2), np.int64)
-    x = y = shelf = 0
-    # one empty pixel between windows: a border on a pixel edge may burn the next pixel
-    for k in np.argsort(-heights, kind="stable"):
-        if x + widths[k] > width:
-            x, y, shelf = 0, y + shelf + 1, 0
-        origin[k] = y - b[k, 0], x - b[k, 2]
-        x, shelf = x + widths[k] + 1, max(shelf, heights[k])
-    shape = (y + shelf, width)
+    top, shape = _shelves(heights, widths, band.codes.shape[1])
+    origin = top - b[:, [0, 2]]
     values = np.full(band.values.shape[:-2] + shape, np.nan, band.values.dtype)
     inside = np.zeros(shape, bool)
     slot = np.zeros(shape, np.int32)
@@ -248,4 +263,21 @@ def pack_windows(band: FieldBand) -> PackedWindows:
     )  # fmt: skip
     owner = np.where(owner == slot, owner, 0)
     inside &= owner > 0
-    return PackedWindows(values, owner, inside, origin)
+    windows = np.column_stack((top[:, 0], top[:, 0] + heights, top[:, 1], top[:, 1] + widths))
+    return PackedWindows(values, owner, inside, origin, windows)
+
+
+def _shelves(heights: np.ndarray, widths: np.ndarray, width: int) -> tuple[np.ndarray, tuple]:
+    """Top-left ``(row, col)`` of rectangles laid on shelves (tallest first), and the shape.
+
+    One empty pixel separates rectangles: a border on a pixel edge may burn the next pixel.
+    """
+    width = max(int(widths.max()), width)
+    top = np.zeros((len(heights), 2), np.int64)
+    x = y = shelf = 0
+    for k in np.argsort(-heights, kind="stable"):
+        if x + widths[k] > width:
+            x, y, shelf = 0, y + shelf + 1, 0
+        top[k] = y, x
+        x, shelf = x + widths[k] + 1, max(shelf, heights[k])
+    return top, (int(y + shelf), width)

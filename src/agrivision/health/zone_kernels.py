@@ -10,10 +10,10 @@ and because they run over every pixel of a tile.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def majority_pass(zone: np.ndarray, owner: np.ndarray, size: int, n_max: int) -> np.ndarray:
     """One majority filter pass: the most frequent zone of the pixel's own field in its window.
 
@@ -36,26 +36,21 @@ def majority_pass(zone: np.ndarray, owner: np.ndarray, size: int, n_max: int) ->
     h, w = zone.shape
     lo, hi = size // 2, size - size // 2
     out = zone.copy()
-    for r in prange(h):  # rows are independent: each writes its own row of ``out``
-        counts = np.zeros(n_max + 1, np.int32)
+    counts = np.zeros(n_max + 1, np.int32)
+    # one serial pass: parallel rows cost more CPU than they save on a busy machine
+    for r in range(h):
+        r0, r1 = max(r - lo, 0), min(r + hi, h)
         for c in range(w):
             own = zone[r, c]
             if own == 0:
                 continue
             field = owner[r, c]
-            r0, r1, c0, c1 = max(r - lo, 0), min(r + hi, h), max(c - lo, 0), min(c + hi, w)
-            same = 0
-            for rr in range(r0, r1):
-                for cc in range(c0, c1):
-                    same += zone[rr, cc] == own and owner[rr, cc] == field
-            if 2 * same > (r1 - r0) * (c1 - c0):
-                continue  # a majority of the window: nothing can beat it
+            c0, c1 = max(c - lo, 0), min(c + hi, w)
             counts[:] = 0
             for rr in range(r0, r1):
                 for cc in range(c0, c1):
-                    k = zone[rr, cc]
-                    if k > 0 and owner[rr, cc] == field:
-                        counts[k] += 1
+                    if owner[rr, cc] == field:
+                        counts[zone[rr, cc]] += 1  # zone 0 counts in counts[0]: no vote
             best = own
             for k in range(1, n_max + 1):
                 if counts[k] > counts[best]:
@@ -227,3 +222,39 @@ def patch_table(labels: np.ndarray, zone: np.ndarray, owner: np.ndarray, count: 
 def _border(j: int, k: int, field_j: int, field_k: int) -> bool:
     """Whether patch ``j`` next to patch ``k`` is another patch of the same field."""
     return j != 0 and j != k and field_j == field_k
+
+
+@njit(cache=True, nogil=True)
+def zone_codes(
+    zone: np.ndarray, owner: np.ndarray, single: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``owner * 256 + zone`` of the pixels to trace, and the code of each field left whole.
+
+    A field is left whole where ``single`` allows it (per owner) and every one of its
+    pixels has the same zone: it is its own polygon, nothing to trace.
+
+    Returns
+    -------
+    tuple
+        ``int32`` codes (0 where ``zone`` or ``owner`` is 0 and in fields left whole) and,
+        per owner, the code of a field left whole (0 for the others).
+    """
+    one = np.zeros(len(single), np.int64)
+    h, w = zone.shape
+    for r in range(h):
+        for c in range(w):
+            f = owner[r, c]
+            if f == 0 or one[f] < 0:
+                continue
+            k = zone[r, c]
+            one[f] = f * 256 + k if k > 0 and one[f] in (0, f * 256 + k) else -1
+    for f in range(len(single)):
+        if one[f] < 0 or not single[f]:
+            one[f] = 0
+    code = np.zeros((h, w), np.int32)
+    for r in range(h):
+        for c in range(w):
+            f = owner[r, c]
+            if zone[r, c] > 0 and one[f] == 0:
+                code[r, c] = f * 256 + zone[r, c]
+    return code, one

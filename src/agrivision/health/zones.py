@@ -46,7 +46,7 @@ import xarray as xr
 from agrivision.errors import ConfigError, GridError
 from agrivision.fields.config import ProblemsConfig, TimeSeriesConfig
 from agrivision.fields.prepare import prepare_fields
-from agrivision.fields.windows import FieldBand, field_bands, pack_windows
+from agrivision.fields.windows import FieldBand, PackedWindows, field_bands, pack_windows
 from agrivision.grid import grid_of, metres_per_unit
 from agrivision.health._perfield import pixel_area_ha
 from agrivision.health.zone_classes import (
@@ -58,7 +58,7 @@ from agrivision.health.zone_classes import (
     zone_stats,
 )
 from agrivision.health.zone_cleaning import fill_plan, majority, merge_small_parts, sieve
-from agrivision.health.zone_kernels import fill_nearest
+from agrivision.health.zone_kernels import fill_nearest, zone_codes
 from agrivision.io.fields import area_ha, geodesic_ratio
 
 #: Candidates of ``n="auto"``: two zones at least; more than six no spreader can follow.
@@ -250,7 +250,7 @@ class ZoneBatches:
         field = owner.ravel()[sel]
         v = values.ravel()[sel].astype(np.float64)
         plan = fill_plan(owner, inside, valid, min_pixels)
-        zone, made = self._zones(owner, plan, sel, v, zoned, min_pixels)
+        zone, made = self._zones(packed, owner, plan, sel, v, zoned, min_pixels)
         final = zone.ravel()[sel]
         reduction = np.zeros(m + 1)
         reduction[zoned] = made
@@ -287,21 +287,23 @@ class ZoneBatches:
         ]
         return self._frame(columns), rows
 
-    def _zones(self, owner, plan, sel, v, zoned, min_pixels) -> tuple[np.ndarray, np.ndarray]:
+    def _zones(
+        self, packed, owner, plan, sel, v, zoned, min_pixels
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The clean zones (``uint8`` canvas) of the fields ``zoned`` (owners), ``n`` fixed or
         chosen, and the variance reduction of each field's zones.
 
         ``plan`` are the pixels that take the nearest zone (:func:`fill_plan`), ``sel`` the
         valid pixels (flat indices), ``v`` their values. ``"auto"`` tries n = 2, 3, ... on
         the fields still undecided and keeps, per field, the smallest n after which one
-        more clean zone explains less than ``min_gain`` of the variance.
+        more clean zone explains less than ``min_gain`` of the variance; each n after the
+        first works on the windows of the undecided fields only (:meth:`PackedWindows.gather`).
         """
         rules = self.rules
         auto = rules.n == "auto"
         row_of = np.full(len(min_pixels), -1, np.int32)  # owner 0 -> the last: padding
         row_of[zoned] = np.arange(len(zoned))
-        rows = row_of[owner]  # of every pixel; -1 (the padding) where none
-        row = rows.ravel()[sel]  # 0..len(zoned) - 1
+        row = row_of[owner.ravel()[sel]]  # 0..len(zoned) - 1
         hist = FieldHistograms.of(v, row, len(zoned))
         # one zone: what a uniform field gets when even two zones would split noise
         best = np.zeros(owner.shape, np.uint8)
@@ -309,22 +311,19 @@ class ZoneBatches:
         best = fill_nearest(best, owner, plan)
         made = np.zeros(len(zoned) + 1)  # variance reduction of the chosen zones (+ padding)
         undecided = np.r_[np.ones(len(zoned), bool), False]
+        work = _Canvas(owner, plan, sel, np.arange(len(sel)), None)
         for n in AUTO_N if auto else [int(rules.n)]:
+            if work.source is not None or not undecided[:-1].all():
+                work = _Canvas.of(packed, owner, plan, sel, zoned[undecided[:-1]])
             breaks = class_breaks(hist, n, rules.method, undecided[:-1])
-            classes = bin_classes(hist, breaks)[hist.where]
-            classes[~undecided[row]] = 0
-            zone = np.zeros(owner.shape, np.uint8)
-            zone.ravel()[sel] = classes
-            if undecided[:-1].all():
-                mine, todo = owner, plan
-            else:
-                open_ = undecided[rows]
-                mine, todo = np.where(open_, owner, 0), plan & open_
-            zone = majority(zone, mine, rules.smooth)
-            zone = fill_nearest(zone, mine, todo)
-            zone = sieve(zone, mine, min_pixels)
-            classes = zone.ravel()[sel]
-            reduction, step = zone_stats(v, row, classes, len(zoned))
+            zone = np.zeros(work.owner.shape, np.uint8)
+            zone.ravel()[work.sel] = bin_classes(hist, breaks)[hist.where[work.at]]
+            zone = majority(zone, work.owner, rules.smooth)
+            zone = fill_nearest(zone, work.owner, work.plan)
+            zone = sieve(zone, work.owner, min_pixels)
+            reduction, step = zone_stats(
+                v[work.at], row[work.at], zone.ravel()[work.sel], len(zoned)
+            )
             reduction = np.r_[reduction, 0.0]
             take = undecided.copy()
             if auto:
@@ -332,7 +331,7 @@ class ZoneBatches:
                 pays = reduction - made >= rules.min_gain if n > 2 else apart
                 take &= apart & pays  # too close (noise) or not worth it: keep n - 1
                 undecided = take
-            np.copyto(best, zone, where=take[rows])
+            work.put(best, zone, take[row_of[work.owner]])
             made = np.where(take, reduction, made)
             if not undecided.any():
                 break
@@ -344,18 +343,9 @@ class ZoneBatches:
         Parts of a patch that clipping leaves below the field's minimum join a neighbour
         (:func:`merge_small_parts`).
         """
-        code = np.where(zone > 0, owner * 256 + zone, 0).astype(np.int32)
-        # a field all of one zone is its own polygon: nothing to trace or clip
-        ones = np.bincount(code.ravel() // 256, minlength=len(min_pixels))
-        pixels = np.bincount(owner.ravel(), minlength=len(min_pixels))
-        first = np.zeros(len(min_pixels), np.int64)
-        first[owner.ravel()] = code.ravel()
-        whole = (ones == pixels) & (np.bincount(
-            owner.ravel(), zone.ravel() == first[owner.ravel()] % 256, len(min_pixels)
-        ) == pixels)  # fmt: skip
-        whole &= pixels > 0  # fields without zones (no support) have no pixels here
-        whole &= np.r_[False, self._within[band.positions]]  # not cut by the raster's edge
-        code = np.where(whole[owner], 0, code)
+        # a field all of one zone is its own polygon unless the raster's edge cuts it
+        code, first = zone_codes(zone, owner, np.r_[False, self._within[band.positions]])
+        whole = first > 0
         found, values = [], []
         for g, k in rasterio.features.shapes(code, mask=code > 0, connectivity=4):
             found.append(_polygon(g["coordinates"]))
@@ -407,6 +397,43 @@ class ZoneBatches:
         table = pd.DataFrame({k: v for k, v in data.items() if k != "geometry"})
         table = table.astype({"field_id": self.fields["field_id"].dtype}, errors="ignore")
         return gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(data["geometry"], crs=self._crs))
+
+
+@dataclass(frozen=True)
+class _Canvas:
+    """The pixels one round of zoning works on: a band's canvas, or some of its windows.
+
+    ``sel`` are the valid pixels (flat indices), ``at`` their positions among the band's
+    valid pixels, ``source`` the band canvas's flat index of each pixel (None: the canvas).
+    """
+
+    owner: np.ndarray
+    plan: np.ndarray
+    sel: np.ndarray
+    at: np.ndarray
+    source: np.ndarray | None
+
+    @classmethod
+    def of(cls, packed: PackedWindows, owner, plan, sel, which: np.ndarray) -> _Canvas:
+        """The windows of the fields ``which`` (owners) of the band canvas."""
+        source = packed.gather(which)
+        ok = source >= 0
+        flat = source[ok]
+        sub_owner = np.zeros(source.shape, owner.dtype)
+        sub_owner[ok] = owner.ravel()[flat]
+        sub_plan = np.zeros(source.shape, bool)
+        sub_plan[ok] = plan.ravel()[flat]
+        at = np.minimum(np.searchsorted(sel, flat), len(sel) - 1)
+        valid = sel[at] == flat
+        return cls(sub_owner, sub_plan, np.flatnonzero(ok)[valid], at[valid], source)
+
+    def put(self, canvas: np.ndarray, zone: np.ndarray, where: np.ndarray) -> None:
+        """Copy ``zone`` (this canvas) into the band's ``canvas`` where ``where``."""
+        if self.source is None:
+            np.copyto(canvas, zone, where=where)
+            return
+        where &= self.source >= 0
+        canvas.ravel()[self.source[where]] = zone[where]
 
 
 def _polygon(rings: list) -> shapely.Polygon:
