@@ -182,27 +182,6 @@ class PackedWindows:
     origin: np.ndarray
     windows: np.ndarray
 
-    def gather(self, which: np.ndarray) -> np.ndarray:
-        """The windows of the fields ``which`` (``1..m``) packed on a smaller canvas.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``int64``, the new canvas: the flat index on this canvas of each of its pixels
-            (-1 between windows). Work on a few fields then costs their windows' pixels,
-            not the whole canvas.
-        """
-        w = self.windows[which - 1]
-        heights, widths = w[:, 1] - w[:, 0], w[:, 3] - w[:, 2]
-        top, shape = _shelves(heights, widths, self.owner.shape[1])
-        out = np.full(shape, -1, np.int64)
-        cols = self.owner.shape[1]
-        for (r0, r1, c0, c1), (y, x) in zip(w.tolist(), top.tolist(), strict=True):
-            out[y : y + r1 - r0, x : x + c1 - c0] = np.add.outer(
-                np.arange(r0, r1) * cols, np.arange(c0, c1)
-            )
-        return out
-
     def to_band(self, geoms: np.ndarray, owner: np.ndarray, transform: Affine) -> np.ndarray:
         """Geometries in canvas pixel coordinates, each of field ``owner``, to the CRS."""
         _, index = shapely.get_coordinates(geoms, return_index=True)
@@ -213,6 +192,38 @@ class PackedWindows:
             return np.column_stack(transform * (col, row))
 
         return shapely.transform(geoms, move)
+
+    def gather(self, which: np.ndarray) -> Gathered:
+        """The windows of the fields ``which`` (``1..m``) laid out on a smaller canvas.
+
+        Work on a few fields then costs their windows' pixels, not the whole canvas.
+        """
+        w = self.windows[which - 1]
+        top, shape = _shelves(w[:, 1] - w[:, 0], w[:, 3] - w[:, 2], self.owner.shape[1])
+        return Gathered(w, top, shape)
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """Windows of a canvas (``(row0, row1, col0, col1)`` each) moved to ``top`` (``(row,
+    col)``) on a canvas of ``shape``."""
+
+    windows: np.ndarray
+    top: np.ndarray
+    shape: tuple[int, int]
+
+    def take(self, canvas: np.ndarray, fill: float | int = 0) -> np.ndarray:
+        """The windows' pixels of ``canvas`` on the new canvas (``fill`` between them)."""
+        out = np.full(self.shape, fill, canvas.dtype)
+        for (r0, r1, c0, c1), (y, x) in zip(self.windows.tolist(), self.top.tolist(), strict=True):
+            out[y : y + r1 - r0, x : x + c1 - c0] = canvas[r0:r1, c0:c1]
+        return out
+
+    def put(self, canvas: np.ndarray, values: np.ndarray, where: np.ndarray) -> None:
+        """Copy ``values`` (new canvas) back onto ``canvas`` where ``where`` (new canvas)."""
+        for (r0, r1, c0, c1), (y, x) in zip(self.windows.tolist(), self.top.tolist(), strict=True):
+            rows, cols = slice(y, y + r1 - r0), slice(x, x + c1 - c0)
+            np.copyto(canvas[r0:r1, c0:c1], values[rows, cols], where=where[rows, cols])
 
 
 def pack_windows(band: FieldBand) -> PackedWindows:

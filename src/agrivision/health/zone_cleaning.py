@@ -74,10 +74,10 @@ def fill_plan(
         Boolean mask of the pixels to fill.
     """
     gaps = inside & ~valid
-    labels, count = label_equal(gaps.view(np.uint8), owner)
     edge = (owner > 0) & ~inside
-    if not count:
+    if not gaps.any():
         return edge
+    labels, count = label_equal(gaps.view(np.uint8), owner)
     size = np.bincount(labels.ravel(), minlength=count + 1)
     field = np.zeros(count + 1, np.int64)
     field[labels.ravel()] = owner.ravel()

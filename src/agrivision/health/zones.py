@@ -46,7 +46,13 @@ import xarray as xr
 from agrivision.errors import ConfigError, GridError
 from agrivision.fields.config import ProblemsConfig, TimeSeriesConfig
 from agrivision.fields.prepare import prepare_fields
-from agrivision.fields.windows import FieldBand, PackedWindows, field_bands, pack_windows
+from agrivision.fields.windows import (
+    FieldBand,
+    Gathered,
+    PackedWindows,
+    field_bands,
+    pack_windows,
+)
 from agrivision.grid import grid_of, metres_per_unit
 from agrivision.health._perfield import pixel_area_ha
 from agrivision.health.zone_classes import (
@@ -312,9 +318,13 @@ class ZoneBatches:
         made = np.zeros(len(zoned) + 1)  # variance reduction of the chosen zones (+ padding)
         undecided = np.r_[np.ones(len(zoned), bool), False]
         work = _Canvas(owner, plan, sel, np.arange(len(sel)), None)
+        position = None
         for n in AUTO_N if auto else [int(rules.n)]:
-            if work.source is not None or not undecided[:-1].all():
-                work = _Canvas.of(packed, owner, plan, sel, zoned[undecided[:-1]])
+            if work.moved is not None or not undecided[:-1].all():
+                if position is None:
+                    position = np.full(owner.shape, -1, np.int64)
+                    position.ravel()[sel] = np.arange(len(sel))
+                work = _Canvas.of(packed, owner, plan, position, zoned[undecided[:-1]])
             breaks = class_breaks(hist, n, rules.method, undecided[:-1])
             zone = np.zeros(work.owner.shape, np.uint8)
             zone.ravel()[work.sel] = bin_classes(hist, breaks)[hist.where[work.at]]
@@ -404,36 +414,30 @@ class _Canvas:
     """The pixels one round of zoning works on: a band's canvas, or some of its windows.
 
     ``sel`` are the valid pixels (flat indices), ``at`` their positions among the band's
-    valid pixels, ``source`` the band canvas's flat index of each pixel (None: the canvas).
+    valid pixels, ``moved`` the windows taken from the band's canvas (None: the canvas).
     """
 
     owner: np.ndarray
     plan: np.ndarray
     sel: np.ndarray
     at: np.ndarray
-    source: np.ndarray | None
+    moved: Gathered | None
 
     @classmethod
-    def of(cls, packed: PackedWindows, owner, plan, sel, which: np.ndarray) -> _Canvas:
-        """The windows of the fields ``which`` (owners) of the band canvas."""
-        source = packed.gather(which)
-        ok = source >= 0
-        flat = source[ok]
-        sub_owner = np.zeros(source.shape, owner.dtype)
-        sub_owner[ok] = owner.ravel()[flat]
-        sub_plan = np.zeros(source.shape, bool)
-        sub_plan[ok] = plan.ravel()[flat]
-        at = np.minimum(np.searchsorted(sel, flat), len(sel) - 1)
-        valid = sel[at] == flat
-        return cls(sub_owner, sub_plan, np.flatnonzero(ok)[valid], at[valid], source)
+    def of(cls, packed: PackedWindows, owner, plan, position, which: np.ndarray) -> _Canvas:
+        """The windows of the fields ``which`` (owners) of the band canvas; ``position`` is
+        the band's canvas of valid pixel positions (-1: not valid)."""
+        moved = packed.gather(which)
+        at = moved.take(position, -1).ravel()
+        sel = np.flatnonzero(at >= 0)
+        return cls(moved.take(owner), moved.take(plan), sel, at[sel], moved)
 
     def put(self, canvas: np.ndarray, zone: np.ndarray, where: np.ndarray) -> None:
         """Copy ``zone`` (this canvas) into the band's ``canvas`` where ``where``."""
-        if self.source is None:
+        if self.moved is None:
             np.copyto(canvas, zone, where=where)
-            return
-        where &= self.source >= 0
-        canvas.ravel()[self.source[where]] = zone[where]
+        else:
+            self.moved.put(canvas, zone, where)
 
 
 def _polygon(rings: list) -> shapely.Polygon:
