@@ -39,13 +39,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
-import rasterio.features
 import shapely
 import xarray as xr
+from affine import Affine
 
 from agrivision.errors import ConfigError, GridError
 from agrivision.fields.config import ProblemsConfig, TimeSeriesConfig
 from agrivision.fields.prepare import prepare_fields
+from agrivision.fields.trace import label_polygons
 from agrivision.fields.windows import (
     FieldBand,
     Gathered,
@@ -356,13 +357,9 @@ class ZoneBatches:
         # a field all of one zone is its own polygon unless the raster's edge cuts it
         code, first = zone_codes(zone, owner, np.r_[False, self._within[band.positions]])
         whole = first > 0
-        found, values = [], []
-        for g, k in rasterio.features.shapes(code, mask=code > 0, connectivity=4):
-            found.append(_polygon(g["coordinates"]))
-            values.append(int(k))
-        codes = np.array(values, np.int64)
-        geoms = np.array(found, dtype=object)
-        if len(found):
+        geoms, codes = label_polygons(code, Affine.identity(), mask=code > 0)
+        codes = codes.astype(np.int64)
+        if len(codes):
             geoms = packed.to_band(geoms, codes // 256, band.transform)
             geoms = shapely.intersection(geoms, band.geometries[codes // 256 - 1])
         single = np.flatnonzero(whole)
@@ -438,12 +435,6 @@ class _Canvas:
             np.copyto(canvas, zone, where=where)
         else:
             self.moved.put(canvas, zone, where)
-
-
-def _polygon(rings: list) -> shapely.Polygon:
-    """A GeoJSON polygon's rings as a shapely Polygon (faster than ``shapely.geometry.shape``)."""
-    shell, *holes = (shapely.linearrings(np.asarray(r, dtype=np.float64)) for r in rings)
-    return shapely.polygons(shell, holes=holes or None)
 
 
 def _usable_dates(index: xr.DataArray, usable: pd.DataFrame | None) -> dict:
