@@ -67,6 +67,7 @@ from agrivision.health.zone_classes import (
 from agrivision.health.zone_cleaning import fill_plan, majority, merge_small_parts, sieve
 from agrivision.health.zone_kernels import fill_nearest, zone_codes
 from agrivision.io.fields import area_ha, geodesic_ratio
+from agrivision.runtime.threads import in_order
 
 #: Candidates of ``n="auto"``: two zones at least; more than six no spreader can follow.
 AUTO_N = range(2, 7)
@@ -83,8 +84,10 @@ MIN_SHARE = 0.05
 #: units; season zones: ratio to the field median): below it zones split noise, e.g.
 #: Sentinel-2 NDVI varies by about 0.02 between neighbouring pixels of a uniform canopy.
 MIN_STEP = 0.02
-#: Most pixels of field windows zoned at once (one canvas): about 80 bytes each in all.
+#: Most pixels of field windows on one canvas: about 80 bytes each in all, THREADS canvases at once.
 CANVAS_PIXELS = 2**20
+#: Canvases zoned at once, each on its own thread (the kernels release the GIL).
+THREADS = 2
 #: Per-field quality columns, in the zones output and the report's field table.
 QUALITY = ("zones_n", "zones_polygons", "zones_variance_reduction")
 
@@ -212,15 +215,14 @@ class ZoneBatches:
     def __iter__(self) -> Iterator[gpd.GeoDataFrame]:
         quality = []
         found = 0
-        env = rasterio.Env()  # one GDAL environment for every band
-        for band in field_bands(self.index, self.fields):
-            for group in band.split(CANVAS_PIXELS):
-                with env:
-                    frame, rows = self._band(group)
-                quality += rows
-                found += len(frame)
-                if len(frame):
-                    yield frame
+        groups = (
+            g for band in field_bands(self.index, self.fields) for g in band.split(CANVAS_PIXELS)
+        )
+        for frame, rows in in_order(self._group, groups, THREADS):
+            quality += rows
+            found += len(frame)
+            if len(frame):
+                yield frame
         self.quality = pd.DataFrame(quality, columns=["field_id", *QUALITY])
         if not found:
             warnings.warn(
@@ -229,6 +231,10 @@ class ZoneBatches:
                 UserWarning, stacklevel=2,
             )  # fmt: skip
             yield self._frame({})
+
+    def _group(self, band: FieldBand) -> tuple[gpd.GeoDataFrame, list]:
+        with rasterio.Env():  # one GDAL environment per group, on its own thread
+            return self._band(band)
 
     def _band(self, band: FieldBand) -> tuple[gpd.GeoDataFrame, list]:
         """The zone polygons (a table) and quality rows of the fields of one band."""
