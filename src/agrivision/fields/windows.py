@@ -32,8 +32,8 @@ from agrivision.grid import grid_of
 class FieldBand:
     """A band of raster rows and the fields handed over with it.
 
-    ``values`` is the raster's ``(..., height, width)`` band, ``codes`` the field code of each
-    pixel whose centre lies in a field (0: none; where fields overlap, the later one, as
+    ``values`` is the raster's ``(..., height, width)`` band (:class:`Rows`), ``codes`` the
+    field code of each pixel whose centre lies in a field (0: none; where fields overlap, the later one, as
     :func:`~agrivision.fields.rasterize.field_raster` burns them); fields of other bands
     appear in it too. ``positions``, ``field_ids``, ``geometries`` (raster CRS) and
     ``field_codes`` describe the band's own fields, ``bounds`` their touched pixels
@@ -45,8 +45,8 @@ class FieldBand:
     geometries: np.ndarray
     field_codes: np.ndarray
     bounds: np.ndarray
-    values: np.ndarray
-    codes: np.ndarray
+    values: Rows
+    codes: Rows
     transform: Affine
 
     def split(self, max_pixels: int) -> Iterator[FieldBand]:
@@ -130,7 +130,7 @@ def field_bands(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[Fiel
             del cache[j]
 
 
-def _window(arrays: list, cache: dict, row_edges: np.ndarray, r0, r1, c0, c1) -> np.ndarray:
+def _window(arrays: list, cache: dict, row_edges: np.ndarray, r0, r1, c0, c1) -> Rows:
     """Rows r0..r1, columns c0..c1 of the cached chunk rows (``arrays`` in ``cache`` order)."""
     pieces = [
         a[
@@ -141,7 +141,34 @@ def _window(arrays: list, cache: dict, row_edges: np.ndarray, r0, r1, c0, c1) ->
         for j, a in zip(cache, arrays, strict=True)
         if row_edges[j] < r1 and row_edges[j + 1] > r0
     ]
-    return pieces[0].copy() if len(pieces) == 1 else np.concatenate(pieces, axis=-2)
+    return Rows(tuple(pieces))
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A ``(..., height, width)`` raster kept as consecutive blocks of rows (views of the chunk
+    rows read), read by rectangle: a band of rows is never copied whole."""
+
+    blocks: tuple[np.ndarray, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        first = self.blocks[0]
+        return (*first.shape[:-2], sum(b.shape[-2] for b in self.blocks), first.shape[-1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.blocks[0].dtype
+
+    def rect(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """Rows ``r0..r1`` and columns ``c0..c1`` (a view where one block holds them)."""
+        out, top = [], 0
+        for b in self.blocks:
+            lo, hi = max(r0 - top, 0), min(r1 - top, b.shape[-2])
+            if lo < hi:
+                out.append(b[..., lo:hi, c0:c1])
+            top += b.shape[-2]
+        return out[0] if len(out) == 1 else np.concatenate(out, axis=-2)
 
 
 def _pixel_bounds(geoms: np.ndarray, affine: Affine, height: int, width: int) -> np.ndarray:
@@ -249,8 +276,8 @@ def pack_windows(band: FieldBand) -> PackedWindows:
     for k, (r0, r1, c0, c1) in enumerate(b):
         rows = slice(r0 + origin[k, 0], r1 + origin[k, 0])
         cols = slice(c0 + origin[k, 1], c1 + origin[k, 1])
-        values[..., rows, cols] = band.values[..., r0:r1, c0:c1]
-        inside[rows, cols] = band.codes[r0:r1, c0:c1] == band.field_codes[k]
+        values[..., rows, cols] = band.values.rect(r0, r1, c0, c1)
+        inside[rows, cols] = band.codes.rect(r0, r1, c0, c1) == band.field_codes[k]
         slot[rows, cols] = k + 1
     # each field drawn in canvas pixels on its own window, cut to it at the raster's edges
     _, index = shapely.get_coordinates(band.geometries, return_index=True)
