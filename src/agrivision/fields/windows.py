@@ -33,9 +33,9 @@ class FieldBand:
     """A band of raster rows and the fields handed over with it.
 
     ``values`` is the raster's ``(..., height, width)`` band (:class:`Rows`), ``codes`` the
-    field code of each pixel whose centre lies in a field (0: none; where fields overlap, the later one, as
-    :func:`~agrivision.fields.rasterize.field_raster` burns them); fields of other bands
-    appear in it too. ``positions``, ``field_ids``, ``geometries`` (raster CRS) and
+    field code of each pixel whose centre lies in a field (0: none; where fields overlap, the
+    later one, as :func:`~agrivision.fields.rasterize.field_raster` burns them); fields of
+    other bands appear in it too. ``positions``, ``field_ids``, ``geometries`` (raster CRS) and
     ``field_codes`` describe the band's own fields, ``bounds`` their touched pixels
     (``row0, row1, col0, col1`` in band pixels); ``transform`` maps band pixels to the CRS.
     """
