@@ -392,7 +392,9 @@ class ZoneBatches:
             ]
             parts = np.concatenate([parts[~redo], *(p for p, _ in merged)])
             codes = np.concatenate([codes[~redo], *(c for _, c in merged)])
-        order = np.lexsort((-shapely.bounds(parts)[:, 3], codes))
+        # top to bottom, then left to right: an order that does not depend on the tracer's
+        bounds = shapely.bounds(parts)
+        order = np.lexsort((bounds[:, 0], -bounds[:, 3], codes))
         return parts[order], codes[order]
 
     def _areas(self, geoms: np.ndarray, positions: np.ndarray) -> np.ndarray:
