@@ -299,3 +299,15 @@ def zone_codes(
             if zone[r, c] > 0 and one[f] == 0:
                 code[r, c] = f * 256 + zone[r, c]
     return code, one
+
+
+@njit(cache=True, nogil=True)
+def copy_fields(
+    canvas: np.ndarray, zone: np.ndarray, owner: np.ndarray, chosen: np.ndarray
+) -> None:
+    """``canvas = zone`` at the pixels of the fields ``chosen`` (boolean per owner), in place."""
+    h, w = zone.shape
+    for r in range(h):
+        for c in range(w):
+            if chosen[owner[r, c]]:
+                canvas[r, c] = zone[r, c]

@@ -65,7 +65,7 @@ from agrivision.health.zone_classes import (
     zone_stats,
 )
 from agrivision.health.zone_cleaning import fill_plan, majority, merge_small_parts, sieve
-from agrivision.health.zone_kernels import fill_nearest, zone_codes
+from agrivision.health.zone_kernels import copy_fields, fill_nearest, zone_codes
 from agrivision.io.fields import area_ha, geodesic_ratio
 from agrivision.runtime.threads import in_order
 
@@ -329,8 +329,8 @@ class ZoneBatches:
         for n in AUTO_N if auto else [int(rules.n)]:
             if work.moved is not None or not undecided[:-1].all():
                 if position is None:
-                    position = np.full(owner.shape, -1, np.int64)
-                    position.ravel()[sel] = np.arange(len(sel))
+                    position = np.full(owner.shape, -1, np.int32)
+                    position.ravel()[sel] = np.arange(len(sel), dtype=np.int32)
                 work = _Canvas.of(packed, owner, plan, position, zoned[undecided[:-1]])
             breaks = class_breaks(hist, n, rules.method, undecided[:-1])
             zone = np.zeros(work.owner.shape, np.uint8)
@@ -348,7 +348,7 @@ class ZoneBatches:
                 pays = reduction - made >= rules.min_gain if n > 2 else apart
                 take &= apart & pays  # too close (noise) or not worth it: keep n - 1
                 undecided = take
-            work.put(best, zone, take[row_of[work.owner]])
+            work.put(best, zone, take[row_of])
             made = np.where(take, reduction, made)
             if not undecided.any():
                 break
@@ -437,12 +437,13 @@ class _Canvas:
         sel = np.flatnonzero(at >= 0)
         return cls(moved.take(owner), moved.take(plan), sel, at[sel], moved)
 
-    def put(self, canvas: np.ndarray, zone: np.ndarray, where: np.ndarray) -> None:
-        """Copy ``zone`` (this canvas) into the band's ``canvas`` where ``where``."""
+    def put(self, canvas: np.ndarray, zone: np.ndarray, chosen: np.ndarray) -> None:
+        """Copy ``zone`` (this canvas) into the band's ``canvas`` at the pixels of the fields
+        ``chosen`` (boolean per owner)."""
         if self.moved is None:
-            np.copyto(canvas, zone, where=where)
+            copy_fields(canvas, zone, self.owner, chosen)
         else:
-            self.moved.put(canvas, zone, where)
+            self.moved.put(canvas, zone, chosen[self.owner])
 
 
 def _usable_dates(index: xr.DataArray, usable: pd.DataFrame | None) -> dict:
