@@ -88,6 +88,8 @@ def field_bands(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[Fiel
         the rows and columns that all of them touch; bands come top to bottom. Fields that
         touch no pixel of the raster are left out.
     """
+    # before any thread rasterises: rasterio's own catch_warnings on one thread would undo it
+    silence_memory_dataset_warning()
     grid = grid_of(raster)
     prepared = prepare_fields(fields, raster.rio.crs)
     data = raster.data if isinstance(raster.data, da.Array) else da.from_array(raster.data)
