@@ -135,6 +135,8 @@ def test_majority_is_a_majority_of_zoned_pixels(size):
     left, right = zone[:, :12], zone[:, 12:]
     both = np.hstack([brute_majority(brute_majority(x, size), size) for x in (left, right)])
     np.testing.assert_array_equal(majority(zone, owner, size), both)
+    # fields numbered too high to share a 32-bit number with the zone: the same filter
+    np.testing.assert_array_equal(majority(zone, owner + 2**23 - 1, size), both)
 
 
 def test_small_gaps_are_filled_large_gaps_stay_and_areas_sum_to_the_field(raster, fields):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from agrivision.health.zone_kernels import label_equal, majority_pass, patch_table
+from agrivision.health.zone_kernels import label_equal, majority_passes, patch_table
 
 #: Majority-filter passes: the second pass removes most of what the first one leaves.
 MAJORITY_PASSES = 2
@@ -41,9 +41,7 @@ def majority(zone: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray:
     """
     if size <= 1 or not zone.any():
         return zone
-    for _ in range(MAJORITY_PASSES):
-        zone = majority_pass(zone, owner, size, int(zone.max()))
-    return zone
+    return majority_passes(zone, owner, size, MAJORITY_PASSES)
 
 
 def fill_plan(

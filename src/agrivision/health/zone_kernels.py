@@ -13,19 +13,20 @@ import numpy as np
 from numba import njit
 
 
-def majority_pass(zone: np.ndarray, owner: np.ndarray, size: int, n_max: int) -> np.ndarray:
-    """One majority filter pass: the most frequent zone of the pixel's own field in its window.
+def majority_passes(zone: np.ndarray, owner: np.ndarray, size: int, passes: int) -> np.ndarray:
+    """``passes`` passes of a majority filter: the most frequent zone of the pixel's own field
+    in its window.
 
     Parameters
     ----------
     zone
         ``uint8`` zones, 0 = none (neither votes nor changes).
     owner
-        ``int32`` field of each pixel: only pixels of the same field vote.
+        Non-negative integer field of each pixel: only pixels of the same field vote.
     size
         Window edge in pixels; offsets ``-(size // 2) .. size - size // 2 - 1``.
-    n_max
-        Highest zone in ``zone``.
+    passes
+        Number of passes, each on the result of the one before.
 
     Returns
     -------
@@ -34,42 +35,81 @@ def majority_pass(zone: np.ndarray, owner: np.ndarray, size: int, n_max: int) ->
     """
     lo, hi = size // 2, size - size // 2
     pad = ((lo, hi - 1), (lo, hi - 1))  # owner 0 around: no votes from outside
+    n_max = int(zone.max())  # no pass makes a higher zone
+    h, w = zone.shape
+    key = _keys(zone, owner) if size == 3 else None
+    if key is not None:
+        for _ in range(passes):
+            key = _majority3(key, n_max)
+        return _zones_of(key)
     z, o = np.pad(zone, pad), np.pad(owner, pad)
-    out = _majority3(z, o, n_max) if size == 3 else _majority(z, o, size, n_max)
-    return out[lo : lo + zone.shape[0], lo : lo + zone.shape[1]]
+    for _ in range(passes):
+        z = _majority(z, o, size, n_max)
+    return z[lo : lo + h, lo : lo + w]
 
 
 @njit(cache=True, nogil=True)
-def _majority3(zone: np.ndarray, owner: np.ndarray, n_max: int) -> np.ndarray:
-    """:func:`majority_pass` of a 3 x 3 window on rasters padded by one pixel (the default
-    window; constant bounds let the compiler unroll it: twice as fast as :func:`_majority`)."""
+def _keys(zone: np.ndarray, owner: np.ndarray) -> np.ndarray | None:
+    """``owner * 256 + zone`` (``int32``) padded by one pixel of 0, or None where an owner
+    does not fit (negative or from 2**23)."""
     h, w = zone.shape
-    out = zone.copy()
+    key = np.zeros((h + 2, w + 2), np.int32)
+    for r in range(h):
+        for c in range(w):
+            f = owner[r, c]
+            if f < 0 or f >= 2**23:
+                return None
+            key[r + 1, c + 1] = f * 256 + zone[r, c]
+    return key
+
+
+@njit(cache=True, nogil=True)
+def _zones_of(key: np.ndarray) -> np.ndarray:
+    """The ``uint8`` zones of padded keys (:func:`_keys`)."""
+    h, w = key.shape
+    zone = np.empty((h - 2, w - 2), np.uint8)
+    for r in range(h - 2):
+        for c in range(w - 2):
+            zone[r, c] = key[r + 1, c + 1] & 255
+    return zone
+
+
+@njit(cache=True, nogil=True)
+def _majority3(key: np.ndarray, n_max: int) -> np.ndarray:
+    """One pass of :func:`majority_passes` with a 3 x 3 window over ``owner * 256 + zone``
+    padded by one pixel (the default window; constant bounds let the compiler unroll it)."""
+    h, w = key.shape
+    out = key.copy()
     counts = np.zeros(n_max + 1, np.int32)
     for r in range(1, h - 1):
         for c in range(1, w - 1):
-            own = zone[r, c]
+            me = key[r, c]
+            own = me & 255
             if own == 0:
                 continue
-            field = owner[r, c]
+            # the four nearest alike: a majority of the window, nothing can beat it
+            if key[r - 1, c] == me and key[r, c - 1] == me and key[r, c + 1] == me:
+                if key[r + 1, c] == me:
+                    continue
             same = 0
             for rr in range(r - 1, r + 2):
                 for cc in range(c - 1, c + 2):
-                    same += (owner[rr, cc] == field) & (zone[rr, cc] == own)
+                    same += key[rr, cc] == me
             if same >= 5:
-                continue  # a majority of the window: nothing can beat it
+                continue
+            field = me >> 8
             counts[:] = 0
             for rr in range(r - 1, r + 2):
                 for cc in range(c - 1, c + 2):
-                    if owner[rr, cc] == field:
-                        counts[zone[rr, cc]] += 1
-            out[r, c] = _winner(counts, own)
+                    if key[rr, cc] >> 8 == field:
+                        counts[key[rr, cc] & 255] += 1
+            out[r, c] = field * 256 + _winner(counts, own)
     return out
 
 
 @njit(cache=True, nogil=True)
 def _majority(zone: np.ndarray, owner: np.ndarray, size: int, n_max: int) -> np.ndarray:
-    """:func:`majority_pass` on rasters padded by the window's reach."""
+    """One pass of :func:`majority_passes` on rasters padded by the window's reach."""
     h, w = zone.shape
     out = zone.copy()
     counts = np.zeros(n_max + 1, np.int32)
