@@ -107,10 +107,14 @@ def sieve(zone: np.ndarray, owner: np.ndarray, min_pixels: np.ndarray) -> np.nda
     labels, count = label_equal(zone, owner)
     count += 1
     sizes, zone_of, field_of, a, b = patch_table(labels, zone, owner, count)
-    keys, length = np.unique(a * count + b, return_counts=True)  # a < b: each border once
+    limit = min_pixels[field_of]
+    # Only small patches move and patches only grow: a border between two patches that are
+    # not small now never decides a merge.
+    small_now = sizes < limit
+    near = small_now[a] | small_now[b]
+    keys, length = np.unique(a[near] * count + b[near], return_counts=True)  # a < b: once
     src, dst = np.r_[keys // count, keys % count], np.r_[keys % count, keys // count]
     length = np.r_[length, length]
-    limit = min_pixels[field_of]
     mapping = np.arange(count)
     while True:
         small = sizes[src] < limit[src]
