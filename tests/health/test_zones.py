@@ -19,6 +19,7 @@ from agrivision.fields.timeseries import clear_dates, field_series
 from agrivision.health import zones
 from agrivision.health.zone_classes import zone_stats
 from agrivision.health.zone_cleaning import majority, merge_small_parts, sieve
+from agrivision.health.zone_kernels import zone_codes
 from agrivision.health.zones import ZoneBatches
 
 X0, Y0, RES = 500_000.0, 5_800_000.0, 10.0  # the grid of tests/health/conftest.py
@@ -134,6 +135,8 @@ def test_majority_is_a_majority_of_zoned_pixels(size):
     left, right = zone[:, :12], zone[:, 12:]
     both = np.hstack([brute_majority(brute_majority(x, size), size) for x in (left, right)])
     np.testing.assert_array_equal(majority(zone, owner, size), both)
+    # fields numbered too high to share a 32-bit number with the zone: the same filter
+    np.testing.assert_array_equal(majority(zone, owner + 2**23 - 1, size), both)
 
 
 def test_small_gaps_are_filled_large_gaps_stay_and_areas_sum_to_the_field(raster, fields):
@@ -256,3 +259,33 @@ def test_a_fields_zones_do_not_depend_on_its_neighbours(raster, fields, monkeypa
     # one canvas per field (memory bounded by the canvas size): the same zones
     monkeypatch.setattr(sys.modules[ZoneBatches.__module__], "CANVAS_PIXELS", 1)
     pd.testing.assert_frame_equal(zones(raster(values, chunks=16), both, n="auto"), together)
+
+
+def test_fields_decided_early_leave_the_others_zones_unchanged(raster, fields):
+    """``auto`` tries each n only on the fields still undecided (their windows moved to a
+    smaller canvas): a uniform field (one zone), a two-level field (two) and the three-zone
+    field (three) zoned together are zoned exactly as each one alone."""
+    three, truth = three_zone_field()
+    two = np.where(truth == 3, 0.6 + (three - 0.8), three)
+    uniform = 0.6 + (three - np.choose(truth - 1, [0.4, 0.6, 0.8])) / 5
+    gap = np.full((60, 1), np.nan, np.float32)
+    values = np.hstack([uniform, gap, two, gap, three]).astype(np.float32)
+    flds = fields([1, 2, 3], [(0, 0, 60, 90), (0, 91, 60, 181), (0, 182, 60, 272)])
+    together = zones(raster(values), flds, n="auto")
+    assert together.groupby("field_id").zones_n.first().tolist() == [1, 2, 3]
+    for fid in (1, 2, 3):
+        alone = zones(raster(values), flds[flds.field_id == fid], n="auto")
+        mine = together[together.field_id == fid].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, alone)
+
+
+def test_fields_of_one_zone_are_left_whole_where_allowed():
+    owner = np.array([[1, 1, 0, 2, 2, 0, 3, 3], [1, 1, 0, 2, 2, 0, 3, 3]], np.int32)
+    zone = np.array([[2, 2, 0, 1, 2, 0, 1, 1], [2, 2, 0, 1, 2, 0, 1, 1]], np.uint8)
+    code, whole = zone_codes(zone, owner, np.array([False, True, True, False]))
+    assert whole.tolist() == [0, 1 * 256 + 2, 0, 0]  # field 2 mixed, field 3 not allowed
+    expected = np.where(owner == 1, 0, owner * 256 + zone) * (owner > 0)
+    np.testing.assert_array_equal(code, expected)
+    zone[0, 0] = 0  # a pixel without a zone: the field is no longer whole
+    code, whole = zone_codes(zone, owner, np.array([False, True, True, False]))
+    assert whole.tolist() == [0, 0, 0, 0] and code[1, 0] == 1 * 256 + 2 and code[0, 0] == 0

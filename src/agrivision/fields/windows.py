@@ -32,10 +32,10 @@ from agrivision.grid import grid_of
 class FieldBand:
     """A band of raster rows and the fields handed over with it.
 
-    ``values`` is the raster's ``(..., height, width)`` band, ``codes`` the field code of each
-    pixel whose centre lies in a field (0: none; where fields overlap, the later one, as
-    :func:`~agrivision.fields.rasterize.field_raster` burns them); fields of other bands
-    appear in it too. ``positions``, ``field_ids``, ``geometries`` (raster CRS) and
+    ``values`` is the raster's ``(..., height, width)`` band (:class:`Rows`), ``codes`` the
+    field code of each pixel whose centre lies in a field (0: none; where fields overlap, the
+    later one, as :func:`~agrivision.fields.rasterize.field_raster` burns them); fields of
+    other bands appear in it too. ``positions``, ``field_ids``, ``geometries`` (raster CRS) and
     ``field_codes`` describe the band's own fields, ``bounds`` their touched pixels
     (``row0, row1, col0, col1`` in band pixels); ``transform`` maps band pixels to the CRS.
     """
@@ -45,8 +45,8 @@ class FieldBand:
     geometries: np.ndarray
     field_codes: np.ndarray
     bounds: np.ndarray
-    values: np.ndarray
-    codes: np.ndarray
+    values: Rows
+    codes: Rows
     transform: Affine
 
     def split(self, max_pixels: int) -> Iterator[FieldBand]:
@@ -88,6 +88,8 @@ def field_bands(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[Fiel
         the rows and columns that all of them touch; bands come top to bottom. Fields that
         touch no pixel of the raster are left out.
     """
+    # before any thread rasterises: rasterio's own catch_warnings on one thread would undo it
+    silence_memory_dataset_warning()
     grid = grid_of(raster)
     prepared = prepare_fields(fields, raster.rio.crs)
     data = raster.data if isinstance(raster.data, da.Array) else da.from_array(raster.data)
@@ -130,7 +132,7 @@ def field_bands(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[Fiel
             del cache[j]
 
 
-def _window(arrays: list, cache: dict, row_edges: np.ndarray, r0, r1, c0, c1) -> np.ndarray:
+def _window(arrays: list, cache: dict, row_edges: np.ndarray, r0, r1, c0, c1) -> Rows:
     """Rows r0..r1, columns c0..c1 of the cached chunk rows (``arrays`` in ``cache`` order)."""
     pieces = [
         a[
@@ -141,7 +143,34 @@ def _window(arrays: list, cache: dict, row_edges: np.ndarray, r0, r1, c0, c1) ->
         for j, a in zip(cache, arrays, strict=True)
         if row_edges[j] < r1 and row_edges[j + 1] > r0
     ]
-    return pieces[0].copy() if len(pieces) == 1 else np.concatenate(pieces, axis=-2)
+    return Rows(tuple(pieces))
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A ``(..., height, width)`` raster kept as consecutive blocks of rows (views of the chunk
+    rows read), read by rectangle: a band of rows is never copied whole."""
+
+    blocks: tuple[np.ndarray, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        first = self.blocks[0]
+        return (*first.shape[:-2], sum(b.shape[-2] for b in self.blocks), first.shape[-1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.blocks[0].dtype
+
+    def rect(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """Rows ``r0..r1`` and columns ``c0..c1`` (a view where one block holds them)."""
+        out, top = [], 0
+        for b in self.blocks:
+            lo, hi = max(r0 - top, 0), min(r1 - top, b.shape[-2])
+            if lo < hi:
+                out.append(b[..., lo:hi, c0:c1])
+            top += b.shape[-2]
+        return out[0] if len(out) == 1 else np.concatenate(out, axis=-2)
 
 
 def _pixel_bounds(geoms: np.ndarray, affine: Affine, height: int, width: int) -> np.ndarray:
@@ -172,13 +201,15 @@ class PackedWindows:
     the field (``1..m``, the band's order) whose window each pixel is in and that touches it
     (0 elsewhere), ``inside`` whether the pixel's centre lies in that field (as in
     :attr:`FieldBand.codes`); ``origin`` is ``(row, col)`` of each field's window on the
-    canvas minus on the band, so band pixel = canvas pixel - origin.
+    canvas minus on the band, so band pixel = canvas pixel - origin; ``windows`` is
+    ``(row0, row1, col0, col1)`` of each field's window on the canvas.
     """
 
     values: np.ndarray
     owner: np.ndarray
     inside: np.ndarray
     origin: np.ndarray
+    windows: np.ndarray
 
     def to_band(self, geoms: np.ndarray, owner: np.ndarray, transform: Affine) -> np.ndarray:
         """Geometries in canvas pixel coordinates, each of field ``owner``, to the CRS."""
@@ -190,6 +221,38 @@ class PackedWindows:
             return np.column_stack(transform * (col, row))
 
         return shapely.transform(geoms, move)
+
+    def gather(self, which: np.ndarray) -> Gathered:
+        """The windows of the fields ``which`` (``1..m``) laid out on a smaller canvas.
+
+        Work on a few fields then costs their windows' pixels, not the whole canvas.
+        """
+        w = self.windows[which - 1]
+        top, shape = _shelves(w[:, 1] - w[:, 0], w[:, 3] - w[:, 2], self.owner.shape[1])
+        return Gathered(w, top, shape)
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """Windows of a canvas (``(row0, row1, col0, col1)`` each) moved to ``top`` (``(row,
+    col)``) on a canvas of ``shape``."""
+
+    windows: np.ndarray
+    top: np.ndarray
+    shape: tuple[int, int]
+
+    def take(self, canvas: np.ndarray, fill: float | int = 0) -> np.ndarray:
+        """The windows' pixels of ``canvas`` on the new canvas (``fill`` between them)."""
+        out = np.full(self.shape, fill, canvas.dtype)
+        for (r0, r1, c0, c1), (y, x) in zip(self.windows.tolist(), self.top.tolist(), strict=True):
+            out[y : y + r1 - r0, x : x + c1 - c0] = canvas[r0:r1, c0:c1]
+        return out
+
+    def put(self, canvas: np.ndarray, values: np.ndarray, where: np.ndarray) -> None:
+        """Copy ``values`` (new canvas) back onto ``canvas`` where ``where`` (new canvas)."""
+        for (r0, r1, c0, c1), (y, x) in zip(self.windows.tolist(), self.top.tolist(), strict=True):
+            rows, cols = slice(y, y + r1 - r0), slice(x, x + c1 - c0)
+            np.copyto(canvas[r0:r1, c0:c1], values[rows, cols], where=where[rows, cols])
 
 
 def pack_windows(band: FieldBand) -> PackedWindows:
@@ -207,24 +270,16 @@ def pack_windows(band: FieldBand) -> PackedWindows:
     """
     b = band.bounds
     heights, widths = b[:, 1] - b[:, 0], b[:, 3] - b[:, 2]
-    width = max(int(widths.max()), band.codes.shape[1])
-    origin = np.zeros((len(b), 2), np.int64)
-    x = y = shelf = 0
-    # one empty pixel between windows: a border on a pixel edge may burn the next pixel
-    for k in np.argsort(-heights, kind="stable"):
-        if x + widths[k] > width:
-            x, y, shelf = 0, y + shelf + 1, 0
-        origin[k] = y - b[k, 0], x - b[k, 2]
-        x, shelf = x + widths[k] + 1, max(shelf, heights[k])
-    shape = (y + shelf, width)
+    top, shape = _shelves(heights, widths, band.codes.shape[1])
+    origin = top - b[:, [0, 2]]
     values = np.full(band.values.shape[:-2] + shape, np.nan, band.values.dtype)
     inside = np.zeros(shape, bool)
     slot = np.zeros(shape, np.int32)
     for k, (r0, r1, c0, c1) in enumerate(b):
         rows = slice(r0 + origin[k, 0], r1 + origin[k, 0])
         cols = slice(c0 + origin[k, 1], c1 + origin[k, 1])
-        values[..., rows, cols] = band.values[..., r0:r1, c0:c1]
-        inside[rows, cols] = band.codes[r0:r1, c0:c1] == band.field_codes[k]
+        values[..., rows, cols] = band.values.rect(r0, r1, c0, c1)
+        inside[rows, cols] = band.codes.rect(r0, r1, c0, c1) == band.field_codes[k]
         slot[rows, cols] = k + 1
     # each field drawn in canvas pixels on its own window, cut to it at the raster's edges
     _, index = shapely.get_coordinates(band.geometries, return_index=True)
@@ -248,4 +303,21 @@ def pack_windows(band: FieldBand) -> PackedWindows:
     )  # fmt: skip
     owner = np.where(owner == slot, owner, 0)
     inside &= owner > 0
-    return PackedWindows(values, owner, inside, origin)
+    windows = np.column_stack((top[:, 0], top[:, 0] + heights, top[:, 1], top[:, 1] + widths))
+    return PackedWindows(values, owner, inside, origin, windows)
+
+
+def _shelves(heights: np.ndarray, widths: np.ndarray, width: int) -> tuple[np.ndarray, tuple]:
+    """Top-left ``(row, col)`` of rectangles laid on shelves (tallest first), and the shape.
+
+    One empty pixel separates rectangles: a border on a pixel edge may burn the next pixel.
+    """
+    width = max(int(widths.max()), width)
+    top = np.zeros((len(heights), 2), np.int64)
+    x = y = shelf = 0
+    for k in np.argsort(-heights, kind="stable"):
+        if x + widths[k] > width:
+            x, y, shelf = 0, y + shelf + 1, 0
+        top[k] = y, x
+        x, shelf = x + widths[k] + 1, max(shelf, heights[k])
+    return top, (int(y + shelf), width)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from agrivision.health.zone_kernels import label_equal, majority_pass, patch_table
+from agrivision.health.zone_kernels import label_equal, majority_passes, patch_table
 
 #: Majority-filter passes: the second pass removes most of what the first one leaves.
 MAJORITY_PASSES = 2
@@ -41,9 +41,7 @@ def majority(zone: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray:
     """
     if size <= 1 or not zone.any():
         return zone
-    for _ in range(MAJORITY_PASSES):
-        zone = majority_pass(zone, owner, size, int(zone.max()))
-    return zone
+    return majority_passes(zone, owner, size, MAJORITY_PASSES)
 
 
 def fill_plan(
@@ -74,10 +72,10 @@ def fill_plan(
         Boolean mask of the pixels to fill.
     """
     gaps = inside & ~valid
-    labels, count = label_equal(gaps.view(np.uint8), owner)
     edge = (owner > 0) & ~inside
-    if not count:
+    if not gaps.any():
         return edge
+    labels, count = label_equal(gaps.view(np.uint8), owner)
     size = np.bincount(labels.ravel(), minlength=count + 1)
     field = np.zeros(count + 1, np.int64)
     field[labels.ravel()] = owner.ravel()
@@ -109,10 +107,14 @@ def sieve(zone: np.ndarray, owner: np.ndarray, min_pixels: np.ndarray) -> np.nda
     labels, count = label_equal(zone, owner)
     count += 1
     sizes, zone_of, field_of, a, b = patch_table(labels, zone, owner, count)
-    keys, length = np.unique(a * count + b, return_counts=True)  # a < b: each border once
+    limit = min_pixels[field_of]
+    # Only small patches move and patches only grow: a border between two patches that are
+    # not small now never decides a merge.
+    small_now = sizes < limit
+    near = small_now[a] | small_now[b]
+    keys, length = np.unique(a[near] * count + b[near], return_counts=True)  # a < b: once
     src, dst = np.r_[keys // count, keys % count], np.r_[keys % count, keys // count]
     length = np.r_[length, length]
-    limit = min_pixels[field_of]
     mapping = np.arange(count)
     while True:
         small = sizes[src] < limit[src]

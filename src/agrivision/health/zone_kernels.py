@@ -10,58 +10,134 @@ and because they run over every pixel of a tile.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def majority_pass(zone: np.ndarray, owner: np.ndarray, size: int, n_max: int) -> np.ndarray:
-    """One majority filter pass: the most frequent zone of the pixel's own field in its window.
+def majority_passes(zone: np.ndarray, owner: np.ndarray, size: int, passes: int) -> np.ndarray:
+    """``passes`` passes of a majority filter: the most frequent zone of the pixel's own field
+    in its window.
 
     Parameters
     ----------
     zone
         ``uint8`` zones, 0 = none (neither votes nor changes).
     owner
-        ``int32`` field of each pixel: only pixels of the same field vote.
+        Non-negative integer field of each pixel: only pixels of the same field vote.
     size
         Window edge in pixels; offsets ``-(size // 2) .. size - size // 2 - 1``.
-    n_max
-        Highest zone in ``zone``.
+    passes
+        Number of passes, each on the result of the one before.
 
     Returns
     -------
     numpy.ndarray
         The filtered zones; a tie keeps the pixel's own zone, else the lowest tied zone.
     """
-    h, w = zone.shape
     lo, hi = size // 2, size - size // 2
-    out = zone.copy()
-    for r in prange(h):  # rows are independent: each writes its own row of ``out``
-        counts = np.zeros(n_max + 1, np.int32)
+    pad = ((lo, hi - 1), (lo, hi - 1))  # owner 0 around: no votes from outside
+    n_max = int(zone.max())  # no pass makes a higher zone
+    h, w = zone.shape
+    key = _keys(zone, owner) if size == 3 else None
+    if key is not None:
+        for _ in range(passes):
+            key = _majority3(key, n_max)
+        return _zones_of(key)
+    z, o = np.pad(zone, pad), np.pad(owner, pad)
+    for _ in range(passes):
+        z = _majority(z, o, size, n_max)
+    return z[lo : lo + h, lo : lo + w]
+
+
+@njit(cache=True, nogil=True)
+def _keys(zone: np.ndarray, owner: np.ndarray) -> np.ndarray | None:
+    """``owner * 256 + zone`` (``int32``) padded by one pixel of 0, or None where an owner
+    does not fit (negative or from 2**23)."""
+    h, w = zone.shape
+    key = np.zeros((h + 2, w + 2), np.int32)
+    for r in range(h):
         for c in range(w):
+            f = owner[r, c]
+            if f < 0 or f >= 2**23:
+                return None
+            key[r + 1, c + 1] = f * 256 + zone[r, c]
+    return key
+
+
+@njit(cache=True, nogil=True)
+def _zones_of(key: np.ndarray) -> np.ndarray:
+    """The ``uint8`` zones of padded keys (:func:`_keys`)."""
+    h, w = key.shape
+    zone = np.empty((h - 2, w - 2), np.uint8)
+    for r in range(h - 2):
+        for c in range(w - 2):
+            zone[r, c] = key[r + 1, c + 1] & 255
+    return zone
+
+
+@njit(cache=True, nogil=True)
+def _majority3(key: np.ndarray, n_max: int) -> np.ndarray:
+    """One pass of :func:`majority_passes` with a 3 x 3 window over ``owner * 256 + zone``
+    padded by one pixel (the default window; constant bounds let the compiler unroll it)."""
+    h, w = key.shape
+    out = key.copy()
+    counts = np.zeros(n_max + 1, np.int32)
+    for r in range(1, h - 1):
+        for c in range(1, w - 1):
+            me = key[r, c]
+            own = me & 255
+            if own == 0:
+                continue
+            # the four nearest alike: a majority of the window, nothing can beat it
+            if key[r - 1, c] == me and key[r, c - 1] == me and key[r, c + 1] == me:
+                if key[r + 1, c] == me:
+                    continue
+            same = 0
+            for rr in range(r - 1, r + 2):
+                for cc in range(c - 1, c + 2):
+                    same += key[rr, cc] == me
+            if same >= 5:
+                continue
+            field = me >> 8
+            counts[:] = 0
+            for rr in range(r - 1, r + 2):
+                for cc in range(c - 1, c + 2):
+                    if key[rr, cc] >> 8 == field:
+                        counts[key[rr, cc] & 255] += 1
+            out[r, c] = field * 256 + _winner(counts, own)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _majority(zone: np.ndarray, owner: np.ndarray, size: int, n_max: int) -> np.ndarray:
+    """One pass of :func:`majority_passes` on rasters padded by the window's reach."""
+    h, w = zone.shape
+    out = zone.copy()
+    counts = np.zeros(n_max + 1, np.int32)
+    lo = size // 2
+    for r in range(lo, h - size + 1 + lo):
+        for c in range(lo, w - size + 1 + lo):
             own = zone[r, c]
             if own == 0:
                 continue
             field = owner[r, c]
-            r0, r1, c0, c1 = max(r - lo, 0), min(r + hi, h), max(c - lo, 0), min(c + hi, w)
-            same = 0
-            for rr in range(r0, r1):
-                for cc in range(c0, c1):
-                    same += zone[rr, cc] == own and owner[rr, cc] == field
-            if 2 * same > (r1 - r0) * (c1 - c0):
-                continue  # a majority of the window: nothing can beat it
             counts[:] = 0
-            for rr in range(r0, r1):
-                for cc in range(c0, c1):
-                    k = zone[rr, cc]
-                    if k > 0 and owner[rr, cc] == field:
-                        counts[k] += 1
-            best = own
-            for k in range(1, n_max + 1):
-                if counts[k] > counts[best]:
-                    best = k
-            out[r, c] = best
+            for rr in range(r - lo, r - lo + size):
+                for cc in range(c - lo, c - lo + size):
+                    if owner[rr, cc] == field:
+                        counts[zone[rr, cc]] += 1
+            out[r, c] = _winner(counts, own)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _winner(counts: np.ndarray, own: int) -> int:
+    """The zone (1..) with the most votes; a tie keeps ``own``, else the lowest (``counts[0]``:
+    pixels without a zone, no vote)."""
+    best = own
+    for k in range(1, len(counts)):
+        if counts[k] > counts[best]:
+            best = k
+    return best
 
 
 @njit(cache=True, nogil=True)
@@ -227,3 +303,51 @@ def patch_table(labels: np.ndarray, zone: np.ndarray, owner: np.ndarray, count: 
 def _border(j: int, k: int, field_j: int, field_k: int) -> bool:
     """Whether patch ``j`` next to patch ``k`` is another patch of the same field."""
     return j != 0 and j != k and field_j == field_k
+
+
+@njit(cache=True, nogil=True)
+def zone_codes(
+    zone: np.ndarray, owner: np.ndarray, single: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``owner * 256 + zone`` of the pixels to trace, and the code of each field left whole.
+
+    A field is left whole where ``single`` allows it (per owner) and every one of its
+    pixels has the same zone: it is its own polygon, nothing to trace.
+
+    Returns
+    -------
+    tuple
+        ``int32`` codes (0 where ``zone`` or ``owner`` is 0 and in fields left whole) and,
+        per owner, the code of a field left whole (0 for the others).
+    """
+    one = np.zeros(len(single), np.int64)
+    h, w = zone.shape
+    for r in range(h):
+        for c in range(w):
+            f = owner[r, c]
+            if f == 0 or one[f] < 0:
+                continue
+            k = zone[r, c]
+            one[f] = f * 256 + k if k > 0 and one[f] in (0, f * 256 + k) else -1
+    for f in range(len(single)):
+        if one[f] < 0 or not single[f]:
+            one[f] = 0
+    code = np.zeros((h, w), np.int32)
+    for r in range(h):
+        for c in range(w):
+            f = owner[r, c]
+            if zone[r, c] > 0 and one[f] == 0:
+                code[r, c] = f * 256 + zone[r, c]
+    return code, one
+
+
+@njit(cache=True, nogil=True)
+def copy_fields(
+    canvas: np.ndarray, zone: np.ndarray, owner: np.ndarray, chosen: np.ndarray
+) -> None:
+    """``canvas = zone`` at the pixels of the fields ``chosen`` (boolean per owner), in place."""
+    h, w = zone.shape
+    for r in range(h):
+        for c in range(w):
+            if chosen[owner[r, c]]:
+                canvas[r, c] = zone[r, c]

@@ -39,14 +39,21 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
-import rasterio.features
 import shapely
 import xarray as xr
+from affine import Affine
 
 from agrivision.errors import ConfigError, GridError
 from agrivision.fields.config import ProblemsConfig, TimeSeriesConfig
 from agrivision.fields.prepare import prepare_fields
-from agrivision.fields.windows import FieldBand, field_bands, pack_windows
+from agrivision.fields.trace import label_polygons
+from agrivision.fields.windows import (
+    FieldBand,
+    Gathered,
+    PackedWindows,
+    field_bands,
+    pack_windows,
+)
 from agrivision.grid import grid_of, metres_per_unit
 from agrivision.health._perfield import pixel_area_ha
 from agrivision.health.zone_classes import (
@@ -58,8 +65,9 @@ from agrivision.health.zone_classes import (
     zone_stats,
 )
 from agrivision.health.zone_cleaning import fill_plan, majority, merge_small_parts, sieve
-from agrivision.health.zone_kernels import fill_nearest
+from agrivision.health.zone_kernels import copy_fields, fill_nearest, zone_codes
 from agrivision.io.fields import area_ha, geodesic_ratio
+from agrivision.runtime.threads import in_order
 
 #: Candidates of ``n="auto"``: two zones at least; more than six no spreader can follow.
 AUTO_N = range(2, 7)
@@ -76,8 +84,10 @@ MIN_SHARE = 0.05
 #: units; season zones: ratio to the field median): below it zones split noise, e.g.
 #: Sentinel-2 NDVI varies by about 0.02 between neighbouring pixels of a uniform canopy.
 MIN_STEP = 0.02
-#: Most pixels of field windows zoned at once (one canvas): about 80 bytes each in all.
+#: Most pixels of field windows on one canvas: about 80 bytes each in all, THREADS canvases at once.
 CANVAS_PIXELS = 2**20
+#: Canvases zoned at once, each on its own thread (the kernels release the GIL).
+THREADS = 2
 #: Per-field quality columns, in the zones output and the report's field table.
 QUALITY = ("zones_n", "zones_polygons", "zones_variance_reduction")
 
@@ -205,15 +215,14 @@ class ZoneBatches:
     def __iter__(self) -> Iterator[gpd.GeoDataFrame]:
         quality = []
         found = 0
-        env = rasterio.Env()  # one GDAL environment for every band
-        for band in field_bands(self.index, self.fields):
-            for group in band.split(CANVAS_PIXELS):
-                with env:
-                    frame, rows = self._band(group)
-                quality += rows
-                found += len(frame)
-                if len(frame):
-                    yield frame
+        groups = (
+            g for band in field_bands(self.index, self.fields) for g in band.split(CANVAS_PIXELS)
+        )
+        for frame, rows in in_order(self._group, groups, THREADS):
+            quality += rows
+            found += len(frame)
+            if len(frame):
+                yield frame
         self.quality = pd.DataFrame(quality, columns=["field_id", *QUALITY])
         if not found:
             warnings.warn(
@@ -222,6 +231,10 @@ class ZoneBatches:
                 UserWarning, stacklevel=2,
             )  # fmt: skip
             yield self._frame({})
+
+    def _group(self, band: FieldBand) -> tuple[gpd.GeoDataFrame, list]:
+        with rasterio.Env():  # one GDAL environment per group, on its own thread
+            return self._band(band)
 
     def _band(self, band: FieldBand) -> tuple[gpd.GeoDataFrame, list]:
         """The zone polygons (a table) and quality rows of the fields of one band."""
@@ -250,7 +263,7 @@ class ZoneBatches:
         field = owner.ravel()[sel]
         v = values.ravel()[sel].astype(np.float64)
         plan = fill_plan(owner, inside, valid, min_pixels)
-        zone, made = self._zones(owner, plan, sel, v, zoned, min_pixels)
+        zone, made = self._zones(packed, owner, plan, sel, v, zoned, min_pixels)
         final = zone.ravel()[sel]
         reduction = np.zeros(m + 1)
         reduction[zoned] = made
@@ -287,21 +300,23 @@ class ZoneBatches:
         ]
         return self._frame(columns), rows
 
-    def _zones(self, owner, plan, sel, v, zoned, min_pixels) -> tuple[np.ndarray, np.ndarray]:
+    def _zones(
+        self, packed, owner, plan, sel, v, zoned, min_pixels
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The clean zones (``uint8`` canvas) of the fields ``zoned`` (owners), ``n`` fixed or
         chosen, and the variance reduction of each field's zones.
 
         ``plan`` are the pixels that take the nearest zone (:func:`fill_plan`), ``sel`` the
         valid pixels (flat indices), ``v`` their values. ``"auto"`` tries n = 2, 3, ... on
         the fields still undecided and keeps, per field, the smallest n after which one
-        more clean zone explains less than ``min_gain`` of the variance.
+        more clean zone explains less than ``min_gain`` of the variance; each n after the
+        first works on the windows of the undecided fields only (:meth:`PackedWindows.gather`).
         """
         rules = self.rules
         auto = rules.n == "auto"
         row_of = np.full(len(min_pixels), -1, np.int32)  # owner 0 -> the last: padding
         row_of[zoned] = np.arange(len(zoned))
-        rows = row_of[owner]  # of every pixel; -1 (the padding) where none
-        row = rows.ravel()[sel]  # 0..len(zoned) - 1
+        row = row_of[owner.ravel()[sel]]  # 0..len(zoned) - 1
         hist = FieldHistograms.of(v, row, len(zoned))
         # one zone: what a uniform field gets when even two zones would split noise
         best = np.zeros(owner.shape, np.uint8)
@@ -309,22 +324,23 @@ class ZoneBatches:
         best = fill_nearest(best, owner, plan)
         made = np.zeros(len(zoned) + 1)  # variance reduction of the chosen zones (+ padding)
         undecided = np.r_[np.ones(len(zoned), bool), False]
+        work = _Canvas(owner, plan, sel, np.arange(len(sel)), None)
+        position = None
         for n in AUTO_N if auto else [int(rules.n)]:
+            if work.moved is not None or not undecided[:-1].all():
+                if position is None:
+                    position = np.full(owner.shape, -1, np.int32)
+                    position.ravel()[sel] = np.arange(len(sel), dtype=np.int32)
+                work = _Canvas.of(packed, owner, plan, position, zoned[undecided[:-1]])
             breaks = class_breaks(hist, n, rules.method, undecided[:-1])
-            classes = bin_classes(hist, breaks)[hist.where]
-            classes[~undecided[row]] = 0
-            zone = np.zeros(owner.shape, np.uint8)
-            zone.ravel()[sel] = classes
-            if undecided[:-1].all():
-                mine, todo = owner, plan
-            else:
-                open_ = undecided[rows]
-                mine, todo = np.where(open_, owner, 0), plan & open_
-            zone = majority(zone, mine, rules.smooth)
-            zone = fill_nearest(zone, mine, todo)
-            zone = sieve(zone, mine, min_pixels)
-            classes = zone.ravel()[sel]
-            reduction, step = zone_stats(v, row, classes, len(zoned))
+            zone = np.zeros(work.owner.shape, np.uint8)
+            zone.ravel()[work.sel] = bin_classes(hist, breaks)[hist.where[work.at]]
+            zone = majority(zone, work.owner, rules.smooth)
+            zone = fill_nearest(zone, work.owner, work.plan)
+            zone = sieve(zone, work.owner, min_pixels)
+            reduction, step = zone_stats(
+                v[work.at], row[work.at], zone.ravel()[work.sel], len(zoned)
+            )
             reduction = np.r_[reduction, 0.0]
             take = undecided.copy()
             if auto:
@@ -332,7 +348,7 @@ class ZoneBatches:
                 pays = reduction - made >= rules.min_gain if n > 2 else apart
                 take &= apart & pays  # too close (noise) or not worth it: keep n - 1
                 undecided = take
-            np.copyto(best, zone, where=take[rows])
+            work.put(best, zone, take[row_of])
             made = np.where(take, reduction, made)
             if not undecided.any():
                 break
@@ -344,25 +360,12 @@ class ZoneBatches:
         Parts of a patch that clipping leaves below the field's minimum join a neighbour
         (:func:`merge_small_parts`).
         """
-        code = np.where(zone > 0, owner * 256 + zone, 0).astype(np.int32)
-        # a field all of one zone is its own polygon: nothing to trace or clip
-        ones = np.bincount(code.ravel() // 256, minlength=len(min_pixels))
-        pixels = np.bincount(owner.ravel(), minlength=len(min_pixels))
-        first = np.zeros(len(min_pixels), np.int64)
-        first[owner.ravel()] = code.ravel()
-        whole = (ones == pixels) & (np.bincount(
-            owner.ravel(), zone.ravel() == first[owner.ravel()] % 256, len(min_pixels)
-        ) == pixels)  # fmt: skip
-        whole &= pixels > 0  # fields without zones (no support) have no pixels here
-        whole &= np.r_[False, self._within[band.positions]]  # not cut by the raster's edge
-        code = np.where(whole[owner], 0, code)
-        found, values = [], []
-        for g, k in rasterio.features.shapes(code, mask=code > 0, connectivity=4):
-            found.append(_polygon(g["coordinates"]))
-            values.append(int(k))
-        codes = np.array(values, np.int64)
-        geoms = np.array(found, dtype=object)
-        if len(found):
+        # a field all of one zone is its own polygon unless the raster's edge cuts it
+        code, first = zone_codes(zone, owner, np.r_[False, self._within[band.positions]])
+        whole = first > 0
+        geoms, codes = label_polygons(code, Affine.identity(), mask=code > 0)
+        codes = codes.astype(np.int64)
+        if len(codes):
             geoms = packed.to_band(geoms, codes // 256, band.transform)
             geoms = shapely.intersection(geoms, band.geometries[codes // 256 - 1])
         single = np.flatnonzero(whole)
@@ -389,7 +392,9 @@ class ZoneBatches:
             ]
             parts = np.concatenate([parts[~redo], *(p for p, _ in merged)])
             codes = np.concatenate([codes[~redo], *(c for _, c in merged)])
-        order = np.lexsort((-shapely.bounds(parts)[:, 3], codes))
+        # top to bottom, then left to right: an order that does not depend on the tracer's
+        bounds = shapely.bounds(parts)
+        order = np.lexsort((bounds[:, 0], -bounds[:, 3], codes))
         return parts[order], codes[order]
 
     def _areas(self, geoms: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -409,10 +414,36 @@ class ZoneBatches:
         return gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(data["geometry"], crs=self._crs))
 
 
-def _polygon(rings: list) -> shapely.Polygon:
-    """A GeoJSON polygon's rings as a shapely Polygon (faster than ``shapely.geometry.shape``)."""
-    shell, *holes = (shapely.linearrings(np.asarray(r, dtype=np.float64)) for r in rings)
-    return shapely.polygons(shell, holes=holes or None)
+@dataclass(frozen=True)
+class _Canvas:
+    """The pixels one round of zoning works on: a band's canvas, or some of its windows.
+
+    ``sel`` are the valid pixels (flat indices), ``at`` their positions among the band's
+    valid pixels, ``moved`` the windows taken from the band's canvas (None: the canvas).
+    """
+
+    owner: np.ndarray
+    plan: np.ndarray
+    sel: np.ndarray
+    at: np.ndarray
+    moved: Gathered | None
+
+    @classmethod
+    def of(cls, packed: PackedWindows, owner, plan, position, which: np.ndarray) -> _Canvas:
+        """The windows of the fields ``which`` (owners) of the band canvas; ``position`` is
+        the band's canvas of valid pixel positions (-1: not valid)."""
+        moved = packed.gather(which)
+        at = moved.take(position, -1).ravel()
+        sel = np.flatnonzero(at >= 0)
+        return cls(moved.take(owner), moved.take(plan), sel, at[sel], moved)
+
+    def put(self, canvas: np.ndarray, zone: np.ndarray, chosen: np.ndarray) -> None:
+        """Copy ``zone`` (this canvas) into the band's ``canvas`` at the pixels of the fields
+        ``chosen`` (boolean per owner)."""
+        if self.moved is None:
+            copy_fields(canvas, zone, self.owner, chosen)
+        else:
+            self.moved.put(canvas, zone, chosen[self.owner])
 
 
 def _usable_dates(index: xr.DataArray, usable: pd.DataFrame | None) -> dict:

@@ -17,10 +17,9 @@ and geometries that cross the antimeridian, which RFC 7946 wants split
 
 from __future__ import annotations
 
-import collections
+import functools
 import json
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
 import geopandas as gpd
@@ -28,6 +27,8 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
+
+from agrivision.runtime.threads import in_order
 
 #: Batches serialised at once (each on its own thread); bounds memory to a few batches.
 THREADS = 2
@@ -92,14 +93,7 @@ def table_batches(frame: gpd.GeoDataFrame) -> Iterator[gpd.GeoDataFrame]:
 def _in_order(batches: Iterable[gpd.GeoDataFrame], precision: int) -> Iterator[str]:
     """Each batch's features, serialised on a thread pool, yielded in batch order with at
     most ``THREADS`` batches in flight."""
-    with ThreadPoolExecutor(THREADS) as pool:
-        pending: collections.deque = collections.deque()
-        for batch in batches:
-            pending.append(pool.submit(_features, batch, precision))
-            if len(pending) >= THREADS:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    return in_order(functools.partial(_features, precision=precision), batches, THREADS)
 
 
 def _features(frame: gpd.GeoDataFrame, precision: int) -> str:
