@@ -5,7 +5,7 @@ report's per-cell weed shares against the label truth.
 The model: ``$AGRIVISION_CWFID_MODEL`` (a model directory) when set, else one trained from
 ``config/unet-cwfid.yaml`` into ``$AGRIVISION_TEST_CACHE`` (default
 ``~/.cache/agrivision-tests``, keyed by the config); without either the test skips and says
-how to make one: training takes 20-30 min on a 2-core CPU, too long for the suite, and a model
+how to make one: training takes about 23 CPU min on a 2-core CPU, too long for the suite, and a model
 trained in a few minutes is far from the truth. CWFID is for non-commercial research only:
 neither the mosaic nor the weights go into the repository.
 
@@ -70,7 +70,7 @@ def cwfid_model(cwfid) -> Path:
     if not (model / "model.json").is_file():
         pytest.skip(
             "no CWFID model: set AGRIVISION_CWFID_MODEL to a model directory, or train one "
-            f"(20-30 min) with `agrivision train config/unet-cwfid.yaml -o {model}`"
+            f"(about 23 CPU min) with `agrivision train config/unet-cwfid.yaml -o {model}`"
         )
     return model
 
