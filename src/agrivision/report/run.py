@@ -166,9 +166,11 @@ def run_report(
         ):
             warnings.simplefilter("always")
             # Chunk-wise reprojection (odc-geo -> rasterio.warp) on explicit grids makes GDAL
-            # say some in-memory block "has no geotransform": noise, not a user's concern.
+            # say some in-memory block "has no geotransform", and so do rasterize and shapes on
+            # pixel grids when another thread's catch_warnings drops rasterio's own filter:
+            # noise, not a user's concern. Set here, before any worker starts, it survives.
             warnings.filterwarnings(
-                "ignore", category=NotGeoreferencedWarning, module="rasterio.warp"
+                "ignore", category=NotGeoreferencedWarning, module=r"rasterio\.(warp|features)"
             )
             result = _run(sources, fields_path, staging, config, stage, recorded)
         _write_summary(staging, sources, fields_path, config, result, stage.timings)
