@@ -10,6 +10,7 @@ and by the tallest field, never by the scene.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -228,7 +229,7 @@ class PackedWindows:
         Work on a few fields then costs their windows' pixels, not the whole canvas.
         """
         w = self.windows[which - 1]
-        top, shape = _shelves(w[:, 1] - w[:, 0], w[:, 3] - w[:, 2], self.owner.shape[1])
+        top, shape = _shelves(w[:, 1] - w[:, 0], w[:, 3] - w[:, 2])
         return Gathered(w, top, shape)
 
 
@@ -270,7 +271,7 @@ def pack_windows(band: FieldBand) -> PackedWindows:
     """
     b = band.bounds
     heights, widths = b[:, 1] - b[:, 0], b[:, 3] - b[:, 2]
-    top, shape = _shelves(heights, widths, band.codes.shape[1])
+    top, shape = _shelves(heights, widths)
     origin = top - b[:, [0, 2]]
     values = np.full(band.values.shape[:-2] + shape, np.nan, band.values.dtype)
     inside = np.zeros(shape, bool)
@@ -307,12 +308,16 @@ def pack_windows(band: FieldBand) -> PackedWindows:
     return PackedWindows(values, owner, inside, origin, windows)
 
 
-def _shelves(heights: np.ndarray, widths: np.ndarray, width: int) -> tuple[np.ndarray, tuple]:
+def _shelves(heights: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, tuple]:
     """Top-left ``(row, col)`` of rectangles laid on shelves (tallest first), and the shape.
 
-    One empty pixel separates rectangles: a border on a pixel edge may burn the next pixel.
+    The canvas is about square (its width the square root of the rectangles' area, or the
+    widest one): a canvas as wide as the raster would leave most of each shelf empty, and
+    every pass over the canvas pays for its empty pixels. One empty pixel separates
+    rectangles: a border on a pixel edge may burn the next pixel.
     """
-    width = max(int(widths.max()), width)
+    area = float(np.sum((heights + 1) * (widths + 1)))
+    width = max(int(widths.max()), math.ceil(math.sqrt(area)))
     top = np.zeros((len(heights), 2), np.int64)
     x = y = shelf = 0
     for k in np.argsort(-heights, kind="stable"):

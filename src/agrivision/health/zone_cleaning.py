@@ -112,6 +112,8 @@ def sieve(zone: np.ndarray, owner: np.ndarray, min_pixels: np.ndarray) -> np.nda
     # not small now never decides a merge.
     small_now = sizes < limit
     near = small_now[a] | small_now[b]
+    if not near.any():  # no small patch with a neighbour: nothing merges
+        return zone
     keys, length = np.unique(a[near] * count + b[near], return_counts=True)  # a < b: once
     src, dst = np.r_[keys // count, keys % count], np.r_[keys % count, keys // count]
     length = np.r_[length, length]

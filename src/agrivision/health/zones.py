@@ -250,9 +250,10 @@ class ZoneBatches:
         valid = inside & np.isfinite(values)
         supported = np.bincount(owner[valid], minlength=m + 1) >= rules.min_pixels
         supported[0] = False
-        owner = np.where(supported[owner], owner, 0).astype(np.int32)
-        inside &= owner > 0
-        valid &= owner > 0
+        if not supported[1:].all():
+            owner = np.where(supported[owner], owner, 0).astype(np.int32)
+            inside &= owner > 0
+            valid &= owner > 0
         zoned = np.flatnonzero(supported)  # owners of the fields that get zones
         if not len(zoned):
             return self._frame({}), []
