@@ -47,7 +47,7 @@ from agrivision.fields.vectorize import vectorize_batches
 from agrivision.health import DEFAULT_SCHEMA, ClassSchema, HealthRules, classify
 from agrivision.health.zones import ZoneBatches, with_zone_quality
 from agrivision.indices import compute
-from agrivision.io.cog import gdal_cache_limit, to_cogs
+from agrivision.io.cog import gdal_cache_limit, to_cog
 from agrivision.io.fields import check_overlap, crop_column, read_fields
 from agrivision.io.remote import reads_remote
 from agrivision.io.scene import open_scene
@@ -210,6 +210,14 @@ def _run(
     with stage("indices"):
         indices = compute(scene, config.indices or _default_indices(scene))
         latest = indices.isel(time=-1) if "time" in indices.dims else indices
+        # Written first and read back by every later stage, the classes included: the
+        # imagery is decoded, masked and turned into indices once (decoding the lossless
+        # index COG costs a fraction of that; the values are the same).
+        descriptions = [str(v) for v in latest.data_vars]
+        to_cog(latest, staging / "indices.tif", descriptions=descriptions)
+        latest = _read_back(staging / "indices.tif", latest)
+        if "time" not in indices.dims:
+            indices = latest
     with stage("classes"):
         predictions = None  # a model's own classes
         if config.model:  # the U-Net's classes of the last date, mapped onto the schema
@@ -226,17 +234,12 @@ def _run(
         # the labels: a model's own class names where it has them
         schema = ClassSchema.from_json(classes.attrs["class_schema"])
     with stage("write rasters"):
-        # Written first, then read back by every later stage: reading a COG costs a fraction
-        # of recomputing the indices and classes from the imagery (same values: lossless).
-        to_cogs([
-            (latest, staging / "indices.tif", {"descriptions": [str(v) for v in latest.data_vars]}),
-            (classes, staging / "classes.tif",
-             {"colormap": schema.colormap, "class_names": schema.names, "nodata": 0}),
-        ])  # fmt: skip
-        latest = _read_back(staging / "indices.tif", latest)
+        # the class raster, read back like the indices
+        to_cog(
+            classes, staging / "classes.tif",
+            colormap=schema.colormap, class_names=schema.names, nodata=0,
+        )  # fmt: skip
         classes = _read_back(staging / "classes.tif", classes)
-        if "time" not in indices.dims:
-            indices = latest
     with stage("zonal"):
         table, series = field_table(
             fields, indices, classes, config=config, predictions=predictions
