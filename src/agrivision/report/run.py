@@ -1,9 +1,10 @@
 """``run_report``: imagery + field boundaries -> every output of the per-field report.
 
 Stages (timed, and named in ``summary.json``): open -> indices -> classes -> write rasters ->
-zonal -> problems -> zones -> write vectors -> html. The rasters (indices of the last date,
-classes) are written as soon as they are defined and every later stage reads them back from
-the COGs instead of recomputing them from the imagery. All outputs are written
+zonal -> problems -> zones -> write vectors -> html. The indices of the last date are
+written first (``indices.tif``, the one pass over the imagery), the classes are computed from
+them and written next (``classes.tif``), and every later stage reads both back from the COGs
+instead of recomputing them. All outputs are written
 into a hidden staging folder beside ``outdir`` and moved into place only when every one of
 them is complete, so a failed or interrupted run leaves nothing partial in ``outdir``.
 
@@ -27,6 +28,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -287,9 +289,11 @@ def _run(
             if isinstance(layer, FeatureSpool):
                 layer.close()
     made_by = classes_provenance(classes)
-    with stage("html"):
-        cards = build_cards(
-            table, staging / "indices.tif", staging / "classes.tif", series,
+    with stage("html"), ThreadPoolExecutor(1) as pool:
+        # The cards (matplotlib, which holds the GIL) are drawn while the map layers are
+        # read and burnt (GDAL, shapely and numba, which release it).
+        drawn = pool.submit(
+            build_cards, table, staging / "indices.tif", staging / "classes.tif", series,
             schema=schema, config=config,
         )  # fmt: skip
         data = page_data(
@@ -297,6 +301,7 @@ def _run(
             classes_tif=staging / "classes.tif", schema=schema, config=config,
             shares=shares,
         )  # fmt: skip
+        cards = drawn.result()
         page = render_report(
             title="agrivision field report",
             subtitle=_subtitle(scene, table),
