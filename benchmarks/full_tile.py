@@ -16,8 +16,9 @@ DEFLATE / predictor 3 COG, as in ``benchmarks/indices.py``), run in the same int
 Reported per contender: wall time (median of ``--repeats``), ratio to ``local`` and to the
 anchor (``x NDVI``), peak RSS of the whole process tree (the CLI plus any worker processes;
 psutil polling every 0.2 s) and the time of each report stage from ``summary.json``. Stages
-are lazy: pixels are first read by ``classes`` (per-field statistics) and ``write rasters``
-(the index and class COGs, which the later stages read back), so ``open`` only reads headers.
+are lazy: the imagery is read once, by ``indices`` (the index COG), ``classes`` and
+``write rasters`` (the class COG) read the indices back, and so do the later stages; ``open``
+only reads headers.
 ``--quick``: a 2048 x 2048 scene with fields at the same density (~700).
 """
 

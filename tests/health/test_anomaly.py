@@ -134,6 +134,23 @@ def test_robust_z_closed_form_nan_outside_and_lazy(raster, fields):
     assert np.isnan(zv[np.isnan(values)]).all()
 
 
+@pytest.mark.parametrize("first_id", [1, 10**9])  # dense ids: a lookup table; sparse: a search
+def test_robust_z_per_field_whatever_the_ids_and_nan_without_statistics(raster, fields, first_id):
+    values = np.random.default_rng(5).normal(0.6, 0.1, (20, 30)).astype(np.float32)
+    index = raster(values, chunks=8)
+    ids = [first_id, first_id + 7, first_id + 1000]
+    fid = field_raster(fields(ids, [(0, 0, 10, 10), (10, 0, 20, 30), (0, 12, 9, 30)]), index)
+    stats = field_statistics(index, fid)
+    z = robust_z(index, fid, stats[stats["field_id"] != ids[1]], mad_floor=0.01).values
+    codes = fid.values
+    for row in stats[stats["field_id"] != ids[1]].itertuples():
+        inside = codes == row.field_id
+        expected = (values[inside] - row.median) / (MAD_TO_SIGMA * max(row.mad, 0.01))
+        np.testing.assert_allclose(z[inside], expected, rtol=1e-5, atol=1e-5)
+    assert np.isnan(z[codes == ids[1]]).all()  # a field without statistics gets no z
+    assert np.isnan(z[codes == 0]).all() and (codes == 0).any()
+
+
 def test_mad_floor_keeps_uniform_fields_calm(raster, fields):
     values = np.full((10, 10), 0.5, np.float32)
     values[0, 0] = 0.49  # 0.01 below a MAD-0 field

@@ -259,18 +259,29 @@ def _bin(x: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
 def _z_block(x, fid, codes, median, scale, block_info=None):
     t0 = block_info[0]["array-location"][0][0] if x.ndim == 3 else 0
     x3 = x[None] if x.ndim == 2 else x
-    pos = np.clip(np.searchsorted(codes, fid), 0, max(len(codes) - 1, 0))
-    known = (codes[pos] == fid) & (fid > 0) if len(codes) else np.zeros(fid.shape, bool)
-    out = np.full(x3.shape, np.nan, np.float32)
+    col = _columns(fid, codes)
+    out = np.empty(x3.shape, np.float32)
     for t in range(x3.shape[0]):
-        m = median[t0 + t][pos]
-        s = scale[t0 + t][pos]
-        out[t] = np.where(known, (x3[t] - m) / s, np.nan)
+        # pixels of no known field take the last column, NaN: their z is NaN
+        out[t] = (x3[t] - median[t0 + t][col]) / scale[t0 + t][col]
     return out if x.ndim == 3 else out[0]
 
 
+def _columns(fid: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Column of each pixel's field code among the sorted ``codes``; ``len(codes)`` for
+    pixels in no field or in a field without statistics."""
+    if len(codes) and codes[-1] <= 2 * fid.size:  # a lookup table: O(1) a pixel
+        table = np.full(int(codes[-1]) + 2, len(codes), np.intp)
+        table[codes] = np.arange(len(codes))
+        return table[np.clip(fid, 0, len(table) - 1)]
+    pos = np.clip(np.searchsorted(codes, fid), 0, max(len(codes) - 1, 0))
+    known = (codes[pos] == fid) & (fid > 0) if len(codes) else False
+    return np.where(known, pos, len(codes))
+
+
 def _lookup_tables(index, field_ids, stats, mad_floor: float):
-    """Sorted field codes and (time, code) tables of median and scale."""
+    """Sorted field codes and (time, code) tables of median and scale, with one more
+    column, NaN, for pixels of no known field."""
     codes_all = ids_to_codes(field_ids, stats["field_id"])
     codes = np.unique(codes_all[codes_all > 0])
     n_t = index.shape[0] if index.ndim == 3 else 1
@@ -280,8 +291,8 @@ def _lookup_tables(index, field_ids, stats, mad_floor: float):
         else np.zeros(len(stats), np.intp)
     )
     keep = (codes_all > 0) & (t >= 0)
-    median = np.full((n_t, max(len(codes), 1)), np.nan)
-    scale = np.full((n_t, max(len(codes), 1)), np.nan)
+    median = np.full((n_t, len(codes) + 1), np.nan)
+    scale = np.full((n_t, len(codes) + 1), np.nan)
     col = np.searchsorted(codes, codes_all[keep])
     median[t[keep], col] = stats["median"].to_numpy()[keep]
     scale[t[keep], col] = MAD_TO_SIGMA * np.maximum(stats["mad"].to_numpy()[keep], mad_floor)

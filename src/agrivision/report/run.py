@@ -1,9 +1,10 @@
 """``run_report``: imagery + field boundaries -> every output of the per-field report.
 
 Stages (timed, and named in ``summary.json``): open -> indices -> classes -> write rasters ->
-zonal -> problems -> zones -> write vectors -> html. The rasters (indices of the last date,
-classes) are written as soon as they are defined and every later stage reads them back from
-the COGs instead of recomputing them from the imagery. All outputs are written
+zonal -> problems -> zones -> write vectors -> html. The indices of the last date are
+written first (``indices.tif``, the one pass over the imagery), the classes are computed from
+them and written next (``classes.tif``), and every later stage reads both back from the COGs
+instead of recomputing them. All outputs are written
 into a hidden staging folder beside ``outdir`` and moved into place only when every one of
 them is complete, so a failed or interrupted run leaves nothing partial in ``outdir``.
 
@@ -27,6 +28,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -47,7 +49,7 @@ from agrivision.fields.vectorize import vectorize_batches
 from agrivision.health import DEFAULT_SCHEMA, ClassSchema, HealthRules, classify
 from agrivision.health.zones import ZoneBatches, with_zone_quality
 from agrivision.indices import compute
-from agrivision.io.cog import gdal_cache_limit, to_cogs
+from agrivision.io.cog import gdal_cache_limit, to_cog
 from agrivision.io.fields import check_overlap, crop_column, read_fields
 from agrivision.io.remote import reads_remote
 from agrivision.io.scene import open_scene
@@ -210,6 +212,14 @@ def _run(
     with stage("indices"):
         indices = compute(scene, config.indices or _default_indices(scene))
         latest = indices.isel(time=-1) if "time" in indices.dims else indices
+        # Written first and read back by every later stage, the classes included: the
+        # imagery is decoded, masked and turned into indices once (decoding the lossless
+        # index COG costs a fraction of that; the values are the same).
+        descriptions = [str(v) for v in latest.data_vars]
+        to_cog(latest, staging / "indices.tif", descriptions=descriptions)
+        latest = _read_back(staging / "indices.tif", latest)
+        if "time" not in indices.dims:
+            indices = latest
     with stage("classes"):
         predictions = None  # a model's own classes
         if config.model:  # the U-Net's classes of the last date, mapped onto the schema
@@ -226,17 +236,12 @@ def _run(
         # the labels: a model's own class names where it has them
         schema = ClassSchema.from_json(classes.attrs["class_schema"])
     with stage("write rasters"):
-        # Written first, then read back by every later stage: reading a COG costs a fraction
-        # of recomputing the indices and classes from the imagery (same values: lossless).
-        to_cogs([
-            (latest, staging / "indices.tif", {"descriptions": [str(v) for v in latest.data_vars]}),
-            (classes, staging / "classes.tif",
-             {"colormap": schema.colormap, "class_names": schema.names, "nodata": 0}),
-        ])  # fmt: skip
-        latest = _read_back(staging / "indices.tif", latest)
+        # the class raster, read back like the indices
+        to_cog(
+            classes, staging / "classes.tif",
+            colormap=schema.colormap, class_names=schema.names, nodata=0,
+        )  # fmt: skip
         classes = _read_back(staging / "classes.tif", classes)
-        if "time" not in indices.dims:
-            indices = latest
     with stage("zonal"):
         table, series = field_table(
             fields, indices, classes, config=config, predictions=predictions
@@ -284,9 +289,11 @@ def _run(
             if isinstance(layer, FeatureSpool):
                 layer.close()
     made_by = classes_provenance(classes)
-    with stage("html"):
-        cards = build_cards(
-            table, staging / "indices.tif", staging / "classes.tif", series,
+    with stage("html"), ThreadPoolExecutor(1) as pool:
+        # The cards (matplotlib, which holds the GIL) are drawn while the map layers are
+        # read and burnt (GDAL, shapely and numba, which release it).
+        drawn = pool.submit(
+            build_cards, table, staging / "indices.tif", staging / "classes.tif", series,
             schema=schema, config=config,
         )  # fmt: skip
         data = page_data(
@@ -294,6 +301,7 @@ def _run(
             classes_tif=staging / "classes.tif", schema=schema, config=config,
             shares=shares,
         )  # fmt: skip
+        cards = drawn.result()
         page = render_report(
             title="agrivision field report",
             subtitle=_subtitle(scene, table),

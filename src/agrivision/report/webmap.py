@@ -15,6 +15,7 @@ import io
 import math
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ QUANTUM_DEG = 1e-6
 #: Web Mercator metres per screen pixel at zoom 0 on the equator (256-pixel tiles).
 _ZOOM0_M = 156543.03392804097
 _WEB_MERCATOR = CRS.from_epsg(3857)
+#: Map layers made at once (each on a thread of its own).
+LAYER_THREADS = 2
 _BATCH = 50_000  # features per read from the GeoPackage: bounds memory on a full tile
 _INDEX_COLOURS = 254  # palette entries of the index overlay (0 is transparent)
 _NO_SHARE = 255  # palette entry of a grid cell without a valid pixel (grey)
@@ -408,21 +411,29 @@ def map_layers(
     zone_palette = np.zeros((256, 3), dtype=np.uint8)
     for k, colour in colours.items():
         zone_palette[k] = hex_rgb(colour)
-    return {
-        "max_zoom": zoom,
-        "fields": vector_layer(table, ["field_id"], tolerance),
-        "zones": dense_layer(
-            gpkg, "zones", ["field_id", "zone", "zones_n", "area_ha"], tolerance,
-            value=lambda z: zone_shade(z["zone"], z["zones_n"]), palette=zone_palette,
-            like=indices_tif,
-        ),
-        "problems": dense_layer(
-            gpkg, "problems", ["field_id", "class", "class_name", "area_ha"], tolerance,
-            value="class", palette=_class_palette(schema), like=indices_tif,
-        ),
-        "index": index_overlay(indices_tif),
-        "classes": class_overlay(classes_tif, schema),
-        "zone_colours": {str(k): v for k, v in colours.items()},
-        "zone_shades": ZONE_SHADES,
-        **model_layers(gpkg, shares, tolerance, like=indices_tif),
-    }  # fmt: skip
+    # The layers are independent and their work (GDAL reads, WKB parsing, the numba burn)
+    # releases the GIL: on a thread pool they take the cores there are.
+    with ThreadPoolExecutor(LAYER_THREADS) as pool:
+        layers = {
+            "zones": pool.submit(
+                dense_layer, gpkg, "zones", ["field_id", "zone", "zones_n", "area_ha"],
+                tolerance, value=lambda z: zone_shade(z["zone"], z["zones_n"]),
+                palette=zone_palette, like=indices_tif,
+            ),
+            "problems": pool.submit(
+                dense_layer, gpkg, "problems", ["field_id", "class", "class_name", "area_ha"],
+                tolerance, value="class", palette=_class_palette(schema), like=indices_tif,
+            ),
+            "index": pool.submit(index_overlay, indices_tif),
+            "classes": pool.submit(class_overlay, classes_tif, schema),
+        }  # fmt: skip
+        fields = vector_layer(table, ["field_id"], tolerance)
+        model = model_layers(gpkg, shares, tolerance, like=indices_tif)
+        return {
+            "max_zoom": zoom,
+            "fields": fields,
+            **{name: layer.result() for name, layer in layers.items()},
+            "zone_colours": {str(k): v for k, v in colours.items()},
+            "zone_shades": ZONE_SHADES,
+            **model,
+        }
