@@ -131,6 +131,10 @@ class TrainingConfig(_Section):
 
     ``precision: bf16`` trains in bf16 autocast: on a CPU with native bf16 (AVX512-BF16,
     AMX) a step takes about 0.6x the CPU time of fp32; ``auto`` is bf16 on a GPU only.
+
+    ``ema``: the decay of an exponential moving average of the weights and BatchNorm
+    statistics, updated after every optimiser step; when set, the average (not the raw
+    weights) is validated each epoch and saved. ``None``: no average.
     """
 
     epochs: int = Field(default=30, ge=1)
@@ -147,6 +151,7 @@ class TrainingConfig(_Section):
     threads: int | None = Field(default=None, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    ema: float | None = Field(default=None, gt=0, lt=1)
 
 
 class SegmentConfig(_Section):
