@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agrivision.config import load_yaml, validate
-from agrivision.segment.model import ModelSpec
+from agrivision.segment.model import TTA, ModelSpec
 
 
 class _Section(BaseModel):
@@ -30,7 +30,7 @@ class ModelConfig(_Section):
     classes: tuple[str, ...]
     downsample: int = Field(default=1, ge=1, le=16)
     window: int = Field(default=256, ge=32, le=4096)
-    tta: Literal["none", "flips"] = "none"  # test-time flips at inference (4x the compute)
+    tta: TTA = "none"  # test-time flips (4x the compute) or all 8 symmetries (8x)
     encoder_weights: str | None = None  # local .safetensors file; nothing is downloaded
 
     def spec(self) -> ModelSpec:
