@@ -199,17 +199,22 @@ def test_the_weight_average_follows_the_ema_formula():
     first = {k: v.clone() for k, v in model.state_dict().items()}
     ema = _ema(model, 0.9)
     ema.update_parameters(model)  # the first update copies
-    with torch.no_grad():
-        model[0].weight.add_(1.0)
-    model.train()(torch.randn(5, 3))  # moves the BatchNorm statistics and batch count
-    ema.update_parameters(model)
-    now, averaged = model.state_dict(), ema.module.state_dict()
+    expected = first
+    for n in range(1, 100):
+        with torch.no_grad():
+            model[0].weight.add_(1.0)
+        model.train()(torch.randn(5, 3))  # moves the BatchNorm statistics and batch count
+        ema.update_parameters(model)
+        d = min(0.9, (1 + n) / (10 + n))  # the warm-up: 0.2, 0.25, ... up to 0.9 from n = 80
+        now = model.state_dict()
+        expected = {k: d * expected[k] + (1 - d) * v for k, v in now.items()}
+    averaged = ema.module.state_dict()
     assert averaged.keys() == now.keys()
     for k, v in now.items():
         if torch.is_floating_point(v):
-            torch.testing.assert_close(averaged[k], 0.9 * first[k] + 0.1 * v)
+            torch.testing.assert_close(averaged[k], expected[k])
         else:  # the batch count is copied
-            assert averaged[k] == v == 1, k
+            assert averaged[k] == v == 99, k
     assert not torch.equal(averaged["1.running_mean"], now["1.running_mean"])
     assert _ema(model, None) is None
 

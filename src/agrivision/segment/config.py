@@ -133,8 +133,9 @@ class TrainingConfig(_Section):
     AMX) a step takes about 0.6x the CPU time of fp32; ``auto`` is bf16 on a GPU only.
 
     ``ema``: the decay of an exponential moving average of the weights and BatchNorm
-    statistics, updated after every optimiser step; when set, the average (not the raw
-    weights) is validated each epoch and saved. ``None``: no average.
+    statistics, updated after every optimiser step (the ``n``-th with the smaller of ``ema``
+    and ``(1 + n) / (10 + n)``, so that the early weights fade); when set, the average (not
+    the raw weights) is validated each epoch and saved. ``None``: no average.
     """
 
     epochs: int = Field(default=30, ge=1)

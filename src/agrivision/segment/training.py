@@ -410,17 +410,22 @@ def _class_weights(samples, allowed, n_classes: int, setting) -> list[float]:
 
 def _ema(model: torch.nn.Module, decay: float | None) -> AveragedModel | None:
     """An exponential moving average of ``model``'s weights and float buffers (BatchNorm
-    statistics; None: no decay): the first update copies the weights, each later one sets
-    ``avg = decay * avg + (1 - decay) * weights``. Integer buffers (BatchNorm's batch count)
-    are copied, not averaged."""
+    statistics; None: no decay): the first update copies the weights, the ``n``-th later one
+    sets ``avg = d * avg + (1 - d) * weights`` with ``d = min(decay, (1 + n) / (10 + n))``.
+
+    The warm-up (timm's) keeps the random initial weights from lingering in the average: with
+    a constant 0.999 they would still weigh 0.999 ** 2560 = 8 % after 2560 steps. Integer
+    buffers (BatchNorm's batch count) are copied, not averaged.
+    """
     if decay is None:
         return None
 
     @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], _) -> None:
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
         # AveragedModel groups the tensors by dtype: one kind per call.
         if torch.is_floating_point(averaged[0]):
-            torch._foreach_lerp_(averaged, current, 1 - decay)
+            d = min(decay, (1 + float(n)) / (10 + float(n)))
+            torch._foreach_lerp_(averaged, current, 1 - d)
         else:
             torch._foreach_copy_(averaged, current)
 
