@@ -11,7 +11,7 @@ from agrivision.io.scene import open_scene
 from agrivision.segment import engine as engines
 from agrivision.segment.checkpoint import load_checkpoint, save_checkpoint
 from agrivision.segment.config import load_config
-from agrivision.segment.engine import FlipTTA, engine_bf16, resolve_engine
+from agrivision.segment.engine import SymmetryTTA, build_engine, engine_bf16, resolve_engine
 from agrivision.segment.evaluation import evaluate
 from agrivision.segment.predict import loaded_models, segment
 
@@ -114,24 +114,37 @@ def test_openvino_bf16_costs_at_most_half_a_miou_point(trained):
     assert abs(bf16["miou"] - fp32["miou"]) <= 0.005
 
 
-def test_flip_tta_averages_the_flipped_probabilities():
+def test_tta_averages_the_flipped_and_transposed_probabilities():
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(2, 3, 3, padding=1)  # not flip-equivariant: each flip differs
+    conv = torch.nn.Conv2d(2, 3, 3, padding=1)  # no symmetry: each flip or transpose differs
 
     def engine(batch):
         return conv(batch)
 
-    x = torch.rand(2, 2, 8, 8)
+    def rot90(x, k):  # rotations by hand (numpy): with flips they make the 8 symmetries
+        return torch.from_numpy(np.rot90(x.numpy(), k, axes=(-2, -1)).copy())
+
+    x = torch.rand(2, 2, 8, 12)  # not square: the transposes must be undone
     with torch.no_grad():
-        out = torch.softmax(FlipTTA(engine)(x), dim=1)
-        by_hand = sum(
-            torch.softmax(conv(x.flip(d) if d else x), dim=1).flip(d) if d
-            else torch.softmax(conv(x), dim=1)
-            for d in ((), (-1,), (-2,), (-2, -1))
-        ) / 4  # fmt: skip
+        flips = torch.softmax(SymmetryTTA(engine)(x), dim=1)
+        dihedral = torch.softmax(SymmetryTTA(engine, transpose=True)(x), dim=1)
         plain = torch.softmax(conv(x), dim=1)
-    torch.testing.assert_close(out, by_hand)
-    assert (out - plain).abs().max() > 1e-3
+        by_hand = [
+            torch.softmax(conv(x.flip(d) if d else x), dim=1).flip(d) if d
+            else plain
+            for d in ((), (-1,), (-2,), (-2, -1))
+        ]  # fmt: skip
+        symmetries = [  # each rotation of the image and of its mirror image, undone
+            rot90(torch.softmax(conv(rot90(x, k)), dim=1), -k) for k in range(4)
+        ] + [rot90(torch.softmax(conv(rot90(x.flip(-1), k)), dim=1), -k).flip(-1) for k in range(4)]
+    torch.testing.assert_close(flips, sum(by_hand) / 4)
+    torch.testing.assert_close(dihedral, sum(symmetries) / 8)
+    for tta, expected in (("flips", flips), ("dihedral", dihedral), ("none", plain)):
+        built = build_engine(conv, "torch", device=torch.device("cpu"), bands=2, window=8,
+                             bf16=False, tta=tta)  # fmt: skip
+        with torch.no_grad():
+            torch.testing.assert_close(torch.softmax(built(x), dim=1), expected)
+    assert (flips - plain).abs().max() > 1e-3 and (dihedral - flips).abs().max() > 1e-3
 
 
 def test_a_model_with_tta_segments_with_flips(tiny, scene_of, tmp_path):

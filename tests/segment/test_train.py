@@ -189,3 +189,60 @@ def test_the_loss_adds_dice_and_lovasz_where_weighted():
         cfg = TrainingConfig(dice_weight=dice_w, lovasz_weight=lovasz_w)
         got = _loss(cfg, weights, torch.device("cpu"))(logits, y)
         torch.testing.assert_close(got, ce + dice_w * dice + lovasz_w * lovasz)
+
+
+def test_the_weight_average_follows_the_ema_formula():
+    from agrivision.segment.training import _ema
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    ema = _ema(model, 0.9)
+    ema.update_parameters(model)  # the first update copies
+    expected = first
+    for n in range(1, 100):
+        with torch.no_grad():
+            model[0].weight.add_(1.0)
+        model.train()(torch.randn(5, 3))  # moves the BatchNorm statistics and batch count
+        ema.update_parameters(model)
+        d = min(0.9, (1 + n) / (10 + n))  # the warm-up: 0.2, 0.25, ... up to 0.9 from n = 80
+        now = model.state_dict()
+        expected = {k: d * expected[k] + (1 - d) * v for k, v in now.items()}
+    averaged = ema.module.state_dict()
+    assert averaged.keys() == now.keys()
+    for k, v in now.items():
+        if torch.is_floating_point(v):
+            torch.testing.assert_close(averaged[k], expected[k])
+        else:  # the batch count is copied
+            assert averaged[k] == v == 99, k
+    assert not torch.equal(averaged["1.running_mean"], now["1.running_mean"])
+    assert _ema(model, None) is None
+
+
+def test_training_with_ema_validates_and_saves_the_average(tmp_path, easy, config_file):
+    from agrivision.segment.prepare import normalise
+    from agrivision.segment.training import validate
+
+    settings = {"training.epochs": 2, "chips.per_epoch": 8}
+    weights = {}
+    for name, decay in (("raw", None), ("tiny", 1e-9), ("ema", 0.9)):
+        cfg = _easy_config(tmp_path, easy, config_file, **settings, **{"training.ema": decay})
+        result = train(cfg, tmp_path / name, progress=False)
+        weights[name] = load_file(tmp_path / name / "model.safetensors")
+    floats = [k for k, v in weights["raw"].items() if torch.is_floating_point(v)]
+    # a vanishing decay averages nothing away: the raw weights
+    for k in floats:
+        torch.testing.assert_close(weights["tiny"][k], weights["raw"][k])
+    assert any(not torch.allclose(weights["ema"][k], weights["raw"][k]) for k in floats)
+    # the saved weights are those validated: reloaded, they score the best epoch's mIoU
+    seg = load_checkpoint(tmp_path / "ema")
+    with rasterio.open(easy / "t3.tif") as src:
+        image = torch.from_numpy(src.read())
+    with rasterio.open(easy / "t3_label.tif") as src:
+        label = src.read(1)
+    norm = seg.meta.normalisation
+    scores = validate(
+        seg.model, [normalise(image, norm.mean, norm.std)], [label], [[(0, 64, 0, 64)]], 2,
+        ("soil", "plant"), torch.device("cpu"),
+    )  # fmt: skip
+    assert scores["miou"] == pytest.approx(result.metrics["miou"], abs=1e-9)

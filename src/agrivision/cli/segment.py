@@ -57,8 +57,8 @@ def train(config: str, output: str | None, device: str | None, quiet: bool) -> N
 @click.option("--batch-size", type=int, help="Windows per model call.")
 @PRECISION
 @ENGINE
-@click.option("--tta", type=click.Choice(["none", "flips"]),
-              help="Test-time flips (default: the model's own setting).")  # fmt: skip
+@click.option("--tta", type=click.Choice(["none", "flips", "dihedral"]),
+              help="Test-time flips, or all 8 symmetries (default: the model's own setting).")  # fmt: skip
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write JSON.")
 @click.option("--record/--no-record", default=True, show_default=True,
               help="Write the scores into MODEL's model.json (its model card).")  # fmt: skip

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agrivision._version import __version__
 from agrivision.errors import CheckpointError
 from agrivision.io.atomic import atomic_path
-from agrivision.segment.model import ModelSpec, build_model
+from agrivision.segment.model import TTA, ModelSpec, build_model
 from agrivision.segment.weights import read_safetensors
 
 WEIGHTS = "model.safetensors"
@@ -58,7 +58,7 @@ class Evaluation(BaseModel):
     images: list[str]  # image file names
     pixels: int
     data_fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$")  # images and labels scored
-    tta: Literal["none", "flips"] = "none"
+    tta: TTA = "none"
     miou: float | None
     mf1: float | None
     accuracy: float | None

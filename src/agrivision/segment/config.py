@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agrivision.config import load_yaml, validate
-from agrivision.segment.model import ModelSpec
+from agrivision.segment.model import TTA, ModelSpec
 
 
 class _Section(BaseModel):
@@ -30,7 +30,7 @@ class ModelConfig(_Section):
     classes: tuple[str, ...]
     downsample: int = Field(default=1, ge=1, le=16)
     window: int = Field(default=256, ge=32, le=4096)
-    tta: Literal["none", "flips"] = "none"  # test-time flips at inference (4x the compute)
+    tta: TTA = "none"  # test-time flips (4x the compute) or all 8 symmetries (8x)
     encoder_weights: str | None = None  # local .safetensors file; nothing is downloaded
 
     def spec(self) -> ModelSpec:
@@ -131,6 +131,11 @@ class TrainingConfig(_Section):
 
     ``precision: bf16`` trains in bf16 autocast: on a CPU with native bf16 (AVX512-BF16,
     AMX) a step takes about 0.6x the CPU time of fp32; ``auto`` is bf16 on a GPU only.
+
+    ``ema``: the decay of an exponential moving average of the weights and BatchNorm
+    statistics, updated after every optimiser step (the ``n``-th with the smaller of ``ema``
+    and ``(1 + n) / (10 + n)``, so that the early weights fade); when set, the average (not
+    the raw weights) is validated each epoch and saved. ``None``: no average.
     """
 
     epochs: int = Field(default=30, ge=1)
@@ -147,6 +152,7 @@ class TrainingConfig(_Section):
     threads: int | None = Field(default=None, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    ema: float | None = Field(default=None, gt=0, lt=1)
 
 
 class SegmentConfig(_Section):

@@ -115,35 +115,43 @@ def build_engine(
     compile
         ``torch.compile`` the model (PyTorch only).
     tta
-        ``flips``: run each batch also flipped (see :class:`FlipTTA`); ``none``.
+        ``flips``: run each batch also flipped, ``dihedral``: flipped and transposed (see
+        :class:`SymmetryTTA`); ``none``.
     """
     engine: Engine
     if name == "openvino":
         engine = _OpenVino(model, bands, window, bf16)
     else:
         engine = _Torch(model, device, bf16, compile)
-    return FlipTTA(engine) if tta == "flips" else engine
+    if tta == "none":
+        return engine
+    return SymmetryTTA(engine, transpose=tta == "dihedral")
 
 
-class FlipTTA:
+class SymmetryTTA:
     """Test-time augmentation: the mean class probabilities of a batch and its horizontal,
-    vertical and double flips (each flipped back), returned as log-probabilities, so that the
-    caller's softmax yields that mean."""
+    vertical and double flips (each flipped back) and, with ``transpose``, the same of its
+    transpose (all eight symmetries of the square), returned as log-probabilities, so that
+    the caller's softmax yields that mean."""
 
     FLIPS = ((), (-1,), (-2,), (-2, -1))
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, transpose: bool = False):
         self.engine = engine
+        self.transposes = (False, True) if transpose else (False,)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         total = None
-        for dims in self.FLIPS:
-            x = batch.flip(dims) if dims else batch
-            prob = torch.softmax(self.engine(x), dim=1)
-            prob = prob.flip(dims) if dims else prob
-            total = prob if total is None else total + prob
+        for transposed in self.transposes:
+            base = batch.transpose(-2, -1) if transposed else batch
+            for dims in self.FLIPS:
+                x = base.flip(dims) if dims else base
+                prob = torch.softmax(self.engine(x), dim=1)
+                prob = prob.flip(dims) if dims else prob
+                prob = prob.transpose(-2, -1) if transposed else prob
+                total = prob if total is None else total + prob
         assert total is not None
-        return torch.log(total / len(self.FLIPS))
+        return torch.log(total / (len(self.FLIPS) * len(self.transposes)))
 
 
 class _Torch:

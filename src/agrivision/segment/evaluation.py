@@ -34,7 +34,7 @@ def evaluate(
     at their own resolution (the model pools them itself) and scored against their labels at
     full resolution; label 255 and nodata pixels are not counted.
 
-    ``tta`` (``none`` or ``flips``) overrides the model's test-time augmentation.
+    ``tta`` (``none``, ``flips`` or ``dihedral``) overrides the model's test-time augmentation.
 
     Returns
     -------

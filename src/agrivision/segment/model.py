@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from agrivision.errors import CheckpointError
 from agrivision.segment.weights import read_safetensors
 
+# Test-time augmentations (see agrivision.segment.engine.SymmetryTTA).
+TTA = Literal["none", "flips", "dihedral"]
+
 # smp's default decoder widths for a depth-5 encoder; shallower encoders take the last entries.
 _DECODER = (256, 128, 64, 32, 16)
 
@@ -43,7 +46,9 @@ class ModelSpec(BaseModel):
         ``2 ** encoder_depth``.
     tta
         Test-time augmentation at inference: ``flips`` averages the class probabilities of
-        each window and its horizontal, vertical and double flips (4x the compute).
+        each window and its horizontal, vertical and double flips (4x the compute);
+        ``dihedral`` those of all eight symmetries of the square, the flips of the window
+        and of its transpose (8x).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -56,7 +61,7 @@ class ModelSpec(BaseModel):
     classes: tuple[str, ...] = Field(min_length=2, max_length=255)
     downsample: int = Field(default=1, ge=1, le=16)
     window: int = Field(default=256, ge=32, le=4096)
-    tta: Literal["none", "flips"] = "none"
+    tta: TTA = "none"
 
     @field_validator("bands", "classes")
     @classmethod
