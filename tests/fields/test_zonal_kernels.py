@@ -37,8 +37,8 @@ def coverage_grid(geom, transform, shape=(H, W)):
 
 def shapely_grid(geom, transform, shape=(H, W)):
     rr, cc = np.divmod(np.arange(shape[0] * shape[1]), shape[1])
-    x0, y0 = transform * (cc, rr)
-    x1, y1 = transform * (cc + 1, rr + 1)
+    x0, y0 = transform @ (cc, rr)
+    x1, y1 = transform @ (cc + 1, rr + 1)
     cells = shapely.box(
         np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)
     )
@@ -69,7 +69,7 @@ def test_coverage_equals_shapely_intersection_areas(points, hole, north_up):
             geom = geom.difference(shapely.convex_hull(inner).buffer(-0.3))
     # Pixel size 10 m; north-up (y decreasing with rows) or south-up grids.
     transform = Affine(10, 0, 1000, 0, -10, 5000) if north_up else Affine(10, 0, 1000, 0, 10, 4880)
-    world = shapely.transform(geom, lambda xy: np.c_[transform * (xy[:, 0], xy[:, 1])])
+    world = shapely.transform(geom, lambda xy: np.c_[transform @ (xy[:, 0], xy[:, 1])])
     if not world.is_valid or world.is_empty:
         return
     np.testing.assert_allclose(

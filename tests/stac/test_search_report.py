@@ -36,8 +36,8 @@ def _needed_tile_bytes(path: Path, fields_path: Path) -> tuple[int, int]:
     with rasterio.open(path) as src:
         left, bottom, right, top = transform_bounds(fields.crs, src.crs, *fields.total_bounds)
         inv = ~src.transform
-        c0, r0 = inv * (left, top)
-        c1, r1 = inv * (right, bottom)
+        c0, r0 = inv @ (left, top)
+        c1, r1 = inv @ (right, bottom)
         by, bx = src.block_shapes[0]
         total = 0
         for row in range(int(r0 - 1) // by, int(r1 + 1) // by + 1):

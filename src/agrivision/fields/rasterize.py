@@ -98,7 +98,7 @@ def field_raster(
     hit_box, hit_field = shapely.STRtree(geoms).query(boxes, predicate="intersects")
     if len(fields) and not len(hit_field):
         left, top = transform.c, transform.f
-        right, bottom = transform * (sum(chunks[1]), sum(chunks[0]))
+        right, bottom = transform @ (sum(chunks[1]), sum(chunks[0]))
         raise NoOverlapError(
             f"none of the {len(fields)} fields overlaps the raster (bounds {left:.6g}, "
             f"{bottom:.6g}, {right:.6g}, {top:.6g} in {grid.crs})",

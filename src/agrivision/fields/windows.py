@@ -127,7 +127,7 @@ def field_bands(raster: xr.DataArray, fields: gpd.GeoDataFrame) -> Iterator[Fiel
         yield FieldBand(
             positions=batch, field_ids=ids[batch], geometries=geoms[batch],
             field_codes=np.asarray(codes)[batch], bounds=box - np.array([r0, r0, c0, c0]),
-            values=values, codes=inside, transform=grid.affine * Affine.translation(c0, r0),
+            values=values, codes=inside, transform=grid.affine @ Affine.translation(c0, r0),
         )  # fmt: skip
         for j in [j for j in cache if j < keep_from[k + 1]]:
             del cache[j]
@@ -178,8 +178,8 @@ def _pixel_bounds(geoms: np.ndarray, affine: Affine, height: int, width: int) ->
     """(row0, row1, col0, col1) of the pixels each geometry's bounding box touches, clipped."""
     b = shapely.bounds(geoms)
     inv = ~affine
-    c0, r0 = inv * (b[:, 0], b[:, 3])
-    c1, r1 = inv * (b[:, 2], b[:, 1])
+    c0, r0 = inv @ (b[:, 0], b[:, 3])
+    c1, r1 = inv @ (b[:, 2], b[:, 1])
     eps = 1e-9  # a border on a pixel edge does not touch the next pixel
     out = np.column_stack(
         (np.floor(r0 + eps), np.ceil(r1 - eps), np.floor(c0 + eps), np.ceil(c1 - eps))
@@ -219,7 +219,7 @@ class PackedWindows:
 
         def move(xy: np.ndarray) -> np.ndarray:
             col, row = xy[:, 0] - shift[:, 1], xy[:, 1] - shift[:, 0]
-            return np.column_stack(transform * (col, row))
+            return np.column_stack(transform @ (col, row))
 
         return shapely.transform(geoms, move)
 
@@ -287,7 +287,7 @@ def pack_windows(band: FieldBand) -> PackedWindows:
     inverse = ~band.transform
 
     def to_canvas(xy: np.ndarray) -> np.ndarray:
-        col, row = inverse * (xy[:, 0], xy[:, 1])
+        col, row = inverse @ (xy[:, 0], xy[:, 1])
         return np.column_stack((col + origin[index, 1], row + origin[index, 0]))
 
     drawn = shapely.transform(band.geometries, to_canvas)

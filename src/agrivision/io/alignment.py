@@ -82,7 +82,7 @@ def crop_to_bounds(
     """
     left, bottom, right, top = transform_bounds(crs, geobox.crs, *bounds, densify_pts=21)
     inv = ~geobox.affine
-    cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
+    cols, rows = zip(*(inv @ (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
     height, width = geobox.shape
     r0 = max(0, math.floor(min(rows) + 1e-6) - margin)
     r1 = min(height, math.ceil(max(rows) - 1e-6) + margin)
@@ -104,7 +104,7 @@ def window_of(info: FileInfo, geobox: GeoBox) -> tuple[slice, slice] | None:
         return None
     if not (math.isclose(t.a, g.a, rel_tol=1e-9) and math.isclose(t.e, g.e, rel_tol=1e-9)):
         return None
-    col, row = ~t * (g.c, g.f)
+    col, row = ~t @ (g.c, g.f)
     c0, r0 = round(col), round(row)
     if abs(col - c0) > 1e-6 or abs(row - r0) > 1e-6:
         return None

@@ -391,12 +391,13 @@ def gdal_cache_limit(megabytes: int) -> contextlib.AbstractContextManager:
 
     GDAL's default cache is 5 % of the RAM, and it fills with decoded blocks during the COG
     copy, so peak memory would grow with the raster instead of the chunk. The cache is
-    process-wide, so the limit holds in dask's threads.
+    process-wide, so the limit holds in dask's threads. rasterio hands an integer
+    ``GDAL_CACHEMAX`` to ``GDALSetCacheMax64``, which counts bytes, not megabytes.
     """
     configured = "GDAL_CACHEMAX" in os.environ or (
         rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv()
     )
-    return contextlib.nullcontext() if configured else rasterio.Env(GDAL_CACHEMAX=megabytes)
+    return contextlib.nullcontext() if configured else rasterio.Env(GDAL_CACHEMAX=megabytes * 2**20)
 
 
 def _remove(path: Path) -> None:

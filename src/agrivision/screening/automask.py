@@ -61,7 +61,7 @@ def auto_mask_layer(
 
 def _decimated(scene: SceneRef, arrays, shape, layers) -> xr.Dataset:
     rows, cols = shape
-    t = scene.transform * Affine.scale(scene.shape[1] / cols, scene.shape[0] / rows)
+    t = scene.transform @ Affine.scale(scene.shape[1] / cols, scene.shape[0] / rows)
     data_layers = [la for la in scene.layers if la.var == "data"]
     variables = {}
     for layer, raw in zip(data_layers, arrays.get("data", []), strict=True):

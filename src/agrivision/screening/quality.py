@@ -165,7 +165,7 @@ def fields_mask(
     from rasterio.features import geometry_mask
 
     rows, cols = full_shape
-    t = transform * Affine.scale(cols / shape[1], rows / shape[0])
+    t = transform @ Affine.scale(cols / shape[1], rows / shape[0])
     geoms = [g for g in geometries if g is not None and not g.is_empty]
     if not geoms:
         return np.zeros(shape, bool)

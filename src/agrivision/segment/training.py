@@ -408,6 +408,9 @@ def _class_weights(samples, allowed, n_classes: int, setting) -> list[float]:
     return w.tolist()
 
 
+_Tensors = tuple[torch.Tensor, ...] | list[torch.Tensor]
+
+
 def _ema(model: torch.nn.Module, decay: float | None) -> AveragedModel | None:
     """An exponential moving average of ``model``'s weights and float buffers (BatchNorm
     statistics; None: no decay): the first update copies the weights, the ``n``-th later one
@@ -421,7 +424,7 @@ def _ema(model: torch.nn.Module, decay: float | None) -> AveragedModel | None:
         return None
 
     @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
+    def update(averaged: _Tensors, current: _Tensors, n: torch.Tensor | int) -> None:
         # AveragedModel groups the tensors by dtype: one kind per call.
         if torch.is_floating_point(averaged[0]):
             d = min(decay, (1 + float(n)) / (10 + float(n)))

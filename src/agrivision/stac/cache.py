@@ -117,7 +117,7 @@ def _block_window(src, fields: gpd.GeoDataFrame) -> Window | None:
     """The fields' bounding window of ``src`` widened by a pixel and to block edges."""
     left, bottom, right, top = transform_bounds(fields.crs, src.crs, *fields.total_bounds)
     inv = ~src.transform
-    cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
+    cols, rows = zip(*(inv @ (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
     by, bx = src.block_shapes[0]
     r0 = max(0, (math.floor(min(rows)) - 1) // by * by)
     c0 = max(0, (math.floor(min(cols)) - 1) // bx * bx)
