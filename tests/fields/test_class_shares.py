@@ -11,7 +11,12 @@ from shapely.affinity import translate
 from shapely.geometry import Polygon, box
 
 from agrivision.errors import ConfigError
-from agrivision.fields.class_shares import class_shares, grid_cells, share_columns
+from agrivision.fields.class_shares import (
+    class_shares,
+    grid_cells,
+    probability_shares,
+    share_columns,
+)
 
 
 def _raster(values: np.ndarray, nodata: int = 255) -> xr.DataArray:
@@ -51,6 +56,54 @@ def test_a_half_covered_pixel_counts_half():
                               crs="EPSG:32633")  # fmt: skip
     out = class_shares(_raster(values), fields, ["soil", "crop", "weed"])
     assert out.loc[0, "weed_pct"] == pytest.approx(100 * 5 / 55)
+
+
+def _probabilities(values: np.ndarray, nodata: int = 255) -> xr.DataArray:
+    _, h, w = values.shape
+    return (
+        xr.DataArray(
+            da.from_array(values, chunks=(3, 40, 40)), dims=("class", "y", "x"),
+            coords={"y": 1000 - (np.arange(h) + 0.5), "x": np.arange(w) + 0.5},
+        ).rio.write_crs("EPSG:32633").rio.write_nodata(nodata)
+    )  # fmt: skip
+
+
+def test_probability_shares_are_mean_probabilities_not_counts_of_the_likelier_class():
+    # uint8 probabilities x 254 of soil, crop, weed: the left half soil for sure; the right
+    # half a plant the model is unsure of (weed 0.6, crop 0.4): weed wins every pixel there
+    p = np.zeros((3, 100, 100), np.uint8)
+    p[0, :, :50] = 254
+    p[1, :, 50:], p[2, :, 50:] = 102, 152  # 0.4016 and 0.5984 (rounded as the segmenter does)
+    p[:, :10] = 255  # nodata: not counted
+    fields = gpd.GeoDataFrame({"field_id": [1]}, geometry=[box(0, 900, 100, 1000)],
+                              crs="EPSG:32633")  # fmt: skip
+    out = probability_shares(_probabilities(p), fields, ["soil", "crop", "weed"])
+    assert list(out.columns) == ["field_id", "valid_pixels", "soil_pct", "crop_pct", "weed_pct"]
+    assert out.loc[0, "valid_pixels"] == 9000
+    # by hand: half the pixels soil (1.0), half crop 102/254 and weed 152/254
+    np.testing.assert_allclose(out.loc[0, ["soil_pct", "crop_pct", "weed_pct"]].astype(float),
+                               [50.0, 50 * 102 / 254, 50 * 152 / 254])  # fmt: skip
+    # counting the likelier class instead gives weed 50 %, crop 0 %
+    likelier = np.where(p[0] == 255, 255, p.argmax(0)).astype(np.uint8)
+    counted = class_shares(_raster(likelier), fields, ["soil", "crop", "weed"])
+    assert counted.loc[0, ["crop_pct", "weed_pct"]].tolist() == [0.0, 50.0]
+    assert out.loc[0, "weed_pct"] == pytest.approx(29.92, abs=0.01)
+
+
+def test_probability_shares_add_up_to_100_although_rounded_probabilities_do_not():
+    p = np.zeros((3, 10, 10), np.uint8)
+    p[0], p[1], p[2] = 85, 85, 85  # 3 x 85 = 255 > 254: each 1/3 after rounding
+    p[:, :, 5:] = [[[100]], [[50]], [[103]]]  # sums to 253
+    fields = gpd.GeoDataFrame({"field_id": [7]}, geometry=[box(0, 990, 5.5, 1000)],
+                              crs="EPSG:32633")  # fmt: skip
+    out = probability_shares(_probabilities(p), fields, ["soil", "crop", "weed"])
+    shares = out.loc[0, ["soil_pct", "crop_pct", "weed_pct"]].astype(float).to_numpy()
+    assert shares.sum() == pytest.approx(100.0)
+    # column 5 half inside: weights 5 x 10 pixels and 0.5 x 10
+    means = (5 * np.array([85, 85, 85]) + 0.5 * np.array([100, 50, 103])) / 5.5
+    np.testing.assert_allclose(shares, 100 * means / means.sum())
+    with pytest.raises(ConfigError, match="3 probability layers for 2 class names"):
+        probability_shares(_probabilities(p), fields, ["soil", "weed"])
 
 
 def test_share_columns_avoid_taken_names_and_duplicates():

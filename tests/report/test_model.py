@@ -19,6 +19,7 @@ from agrivision.segment.model_classes import (
     class_mapping,
     classes_provenance,
     model_labels,
+    model_outputs,
     run_once,
 )
 
@@ -111,6 +112,41 @@ def test_the_model_runs_once_per_chunk(case):
     assert case["calls"] == chunks
     lazy = segment(scene, case["model"])["classes"]
     assert run_once(lazy, max_bytes=lazy.nbytes - 1) is lazy  # too large: left lazy
+
+
+def test_model_outputs_give_classes_and_probabilities_of_one_run(case, monkeypatch):
+    """``model_outputs(probabilities=True)``: the segmenter's classes and uint8 probabilities
+    inside the fields (255 outside), both from one model run per chunk."""
+    from agrivision.io.scene import open_scene
+    from agrivision.masks import MaskConfig
+    from agrivision.segment import segment
+
+    scene = open_scene([str(case["files"].items)], chunks=64, mask=MaskConfig()).isel(time=-1)
+    fields = gpd.read_file(case["files"].fields)
+    # the report runs the loaded checkpoint in PyTorch (fp32 on a CPU)
+    direct = segment(scene, case["model"], engine="torch", probabilities=True)
+    _, _, inside = _direct(case["files"], case["model"], -1)
+    calls = []
+    original = predict._predict_block
+
+    def counting(*args, block_info=None, **kwargs):
+        calls.append(1)
+        return original(*args, block_info=block_info, **kwargs)
+
+    monkeypatch.setattr(predict, "_predict_block", counting)
+    out = run_once(model_outputs(scene, case["model"], fields, probabilities=True))
+    assert len(calls) == direct["classes"].data.npartitions  # classes and probabilities: one run
+    probs = out["model_probability"]
+    assert probs.dims == ("class", "y", "x") and list(probs["class"].values) == list(CLASSES)
+    assert probs.rio.nodata == 255 and probs.attrs["probability_scale"] == 1 / 254
+    expected = np.where(inside[None] == 1, direct["probabilities"].values, 255)
+    np.testing.assert_array_equal(probs.values, expected)
+    np.testing.assert_array_equal(
+        out["model_class"].values, np.where(inside == 1, direct["classes"].values, 255)
+    )
+    valid = out["model_class"].values != 255  # inside a field and not masked
+    np.testing.assert_array_equal((probs.values < 255).all(axis=0), valid)
+    assert (inside == 0).any() and valid.any()
 
 
 def test_summary_and_html_name_the_checkpoint(case):

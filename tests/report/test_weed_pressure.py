@@ -115,6 +115,63 @@ def test_cells_give_the_shares_of_the_models_classes(case):
     np.testing.assert_allclose(shares, by_hand, atol=1e-6)  # exactly the model's answer
 
 
+@pytest.fixture(scope="module")
+def expected_case(case, tmp_path_factory):
+    """The same report with ``output.model_shares: probabilities``."""
+    root = tmp_path_factory.mktemp("weed_report_expected")
+    settings = yaml.safe_load((case["mosaic"].parent / "config.yaml").read_text())
+    settings["output"]["model_shares"] = "probabilities"
+    (root / "config.yaml").write_text(yaml.safe_dump(settings))
+    out = root / "report"
+    fields = case["mosaic"].parent / "fields.gpkg"
+    code = main(["report", str(case["mosaic"]), "--fields", str(fields), "--config",
+                 str(root / "config.yaml"), "--model", str(case["model"]), "--grid-cell",
+                 str(CELL), "-o", str(out), "--quiet"])  # fmt: skip
+    assert code == 0
+    return {**case, "out": out}
+
+
+def _probabilities(case) -> np.ndarray:
+    """The model's class probabilities on the mosaic (uint8 x 254), run directly."""
+    from agrivision.io.scene import open_scene
+    from agrivision.masks import MaskConfig
+    from agrivision.segment import segment
+
+    scene = open_scene([str(case["mosaic"])], chunks=256, mask=MaskConfig(method="off"))
+    scene = scene.isel(time=-1) if "time" in scene.dims else scene
+    return segment(scene, case["model"], precision="fp32", probabilities=True)[
+        "probabilities"].values  # fmt: skip
+
+
+def test_expected_shares_are_the_mean_probabilities(expected_case, case):
+    """``model_shares: probabilities``: a cell's (and a field's) share of a class is the mean
+    of its probability over the cell's pixels (normalised to add up to 100), by hand with
+    numpy; the counted shares of the other report differ from them."""
+    cells = gpd.read_file(expected_case["out"] / "report.gpkg", layer="cells")
+    counted = gpd.read_file(case["out"] / "report.gpkg", layer="cells")
+    assert len(cells) == 24
+    names = ["soil_pct", "crop_pct", "weed_pct"]
+    shares = cells[names].to_numpy()
+    np.testing.assert_allclose(shares.sum(axis=1), 100.0)
+    p = _probabilities(case).astype(float)
+    # per cell (100 x 100 pixels on the 1 m grid): mean probability of each class
+    h, w = p.shape[1:]
+    means = p.reshape(3, h // 100, 100, w // 100, 100).mean(axis=(2, 4))
+    rows = ((ORIGIN[1] - (cells["row"].to_numpy() + 1) * CELL) / GSD / 100).round().astype(int)
+    cols = ((cells["col"].to_numpy() * CELL - ORIGIN[0]) / GSD / 100).round().astype(int)
+    by_hand = means[:, rows, cols].T
+    by_hand = 100 * by_hand / by_hand.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(shares, by_hand, atol=1e-6)
+    # the shares of unsure pixels move: without the option the cells' shares are counts
+    assert np.abs(counted[names].to_numpy() - shares).max() > 0.05
+    table = gpd.read_file(expected_case["out"] / "fields.geojson").set_index("field_id")
+    for fid, part in {"west": p[:, :, :300], "east": p[:, :, 300:]}.items():
+        mean = part.mean(axis=(1, 2))
+        np.testing.assert_allclose(table.loc[fid, names].astype(float), 100 * mean / mean.sum())
+    truth = cell_truth(case["label"], _transform(), cells)
+    assert np.abs(cells["weed_pct"].to_numpy() - truth[:, 2]).max() < 5.0
+
+
 def test_cell_weed_shares_are_within_5_points_of_the_truth(case):
     cells = gpd.read_file(case["out"] / "report.gpkg", layer="cells")
     truth = cell_truth(case["label"], _transform(), cells)

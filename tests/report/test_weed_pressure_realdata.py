@@ -10,16 +10,18 @@ trained in a few minutes is far from the truth. CWFID is for non-commercial rese
 neither the mosaic nor the weights go into the repository.
 
 What it checks: every cell's weed share within 5 points of the truth and no bias beyond 2
-points (the report's shares are exact for the model's prediction, see
-``test_weed_pressure.py``). The truth of a cell is an interval: CWFID's annotation leaves
-some plants out that its vegetation mask shows (11 % of one cell: a grass in image 009), so
-the true weed share lies between the annotated weeds and those plus the unannotated plants.
-With the config's models all 64 cells lie within 3.2-4.3 points of it for three runs (two
-48-epoch, one 80-epoch) and not for two 80-epoch runs (5.6 and, with a moving average of the
-weights, 5.8 points: one cell of 3.5 % weed where crop is taken for weed); against the
-annotation alone 61 lie within 5 points, the two cells with unannotated plants are 10-11
-points off and one 5.9 (crop taken for weed), the errors the model's crop/weed confusion
-leaves.
+points. The report runs with ``output.model_shares: probabilities``: a cell's share is the
+mean weed probability over its pixels (exactly, see ``test_weed_pressure.py``), not the share
+of pixels where weed is the likelier class. The truth of a cell is an interval: CWFID's
+annotation leaves some plants out that its vegetation mask shows (11 % of one cell: a grass
+in image 009), so the true weed share lies between the annotated weeds and those plus the
+unannotated plants. With six of the config's models (three 80-epoch, three 48-epoch) all 64
+cells lie within 2.4-4.9 points of it; counting the likelier class instead, two of the six
+fail (5.6 and 5.8 points: one cell of 3.5 % weed where a crop plant is taken for weed with
+probability 0.72). The expected share was chosen on
+the trainer's validation blocks, not on these images (README, "Weed pressure from drone
+imagery"). Against the annotation alone the two cells with unannotated plants are 9.5-10.6
+points off.
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ def test_cwfid_mosaic_weed_shares_per_cell_within_5_points(cwfid, cwfid_model, t
     )
     assert w * GSD > 6.4 and h * GSD > 1.6
     fields.to_file(tmp_path / "fields.gpkg")
-    settings = {"scene": {"mask": "off", "chunks": 2048}, "output": {"max_cards": 0},
+    settings = {"scene": {"mask": "off", "chunks": 2048},
+                "output": {"max_cards": 0, "model_shares": "probabilities"},
                 "problems": {"min_pixels": 1000}}  # fmt: skip
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(settings))
     out = tmp_path / "report"

@@ -6,6 +6,12 @@ A share is coverage-weighted among the valid pixels of the polygon (exactextract
 100 % and a field's edge pixels count by how much of them lies inside. Grid cells are squares
 of a fixed size on a grid anchored at the CRS origin (so that the cells of two flights over
 the same field coincide), cut by each field.
+
+With a model's class probabilities (:func:`probability_shares`) a share is instead the
+*expected* share: the mean of the class's probability over the polygon's valid pixels. A pixel
+the model is unsure of (weed 0.6, crop 0.4) then counts 0.6 for weed and 0.4 for crop, not
+wholly for weed: a plant the model half takes for the wrong class moves the shares half as
+far.
 """
 
 from __future__ import annotations
@@ -93,6 +99,76 @@ def class_shares(
     out["valid_pixels"] = stats[f"{_VALID}_count"].fillna(0.0).to_numpy()
     for code, column in enumerate(columns):
         out[column] = 100.0 * stats[f"{_VALUES}_frac_{code}"].to_numpy()
+    return out
+
+
+def probability_shares(
+    probabilities: xr.DataArray,
+    zones: gpd.GeoDataFrame,
+    names: Sequence[str],
+    *,
+    id_column: str = "field_id",
+    columns: Sequence[str] | None = None,
+    scale: float | None = None,
+) -> pd.DataFrame:
+    """Expected share (%) of each class in each polygon: the coverage-weighted mean of the
+    class's probability over the polygon's valid pixels.
+
+    Parameters
+    ----------
+    probabilities
+        ``(class, y, x)`` integer probabilities (``value * scale`` is the probability, e.g.
+        :func:`agrivision.segment.segment`'s uint8 ``value / 254``), lazy, with a CRS;
+        ``probabilities.rio.nodata`` (e.g. 255) is no data. Layer ``i`` is class
+        ``names[i]``.
+    zones
+        Polygons with a unique ``id_column`` (fields, grid cells), any CRS.
+    names
+        Class names by layer.
+    id_column
+        The polygons' identifier.
+    columns
+        Output column per class (default :func:`share_columns`).
+    scale
+        Probability per unit of the stored values (default: ``attrs["probability_scale"]``,
+        else 1/254). Only the layers' sum matters: the means are divided by their sum, so a
+        polygon's shares add up to 100 % although rounded probabilities do not add up to
+        exactly one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`class_shares`: ``id_column``, ``valid_pixels`` (coverage-weighted count of
+        pixels with probabilities) and a share column per class (0..100; NaN without a valid
+        pixel).
+    """
+    columns = list(columns or share_columns(names))
+    if scale is None:
+        scale = float(probabilities.attrs.get("probability_scale", 1 / 254))
+    if probabilities.sizes[probabilities.dims[0]] != len(names):
+        raise ConfigError(
+            f"{probabilities.sizes[probabilities.dims[0]]} probability layers for "
+            f"{len(names)} class names {list(names)}"
+        )
+    nodata = probabilities.rio.nodata
+    plain = probabilities.rename(None).drop_attrs(deep=False)
+    layer_dim = str(plain.dims[0])
+    layers = {
+        f"{_VALUES}{i}": plain[i].drop_vars(layer_dim, errors="ignore").rio.write_nodata(nodata)
+        for i in range(len(names))
+    }
+    stats = zonal_stats(
+        xr.Dataset(layers).rio.write_crs(probabilities.rio.crs), zones,
+        stats=["count", "mean"], id_column=id_column,
+    )  # fmt: skip
+    means = np.stack([stats[f"{v}_mean"].to_numpy(float) * scale for v in layers], axis=1)
+    total = means.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = 100.0 * means / total
+    out = pd.DataFrame({id_column: zones[id_column].to_numpy()})
+    out["valid_pixels"] = stats[f"{_VALUES}0_count"].fillna(0.0).to_numpy()
+    for k, column in enumerate(columns):
+        out[column] = shares[:, k]
     return out
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from agrivision.fields.class_shares import class_shares, share_columns
+from agrivision.fields.class_shares import class_shares, probability_shares, share_columns
 from agrivision.fields.config import FieldTableConfig, FieldTableSettings
 from agrivision.fields.patches import largest_patch_ha
 from agrivision.fields.peers import ALL_FIELDS, peer_groups, relative_decline
@@ -57,6 +57,7 @@ def field_table(
     *,
     config: FieldTableSettings | None = None,
     predictions: xr.DataArray | None = None,
+    probabilities: xr.DataArray | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame | None]:
     """Per-field statistics, class areas, flags and status; and the per-date series.
 
@@ -76,6 +77,11 @@ def field_table(
         255 = none): adds each class's share of the field's predicted pixels as
         ``<class>_pct`` (e.g. ``weed_pct``; ``model_<class>_pct`` where a schema column has
         that name) after the health-class columns.
+    probabilities
+        The same model's class probabilities
+        (:func:`agrivision.segment.model_classes.model_outputs`): the ``<class>_pct`` shares
+        are then expected shares, the mean probability of each class over the field's pixels
+        (:func:`agrivision.fields.class_shares.probability_shares`).
 
     Returns
     -------
@@ -130,7 +136,10 @@ def field_table(
     if predictions is not None:
         names = json.loads(predictions.attrs["class_names"])
         columns = share_columns(names, taken=table.columns)
-        shares = class_shares(predictions, fields, names, columns=columns)
+        if probabilities is not None:
+            shares = probability_shares(probabilities, fields, names, columns=columns)
+        else:
+            shares = class_shares(predictions, fields, names, columns=columns)
         for column in columns:
             table[column] = shares[column].to_numpy()
     table["problem_area_ha"] = sum(table[f"{CLASS_SLUGS[c]}_ha"] for c in PROBLEM_CODES)

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from agrivision.errors import ConfigError
-from agrivision.fields.class_shares import class_shares, grid_cells
+from agrivision.fields.class_shares import class_shares, grid_cells, probability_shares
 from agrivision.fields.vectorize import vectorize_batches
 from agrivision.io.vector import FeatureSpool
 from agrivision.segment.model_classes import class_key as _key
@@ -98,8 +98,18 @@ def patches(
     return FeatureSpool(_unshift(batches), folder=folder)
 
 
-def cells(predictions: xr.DataArray, fields: gpd.GeoDataFrame, size: float) -> gpd.GeoDataFrame:
+def cells(
+    predictions: xr.DataArray,
+    fields: gpd.GeoDataFrame,
+    size: float,
+    *,
+    probabilities: xr.DataArray | None = None,
+) -> gpd.GeoDataFrame:
     """Share of each model class per grid cell of ``size`` metres inside each field.
+
+    With ``probabilities`` (:func:`agrivision.segment.model_classes.model_outputs`) the shares
+    are expected shares (:func:`agrivision.fields.class_shares.probability_shares`), else
+    shares of the predicted classes.
 
     Returns
     -------
@@ -112,7 +122,10 @@ def cells(predictions: xr.DataArray, fields: gpd.GeoDataFrame, size: float) -> g
     grid = grid_cells(fields.to_crs(predictions.rio.crs), size)
     if grid.empty:
         return grid
-    shares = class_shares(predictions, grid, names, id_column="cell_id")
+    if probabilities is not None:
+        shares = probability_shares(probabilities, grid, names, id_column="cell_id")
+    else:
+        shares = class_shares(predictions, grid, names, id_column="cell_id")
     return grid.merge(shares, on="cell_id", how="left")[[*grid.columns[:-1], *shares.columns[1:],
                                                          "geometry"]]  # fmt: skip
 

@@ -64,7 +64,7 @@ from agrivision.report.styles import write_gpkg_styles, write_raster_style
 from agrivision.runtime import compute_context, return_freed_memory, trim_heap
 from agrivision.segment.model_classes import (
     classes_provenance,
-    model_predictions,
+    model_outputs,
     run_once,
     schema_classes,
 )
@@ -221,11 +221,14 @@ def _run(
         if "time" not in indices.dims:
             indices = latest
     with stage("classes"):
-        predictions = None  # a model's own classes
+        predictions = probabilities = None  # a model's own classes (and probabilities)
         if config.model:  # the U-Net's classes of the last date, mapped onto the schema
-            predictions = run_once(model_predictions(
-                scene.isel(time=-1) if "time" in scene.dims else scene, config.model, fields
+            outputs = run_once(model_outputs(
+                scene.isel(time=-1) if "time" in scene.dims else scene, config.model, fields,
+                probabilities=config.output.model_shares == "probabilities",
             ))  # fmt: skip
+            predictions = outputs["model_class"]
+            probabilities = outputs.get("model_probability")
             classes = schema_classes(predictions, config.model_classes, schema=DEFAULT_SCHEMA)
         else:
             rules = HealthRules(**config.health) if config.health else HealthRules()
@@ -244,7 +247,12 @@ def _run(
         classes = _read_back(staging / "classes.tif", classes)
     with stage("zonal"):
         table, series = field_table(
-            fields, indices, classes, config=config, predictions=predictions
+            fields,
+            indices,
+            classes,
+            config=config,
+            predictions=predictions,
+            probabilities=probabilities,
         )
         # Fields without enough data get a status and no problem polygons or zones.
         supported = fields[(table["status"] != INSUFFICIENT).to_numpy()]
@@ -263,7 +271,7 @@ def _run(
         )  # fmt: skip
         # Made strip by strip into a file in the staging folder (removed once written).
         problems = FeatureSpool(polygons, folder=staging)
-        layers, shares = _model_layers(predictions, supported, config, staging)
+        layers, shares = _model_layers(predictions, probabilities, supported, config, staging)
     with stage("zones"):
         zoned, quality = _zones(indices, latest, fields, supported, series, config, staging)
         table = with_zone_quality(table, quality)
@@ -355,11 +363,12 @@ def _read_back(path: Path, like: _Raster) -> _Raster:
 
 
 def _model_layers(
-    predictions, supported, config: ReportConfig, staging: Path
+    predictions, probabilities, supported, config: ReportConfig, staging: Path
 ) -> tuple[dict, list[str]]:
-    """``patches`` (spooled) and, with ``output.grid_cell_m``, ``cells`` of a model's classes,
-    and the ``cells`` columns of the patch classes' shares (they colour the map's cells);
-    none without a model."""
+    """``patches`` (spooled) and, with ``output.grid_cell_m``, ``cells`` of a model's classes
+    (shares from ``probabilities`` where given: ``output.model_shares``), and the ``cells``
+    columns of the patch classes' shares (they colour the map's cells); none without a
+    model."""
     if predictions is None:
         return {}, []
     oc = config.output
@@ -369,7 +378,9 @@ def _model_layers(
         predictions, supported, codes, min_area_m2=oc.patch_min_area_m2, folder=staging
     )}  # fmt: skip
     if oc.grid_cell_m:
-        layers["cells"] = model_layers.cells(predictions, supported, oc.grid_cell_m)
+        layers["cells"] = model_layers.cells(
+            predictions, supported, oc.grid_cell_m, probabilities=probabilities
+        )
     return layers, [share_columns(names)[c] for c in codes]
 
 

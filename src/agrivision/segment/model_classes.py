@@ -34,7 +34,9 @@ Code 0 (background) is also where any model band is NaN (nodata, masked clouds) 
 fields, every pixel outside them.
 
 :func:`model_predictions` keeps the checkpoint's own classes (``soil, crop, weed``), whose
-per-field shares the report also gives; :func:`schema_classes` maps them. A lazy class raster
+per-field shares the report also gives; :func:`model_outputs` adds their probabilities from
+the same model run (for expected shares, the report's ``output.model_shares:
+probabilities``); :func:`schema_classes` maps them. A lazy class raster
 reruns the model each time it is read; :func:`run_once` computes it once and keeps it (1 byte
 per pixel), which is what ``agrivision report --model`` does.
 """
@@ -47,6 +49,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
+from typing import TypeVar
 
 import dask.array as da
 import geopandas as gpd
@@ -59,6 +62,7 @@ from agrivision.health.schema import DEFAULT_SCHEMA, ClassSchema
 from agrivision.segment.nodata import NODATA
 
 log = logging.getLogger(__name__)
+Raster = TypeVar("Raster", xr.DataArray, xr.Dataset)
 
 #: :func:`run_once` keeps class rasters up to this size (1 byte per pixel: ~9 Sentinel-2 tiles).
 KEEP_MAX_BYTES = 2**30
@@ -225,7 +229,32 @@ def model_predictions(
     BandNotFoundError
         The scene lacks a band the model needs.
     """
+    return model_outputs(scene, model, fields, device=device)["model_class"]
+
+
+def model_outputs(
+    scene: xr.Dataset,
+    model: str | os.PathLike,
+    fields: gpd.GeoDataFrame | None = None,
+    *,
+    device: str = "auto",
+    probabilities: bool = False,
+) -> xr.Dataset:
+    """:func:`model_predictions` and, if asked, the class probabilities of the same run.
+
+    The arguments are :func:`model_predictions`'s; ``probabilities`` adds
+    ``model_probability``: uint8 ``(class, y, x)``, the probability of each checkpoint class
+    times 254 (rounded; 255 = nodata or outside the fields, also the rio nodata), computed by
+    the same model call as the classes (the class is the most probable one).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``model_class`` (see :func:`model_predictions`) and, with ``probabilities``,
+        ``model_probability`` (same attrs, plus ``probability_scale`` = 1/254).
+    """
     from agrivision.segment import load_checkpoint, segment
+    from agrivision.segment.predict import PROBABILITY_SCALE
 
     if "time" in scene.dims:
         raise ConfigError(
@@ -233,24 +262,43 @@ def model_predictions(
             source="scene", fix="select one, e.g. scene.isel(time=-1)",
         )  # fmt: skip
     segmenter = load_checkpoint(model)  # fail now on a bad checkpoint, not mid-computation
-    predicted = segment(scene, segmenter, device=device)["classes"].data
+    result = segment(scene, segmenter, device=device, probabilities=probabilities)
     band = scene[segmenter.spec.bands[0]]
-    if fields is not None:
-        fid = field_raster(fields, band).data
-        data = da.map_blocks(_inside, predicted.rechunk(fid.chunks), fid, dtype=np.uint8)
-    else:
-        data = predicted.rechunk(band.chunks or predicted.chunks)
-    out = band.copy(data=data)
-    out.name = "model_class"
-    out.encoding = {}
-    out.attrs = {
-        "long_name": "model class",
+    attrs = {
         "class_names": json.dumps(list(segmenter.spec.classes)),
         "model": json.dumps(
             {"checkpoint": str(segmenter.path), "weights_sha256": segmenter.meta.weights_sha256}
         ),
     }
-    return out.rio.write_nodata(NODATA)
+    fid = field_raster(fields, band).data if fields is not None else None
+    predicted = result["classes"].data
+    if fid is not None:
+        data = da.map_blocks(_inside, predicted.rechunk(fid.chunks), fid, dtype=np.uint8)
+    else:
+        data = predicted.rechunk(band.chunks or predicted.chunks)
+    classes = band.copy(data=data)
+    classes.name = "model_class"
+    classes.encoding = {}
+    classes.attrs = {"long_name": "model class", **attrs}
+    out = xr.Dataset({"model_class": classes.rio.write_nodata(NODATA)})
+    if probabilities:
+        probs = result["probabilities"].data
+        if fid is not None:
+            probs = da.map_blocks(
+                _inside, probs.rechunk((probs.shape[0], *fid.chunks)), fid[None], dtype=np.uint8
+            )
+        else:
+            probs = probs.rechunk((probs.shape[0], *(band.chunks or probs.chunks[1:])))
+        layer = xr.DataArray(
+            probs, dims=("class", *band.dims),
+            coords={**{k: c for k, c in band.coords.items() if set(c.dims) <= set(band.dims)},
+                    "class": list(segmenter.spec.classes)},
+            name="model_probability",
+            attrs={"long_name": "model class probability x 254", **attrs,
+                   "probability_scale": 1 / PROBABILITY_SCALE},
+        )  # fmt: skip
+        out["model_probability"] = layer.rio.write_nodata(NODATA)
+    return out
 
 
 def schema_classes(
@@ -327,7 +375,7 @@ def model_classes(
     return schema_classes(predictions, mapping, schema=schema)
 
 
-def run_once(classes: xr.DataArray, *, max_bytes: int = KEEP_MAX_BYTES) -> xr.DataArray:
+def run_once(classes: Raster, *, max_bytes: int = KEEP_MAX_BYTES) -> Raster:
     """Compute a lazy class raster now and keep it, so that later steps do not rerun the model.
 
     A report reads the classes several times (zonal statistics, problem polygons, the COG);
@@ -338,15 +386,16 @@ def run_once(classes: xr.DataArray, *, max_bytes: int = KEEP_MAX_BYTES) -> xr.Da
     Parameters
     ----------
     classes
-        Lazy uint8 class raster (:func:`model_classes`).
+        Lazy uint8 class raster (:func:`model_classes`), or a Dataset of rasters computed
+        together (:func:`model_outputs`: classes and probabilities in one model run).
     max_bytes
         Larger rasters stay lazy (memory stays bounded by the chunk size; the model then runs
         once per read).
 
     Returns
     -------
-    xarray.DataArray
-        The same raster, computed (or unchanged when too large).
+    xarray.DataArray or xarray.Dataset
+        The same raster(s), computed (or unchanged when too large).
     """
     if classes.nbytes > max_bytes:
         log.info(
