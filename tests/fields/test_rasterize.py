@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import rasterio.features
 import rioxarray  # noqa: F401 - registers the .rio accessor
+import shapely
 import xarray as xr
 from rasterio.transform import from_origin
 from shapely import box
 
 from agrivision.errors import FieldsError, MissingCRSError, NoOverlapError
-from agrivision.fields.rasterize import codes_to_ids, field_raster, ids_to_codes
+from agrivision.fields.rasterize import codes_to_ids, field_raster, geojson_like, ids_to_codes
 
 X0, Y0 = 500_000.0, 5_800_000.0
 TRANSFORM = from_origin(X0, Y0, 10, 10)
@@ -184,3 +185,42 @@ def test_an_inner_buffer_makes_a_wider_edge():
     expected = np.zeros((40, 50), np.int32)
     expected[4:20, 4:20] = 1  # 12 m in from every side: the first two pixel rings are edge
     np.testing.assert_array_equal(inner, expected)  # field 2 (30 m wide) has no interior left
+
+
+def test_geojson_like_is_shapelys_geo_interface_and_burns_the_same():
+    donut = box(X0 + 20, Y0 - 300, X0 + 300, Y0 - 20).difference(
+        box(X0 + 100, Y0 - 200, X0 + 200, Y0 - 100)
+    )
+    two = shapely.MultiPolygon(
+        [box(X0, Y0 - 50, X0 + 50, Y0), box(X0 + 350, Y0 - 390, X0 + 480, Y0 - 310)]
+    )
+    touching = shapely.GeometryCollection(
+        [box(X0 + 310, Y0 - 40, X0 + 330, Y0), shapely.LineString([(X0, Y0), (X0 + 9, Y0 - 9)])]
+    )
+    geoms = np.array([*random_fields().geometry, donut, two, touching, shapely.Polygon()], object)
+    converted = geojson_like(geoms)
+    for geom, like in zip(geoms[:-2], converted, strict=False):  # shapely's own, as lists
+        ref = geom.__geo_interface__
+        assert like["type"] == ref["type"]
+        assert shapely.geometry.shape(like).equals_exact(geom, 0)
+        assert np.array_equal(np.concatenate(_flat(like)), np.concatenate(_flat(ref)))
+    assert converted[-2] is geoms[-2] and converted[-1] is geoms[-1]  # left as they are
+    for all_touched in (False, True):
+        burnt = [
+            rasterio.features.rasterize(
+                zip(shapes, range(1, len(geoms)), strict=False),
+                out_shape=(40, 50),
+                transform=TRANSFORM,
+                all_touched=all_touched,
+                dtype=np.int32,
+            )
+            for shapes in (geoms[:-1], converted[:-1])
+        ]
+        assert np.array_equal(*burnt) and len(np.unique(burnt[0])) > 30
+
+
+def _flat(geojson: dict) -> list[np.ndarray]:
+    rings = geojson["coordinates"]
+    if geojson["type"] == "MultiPolygon":
+        rings = [ring for polygon in rings for ring in polygon]
+    return [np.asarray(ring, float) for ring in rings]

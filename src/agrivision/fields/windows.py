@@ -25,7 +25,7 @@ from affine import Affine
 
 from agrivision.fields.polygonize import silence_memory_dataset_warning
 from agrivision.fields.prepare import prepare_fields
-from agrivision.fields.rasterize import field_raster, ids_to_codes
+from agrivision.fields.rasterize import field_raster, geojson_like, ids_to_codes
 from agrivision.grid import grid_of
 
 
@@ -299,8 +299,8 @@ def pack_windows(band: FieldBand) -> PackedWindows:
     drawn[outside] = shapely.intersection(drawn[outside], box[outside])
     silence_memory_dataset_warning()  # the canvas is a pixel grid: no transform is expected
     owner = rasterio.features.rasterize(
-        zip(drawn, range(1, len(b) + 1), strict=True), out_shape=shape, all_touched=True,
-        dtype=np.int32,
+        zip(geojson_like(drawn), range(1, len(b) + 1), strict=True), out_shape=shape,
+        all_touched=True, dtype=np.int32,
     )  # fmt: skip
     owner = np.where(owner == slot, owner, 0)
     inside &= owner > 0
