@@ -194,7 +194,9 @@ def test_dense_layer_becomes_an_image_above_the_vertex_budget(tmp_path, monkeypa
     assert tuple(colours[codes[h // 2, 3 * w // 4]]) == (26, 150, 65)
 
 
-def test_dense_image_colours_every_pixel_a_polygon_covers_in_part():
+@pytest.mark.parametrize("burn_cells", [2**21, 1, 300])  # all at once, one by one, in groups
+def test_dense_image_colours_every_pixel_a_polygon_covers_in_part(monkeypatch, burn_cells):
+    monkeypatch.setattr(webmap, "_BURN_CELLS", burn_cells)
     transform = from_origin(0, 200, 10, 10)  # 20 x 20 pixels of 10 m
     ring = [(13, 17), (155, 22), (140, 181), (25, 150)]
     holed = Polygon(ring, [[(60, 60), (100, 60), (100, 100), (60, 100)]])

@@ -61,6 +61,7 @@ _WEB_MERCATOR = CRS.from_epsg(3857)
 #: Map layers made at once (each on a thread of its own).
 LAYER_THREADS = 2
 _BATCH = 50_000  # features per read from the GeoPackage: bounds memory on a full tile
+_BURN_CELLS = 2**21  # bounding-box cells burnt at once (32 MB of coverage arrays)
 _INDEX_COLOURS = 254  # palette entries of the index overlay (0 is transparent)
 _NO_SHARE = 255  # palette entry of a grid cell without a valid pixel (grey)
 
@@ -153,14 +154,30 @@ def _burn(codes: np.ndarray, geometry: np.ndarray, values: np.ndarray, transform
     geometry, values = geometry[keep], values[keep]
     if len(geometry) == 0:
         return
-    rings = pixel_rings(geometry, transform, codes.shape)
-    ptr, cells, _, _ = group_coverage(
-        rings.cols, rings.rows, rings.ring_ptr, rings.ring_sign, rings.field_ptr, rings.bbox,
-        0, 0, codes.shape[1],
-    )  # fmt: skip
     if values.dtype.kind == "f":
         values = np.nan_to_num(values, nan=0)  # no value: transparent
-    codes.reshape(-1)[cells] = np.repeat(values.astype(codes.dtype), np.diff(ptr))
+    values = values.astype(codes.dtype)
+    rings = pixel_rings(geometry, transform, codes.shape)
+    # group_coverage allocates 16 bytes per cell of every polygon's bounding box: burnt at
+    # once, a full tile's zones (every pixel of a 4096² image) took ~270 MB and more. Groups
+    # of polygons, in order (later polygons still win), bound that by _BURN_CELLS.
+    bbox = rings.bbox
+    cells_in_box = np.maximum((bbox[:, 1] - bbox[:, 0]) * (bbox[:, 3] - bbox[:, 2]), 0)
+    group = (np.cumsum(cells_in_box) - cells_in_box) // _BURN_CELLS
+    for first, last in _runs(group):
+        part = rings.subset(np.arange(first, last))
+        ptr, cells, _, _ = group_coverage(
+            part.cols, part.rows, part.ring_ptr, part.ring_sign, part.field_ptr, part.bbox,
+            0, 0, codes.shape[1],
+        )  # fmt: skip
+        codes.reshape(-1)[cells] = np.repeat(values[first:last], np.diff(ptr))
+
+
+def _runs(labels: np.ndarray) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of each run of equal values in ``labels``."""
+    edges = np.flatnonzero(np.diff(labels)) + 1
+    bounds = np.concatenate([[0], edges, [len(labels)]])
+    yield from zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
 
 
 def _batches(path: Path, layer: str, columns: list[str]) -> Iterator[gpd.GeoDataFrame]:
