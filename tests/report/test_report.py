@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import geopandas as gpd
 import numpy as np
@@ -14,7 +15,7 @@ from rasters import geodesic_ha
 
 from agrivision.cli import main
 from agrivision.report.config import ReportConfig
-from agrivision.report.run import OUTPUTS, run_report
+from agrivision.report.run import OUTPUTS, _caught, run_report
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +195,18 @@ def test_season_zones_in_the_report(report_inputs, tmp_path):
     # field B is uniform on both dates: one zone at the field's median
     b = zones[zones.field_id == "B"]
     assert b.zone.nunique() == 1 and b.relative_NDVI.iloc[0] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_warnings_name_the_published_files_not_the_staging_folder(tmp_path):
+    """Outputs are written in a staging folder and moved at the end: a warning about one of
+    them names where the user finds it. Deprecations are no concern of the report's reader."""
+    staging, out = tmp_path / ".report.partial-x1", tmp_path / "report"
+    with warnings.catch_warnings(record=True) as recorded:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            message = f"{staging / 'problems.geojson'}: writing an empty table"
+            warnings.warn(message, UserWarning, stacklevel=1)
+        warnings.warn("old API", DeprecationWarning, stacklevel=1)
+    assert _caught(recorded, staging, out) == [
+        f"{out / 'problems.geojson'}: writing an empty table"
+    ]

@@ -174,7 +174,7 @@ def run_report(
             warnings.filterwarnings(
                 "ignore", category=NotGeoreferencedWarning, module=r"rasterio\.(warp|features)"
             )
-            result = _run(sources, fields_path, staging, config, stage, recorded)
+            result = _run(sources, fields_path, staging, out, config, stage, recorded)
         _write_summary(staging, sources, fields_path, config, result, stage.timings)
         _publish(staging, out)
     finally:
@@ -185,7 +185,13 @@ def run_report(
 
 
 def _run(
-    sources, fields_path, staging: Path, config: ReportConfig, stage: _Stages, recorded: list
+    sources,
+    fields_path,
+    staging: Path,
+    out: Path,
+    config: ReportConfig,
+    stage: _Stages,
+    recorded: list,
 ) -> ReportResult:
     sc = config.scene
     with stage("open"):
@@ -315,7 +321,7 @@ def _run(
             subtitle=_subtitle(scene, table),
             data=data,
             cards=cards,
-            warnings=_caught(recorded),
+            warnings=_caught(recorded, staging, out),
             provenance=json.dumps(
                 {"sources": [str(s) for s in sources], "classes": made_by}, indent=1
             ),
@@ -323,7 +329,7 @@ def _run(
         write_report(staging / "report.html", page)
     return ReportResult(
         outdir=staging, table=table, problem_polygons=len(problems), zone_polygons=len(zoned),
-        warnings=_caught(recorded),
+        warnings=_caught(recorded, staging, out),
         scene={**_scene_facts(scene), "classes": made_by},
     )  # fmt: skip
 
@@ -472,8 +478,12 @@ def _default_indices(scene: xr.Dataset) -> list[str]:
     return ["NDVI"]
 
 
-def _caught(recorded: list) -> list[str]:
-    return _unique(str(w.message) for w in recorded if _worth_reporting(w))
+def _caught(recorded: list, staging: Path, out: Path) -> list[str]:
+    """The recorded warnings worth a user's eye, once each, naming the files where they end
+    up: outputs are written in the staging folder and moved to ``out`` at the end."""
+    return _unique(
+        str(w.message).replace(str(staging), str(out)) for w in recorded if _worth_reporting(w)
+    )
 
 
 def _dates(scene: xr.Dataset) -> list[str]:
