@@ -271,24 +271,13 @@ def model_outputs(
         ),
     }
     fid = field_raster(fields, band).data if fields is not None else None
-    predicted = result["classes"].data
-    if fid is not None:
-        data = da.map_blocks(_inside, predicted.rechunk(fid.chunks), fid, dtype=np.uint8)
-    else:
-        data = predicted.rechunk(band.chunks or predicted.chunks)
-    classes = band.copy(data=data)
+    classes = band.copy(data=_in_fields(result["classes"].data, fid, band.chunks))
     classes.name = "model_class"
     classes.encoding = {}
     classes.attrs = {"long_name": "model class", **attrs}
     out = xr.Dataset({"model_class": classes.rio.write_nodata(NODATA)})
     if probabilities:
-        probs = result["probabilities"].data
-        if fid is not None:
-            probs = da.map_blocks(
-                _inside, probs.rechunk((probs.shape[0], *fid.chunks)), fid[None], dtype=np.uint8
-            )
-        else:
-            probs = probs.rechunk((probs.shape[0], *(band.chunks or probs.chunks[1:])))
+        probs = _in_fields(result["probabilities"].data, fid, band.chunks)
         layer = xr.DataArray(
             probs, dims=("class", *band.dims),
             coords={**{k: c for k, c in band.coords.items() if set(c.dims) <= set(band.dims)},
@@ -426,6 +415,17 @@ def classes_provenance(classes: xr.DataArray) -> dict:
 def class_key(name: str) -> str:
     """A class name as compared: lower case, spaces, hyphens and slashes turned into ``_``."""
     return re.sub(r"[\s\-/]+", "_", str(name).strip().lower())
+
+
+def _in_fields(data: da.Array, fid: da.Array | None, chunks) -> da.Array:
+    """``(..., y, x)`` model output set to NODATA outside the fields (``fid`` 0), in the
+    field raster's chunks; without fields, in ``chunks`` (the band's) where given."""
+    lead = data.shape[:-2]
+    if fid is None:
+        return data.rechunk((*lead, *(chunks or data.chunks[-2:])))
+    return da.map_blocks(
+        _inside, data.rechunk((*lead, *fid.chunks)), fid[(None,) * len(lead)], dtype=np.uint8
+    )
 
 
 def _inside(predicted: np.ndarray, field_id: np.ndarray) -> np.ndarray:
